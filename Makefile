@@ -1,0 +1,49 @@
+# mod_fastcgi_rs: build, run, test, install.
+#   make          build target/release/mod_fastcgi_rs.so
+#   make deps     install the Debian packages the build and tests need (idempotent)
+#   make run      deps + build + Apache on 127.0.0.1:8080 serving the tutorial's app
+#   make test     deps + build + the whole test suite
+#   make bench    wrk against our module and mod_proxy_fcgi, same backend, ratios
+#   make install  the module into Apache's module dir, .load/.conf into mods-available
+
+CARGO   ?= cargo
+RELEASE := target/release
+MODULE  := $(RELEASE)/mod_fastcgi_rs.so
+STATIC  := $(RELEASE)/libmod_fastcgi_rs.a
+# What the Rust staticlib needs from the system (cargo rustc -- --print native-static-libs).
+NATIVE  := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+
+.PHONY: all deps run test unit integration bench install clean FORCE
+
+all: $(MODULE)
+
+$(STATIC): FORCE
+	$(CARGO) build --release --lib
+
+# Only fastcgi_module is exported; the Rust code is linked in statically.
+$(MODULE): $(STATIC) c-shim/exports.map
+	gcc -shared -o $@ -Wl,--undefined=fastcgi_module -Wl,--gc-sections \
+	    -Wl,--version-script=c-shim/exports.map $(STATIC) $(NATIVE)
+	@test "$$(nm -D --defined-only $@ | awk '{print $$3}')" = fastcgi_module || \
+	    { echo "$@ exports more than fastcgi_module:"; nm -D --defined-only $@; exit 1; }
+
+deps:
+	./scripts/deps.sh
+
+run: deps all
+	./scripts/run.sh
+
+test: deps all
+	FASTCGI_RS_MODULE=$(CURDIR)/$(MODULE) $(CARGO) test --no-default-features
+
+bench: deps all
+	FASTCGI_RS_MODULE=$(CURDIR)/$(MODULE) ./scripts/bench.sh
+
+install: all
+	install -m 644 $(MODULE) $$(apxs -q LIBEXECDIR)/mod_fastcgi_rs.so
+	install -m 644 apache-conf/fastcgi_rs.load apache-conf/fastcgi_rs.conf /etc/apache2/mods-available/
+	@echo "now: a2enmod fastcgi_rs && apachectl graceful"
+
+clean:
+	$(CARGO) clean
+	rm -rf build

@@ -1,0 +1,40 @@
+/* The seam between the C shim and the Rust staticlib.
+ *
+ * fcgi_rs_*   are defined in Rust (src/apache/) and called by the shim.
+ * fcgi_shim_* are defined in the shim and called by Rust: thin wrappers over
+ *             httpd/APR macros and variadic loggers that bindgen cannot expose.
+ */
+#ifndef FASTCGI_SHIM_H
+#define FASTCGI_SHIM_H
+
+#include "httpd.h"
+#include "http_config.h"
+#include "apr_buckets.h"
+
+/* Which directive a cmd_parms belongs to (stored in command_rec.cmd_data). */
+enum fcgi_directive {
+    FCGI_DIRECTIVE_SERVER = 1,
+    FCGI_DIRECTIVE_EXTERNAL_SERVER = 2,
+    FCGI_DIRECTIVE_CONFIG = 3,
+    FCGI_DIRECTIVE_IPC_DIR = 4,
+    FCGI_DIRECTIVE_WRAPPER = 5,
+    FCGI_DIRECTIVE_CHUNKED_BODY_MAX = 6
+};
+
+/* Rust side */
+const char *fcgi_rs_directive(cmd_parms *cmd, int which, const char *args);
+int fcgi_rs_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp);
+int fcgi_rs_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
+int fcgi_rs_fixups(request_rec *r);
+int fcgi_rs_handler(request_rec *r);
+
+/* Shim side */
+void fcgi_shim_log_r(const request_rec *r, int level, apr_status_t status, const char *msg);
+void fcgi_shim_log_s(const server_rec *s, int level, apr_status_t status, const char *msg);
+int fcgi_shim_module_index(void);
+apr_status_t fcgi_shim_send(request_rec *r, apr_bucket_brigade *bb,
+                            const char *data, apr_size_t len, int flush);
+apr_status_t fcgi_shim_send_broken(request_rec *r, apr_bucket_brigade *bb);
+void fcgi_shim_skip_protocol_filters(request_rec *r);
+
+#endif

@@ -1,0 +1,133 @@
+/* mod_fastcgi_rs: the C face of the module.
+ *
+ * httpd finds modules by a C struct and a directive table; everything else is
+ * Rust (src/). This file keeps the original's identity -- the struct is
+ * `fastcgi_module` and the file is `mod_fastcgi.c` -- so `LoadModule
+ * fastcgi_module ...`, `<IfModule mod_fastcgi.c>` and `<IfModule
+ * fastcgi_module>` in existing configurations keep working. No logic here:
+ * the table, the hooks, and wrappers over macros Rust cannot call.
+ */
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "util_filter.h"
+#include "apr_buckets.h"
+#include "fastcgi_shim.h"
+
+module AP_MODULE_DECLARE_DATA fastcgi_module;
+
+static const char *raw_directive(cmd_parms *cmd, void *mconfig, const char *args)
+{
+    return fcgi_rs_directive(cmd, (int)(apr_uintptr_t)cmd->info, args);
+}
+
+#define FCGI_CMD(name, which, where, help) \
+    AP_INIT_RAW_ARGS(name, raw_directive, (void *)(apr_uintptr_t)(which), where, help)
+
+static const command_rec fastcgi_cmds[] = {
+    FCGI_CMD("FastCgiExternalServer", FCGI_DIRECTIVE_EXTERNAL_SERVER, RSRC_CONF,
+             "a fastcgi path followed by -socket path | -host host:port, then options"),
+    FCGI_CMD("ExternalAppClass", FCGI_DIRECTIVE_EXTERNAL_SERVER, RSRC_CONF,
+             "alias of FastCgiExternalServer"),
+    FCGI_CMD("FastCgiIpcDir", FCGI_DIRECTIVE_IPC_DIR, RSRC_CONF,
+             "directory for the Unix sockets of FastCGI applications"),
+    FCGI_CMD("FastCgiChunkedBodyMax", FCGI_DIRECTIVE_CHUNKED_BODY_MAX, RSRC_CONF,
+             "largest chunked request body (bytes) spooled to learn its CONTENT_LENGTH"),
+    {NULL}
+};
+
+static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    return fcgi_rs_pre_config(pconf, plog, ptemp);
+}
+
+static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    return fcgi_rs_post_config(pconf, plog, ptemp, s);
+}
+
+static void register_hooks(apr_pool_t *p)
+{
+    ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_fixups(fcgi_rs_fixups, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(fcgi_rs_handler, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+AP_DECLARE_MODULE(fastcgi) = {
+    STANDARD20_MODULE_STUFF,
+    NULL,           /* per-directory config: none yet */
+    NULL,
+    NULL,           /* definitions are global, as in the original */
+    NULL,
+    fastcgi_cmds,
+    register_hooks,
+    AP_MODULE_FLAG_NONE
+};
+
+/* ---- wrappers Rust calls ---- */
+
+void fcgi_shim_log_r(const request_rec *r, int level, apr_status_t status, const char *msg)
+{
+    ap_log_rerror(APLOG_MARK, level, status, r, "%s", msg);
+}
+
+void fcgi_shim_log_s(const server_rec *s, int level, apr_status_t status, const char *msg)
+{
+    ap_log_error(APLOG_MARK, level, status, s, "%s", msg);
+}
+
+int fcgi_shim_module_index(void)
+{
+    return APLOG_MODULE_INDEX;
+}
+
+apr_status_t fcgi_shim_send(request_rec *r, apr_bucket_brigade *bb,
+                            const char *data, apr_size_t len, int flush)
+{
+    apr_bucket_alloc_t *ba = r->connection->bucket_alloc;
+    apr_status_t rv;
+
+    if (len > 0) {
+        /* Transient: filters that keep the data set it aside (copy). */
+        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(data, len, ba));
+    }
+    if (flush) {
+        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(ba));
+    }
+    rv = ap_pass_brigade(r->output_filters, bb);
+    apr_brigade_cleanup(bb);
+    if (rv == APR_SUCCESS && r->connection->aborted) {
+        rv = APR_ECONNABORTED;
+    }
+    return rv;
+}
+
+apr_status_t fcgi_shim_send_broken(request_rec *r, apr_bucket_brigade *bb)
+{
+    apr_bucket_alloc_t *ba = r->connection->bucket_alloc;
+    apr_status_t rv;
+
+    /* An error bucket makes the HTTP/1.1 chunk filter leave out the last
+     * chunk and the connection close: the client sees a truncated reply
+     * instead of a complete-looking one. */
+    r->connection->keepalive = AP_CONN_CLOSE;
+    r->no_cache = 1;
+    APR_BRIGADE_INSERT_TAIL(bb, ap_bucket_error_create(HTTP_BAD_GATEWAY, NULL, r->pool, ba));
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(ba));
+    rv = ap_pass_brigade(r->output_filters, bb);
+    apr_brigade_cleanup(bb);
+    return rv;
+}
+
+void fcgi_shim_skip_protocol_filters(request_rec *r)
+{
+    ap_filter_t *f = r->output_filters;
+
+    while (f && f->frec->ftype < AP_FTYPE_CONNECTION) {
+        f = f->next;
+    }
+    r->output_filters = r->proto_output_filters = f;
+}

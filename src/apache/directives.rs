@@ -1,0 +1,61 @@
+//! The directive entry point: every mod_fastcgi directive arrives here as
+//! raw arguments and goes to `config::Builder`.
+
+use std::os::raw::{c_char, c_int};
+
+use super::ffi::{self, cmd_parms};
+use super::{c_str, guard, state};
+
+/// Directive ids; the shim's `enum fcgi_directive` has the same values.
+const EXTERNAL_SERVER: c_int = 2;
+const IPC_DIR: c_int = 4;
+const CHUNKED_BODY_MAX: c_int = 6;
+
+/// Called by the shim for each directive; returns NULL or an error message
+/// allocated in the configuration pool (httpd prints it and fails the
+/// configuration test).
+#[no_mangle]
+pub extern "C" fn fcgi_rs_directive(
+    cmd: *mut cmd_parms,
+    which: c_int,
+    args: *const c_char,
+) -> *const c_char {
+    guard(std::ptr::null(), || {
+        // SAFETY: httpd passes a valid cmd_parms for the directive being read.
+        let cmd = unsafe { &*cmd };
+        // SAFETY: cmd->cmd is this directive's command_rec; its name is a static C string.
+        let name = unsafe { cmd.cmd.as_ref().and_then(|c| c_str(c.name)) }.unwrap_or("FastCGI");
+        // SAFETY: RAW_ARGS hands over a NUL-terminated string valid during the call.
+        let args = unsafe { c_str(args) }.unwrap_or("");
+        match apply(cmd, which, name, args) {
+            Ok(()) => std::ptr::null(),
+            Err(msg) => pool_string(cmd.pool, &msg),
+        }
+    })
+}
+
+fn apply(cmd: &cmd_parms, which: c_int, name: &str, args: &str) -> Result<(), String> {
+    let context = match which {
+        EXTERNAL_SERVER => ffi::NOT_IN_DIR_LOC_FILE,
+        _ => ffi::GLOBAL_ONLY,
+    };
+    // SAFETY: cmd is the live cmd_parms of this directive.
+    let err = unsafe { ffi::ap_check_cmd_context(cmd as *const _ as *mut _, context) };
+    // SAFETY: ap_check_cmd_context returns NULL or a pool string.
+    if let Some(msg) = unsafe { c_str(err) } {
+        return Err(msg.to_string());
+    }
+    state::with_builder(|b| match which {
+        EXTERNAL_SERVER => b.external_server(name, args),
+        IPC_DIR => b.ipc_dir(name, args),
+        CHUNKED_BODY_MAX => b.chunked_body_max(name, args),
+        _ => Err(format!("{name}: not supported by mod_fastcgi_rs yet")),
+    })
+}
+
+/// A copy of `s` in `pool`, NUL-terminated.
+fn pool_string(pool: *mut ffi::apr_pool_t, s: &str) -> *const c_char {
+    // SAFETY: pool is httpd's live configuration pool; apr_pstrmemdup copies
+    // exactly s.len() bytes from a live slice and adds the terminator.
+    unsafe { ffi::apr_pstrmemdup(pool, s.as_ptr().cast(), s.len()) }
+}

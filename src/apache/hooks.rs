@@ -1,0 +1,93 @@
+//! The hooks the shim registers: configuration passes, handler assignment
+//! and the content handler.
+
+use std::path::PathBuf;
+
+use super::ffi::{self, apr_pool_t, request_rec, server_rec};
+use super::request::ApacheRequest;
+use super::{c_str, guard, state};
+use crate::gateway::{self, Outcome};
+
+/// The handler name, as in the original.
+const HANDLER: &std::ffi::CStr = c"fastcgi-script";
+
+#[no_mangle]
+pub extern "C" fn fcgi_rs_pre_config(
+    pconf: *mut apr_pool_t,
+    _plog: *mut apr_pool_t,
+    _ptemp: *mut apr_pool_t,
+) -> i32 {
+    guard(ffi::HTTP_INTERNAL_SERVER_ERROR as i32, || {
+        // SAFETY: ap_server_root is set by httpd before any config hook runs.
+        let root = unsafe { c_str(ffi::ap_server_root) }.unwrap_or("/");
+        // SAFETY: pconf is httpd's live configuration pool; the name is a C literal.
+        let ipc = unsafe { ffi::ap_runtime_dir_relative(pconf, c"fastcgi".as_ptr()) };
+        // SAFETY: NULL or a pool string.
+        let ipc = unsafe { c_str(ipc) }.unwrap_or("/var/run/apache2/fastcgi");
+        state::begin(PathBuf::from(root), PathBuf::from(ipc));
+        ffi::OK as i32
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn fcgi_rs_post_config(
+    _pconf: *mut apr_pool_t,
+    _plog: *mut apr_pool_t,
+    _ptemp: *mut apr_pool_t,
+    _s: *mut server_rec,
+) -> i32 {
+    guard(ffi::HTTP_INTERNAL_SERVER_ERROR as i32, || {
+        state::commit();
+        ffi::OK as i32
+    })
+}
+
+/// Gives the `fastcgi-script` handler to requests for a defined server's
+/// path, so they need no SetHandler (as the original did since 2.4.0).
+#[no_mangle]
+pub extern "C" fn fcgi_rs_fixups(r: *mut request_rec) -> i32 {
+    guard(ffi::DECLINED as i32, || {
+        // SAFETY: httpd passes the live request.
+        let req = unsafe { &mut *r };
+        // SAFETY: r->filename is NULL or a pool string (NULL happens: the original crashed on it).
+        let Some(filename) = (unsafe { c_str(req.filename) }) else {
+            return ffi::DECLINED as i32;
+        };
+        if state::active().is_some_and(|c| c.find(filename).is_some()) {
+            req.handler = HANDLER.as_ptr();
+        }
+        ffi::DECLINED as i32
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn fcgi_rs_handler(r: *mut request_rec) -> i32 {
+    guard(ffi::HTTP_INTERNAL_SERVER_ERROR as i32, || {
+        // SAFETY: httpd passes the live request.
+        let req = unsafe { &mut *r };
+        // SAFETY: NULL or a pool string.
+        if unsafe { c_str(req.handler) } != HANDLER.to_str().ok() {
+            return ffi::DECLINED as i32;
+        }
+        let Some(config) = state::active() else {
+            return ffi::DECLINED as i32;
+        };
+        // SAFETY: NULL or a pool string.
+        let filename = unsafe { c_str(req.filename) }.unwrap_or("");
+        let mut client = ApacheRequest::new(r);
+        let Some(server) = config.find(filename) else {
+            client.log_error(&format!(
+                "FastCGI: no FastCgiServer or FastCgiExternalServer covers \"{filename}\" (dynamic applications are not supported yet)"
+            ));
+            return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
+        };
+        match gateway::run(&mut client, server, &config) {
+            Outcome::Sent => ffi::OK as i32,
+            Outcome::Status(status) => i32::from(status),
+            Outcome::LocalRedirect(location) => {
+                client.internal_redirect(&location);
+                ffi::OK as i32
+            }
+        }
+    })
+}

@@ -1,0 +1,229 @@
+//! `gateway::Client` over httpd's `request_rec`: the CGI environment from
+//! httpd's own functions, the body through `ap_get_client_block`, response
+//! headers through httpd's CGI header scanner, output through the filter
+//! chain, and logging into the request's error log.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::raw::{c_char, c_int, c_void};
+
+use super::c_str;
+use super::ffi::{self, apr_bucket_brigade, request_rec};
+use crate::gateway::{BodyLength, Client, ClientGone, HeaderVerdict, Level, Outcome};
+
+/// One request being served; lives for the handler call.
+pub(super) struct ApacheRequest {
+    r: *mut request_rec,
+    bb: *mut apr_bucket_brigade,
+}
+
+impl ApacheRequest {
+    pub(super) fn new(r: *mut request_rec) -> Self {
+        // SAFETY: r is the live request; its pool and connection outlive this value.
+        let bb = unsafe { ffi::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc) };
+        ApacheRequest { r, bb }
+    }
+
+    fn pool_cstr(&self, s: &[u8]) -> *const c_char {
+        // SAFETY: copies s.len() bytes from a live slice into the request pool, NUL-terminated.
+        unsafe { ffi::apr_pstrmemdup((*self.r).pool, s.as_ptr().cast(), s.len()) }
+    }
+
+    pub(super) fn log_error(&self, msg: &str) {
+        self.log(Level::Error, 0, msg);
+    }
+
+    /// Serves `location` instead, as mod_cgi does for `Location: /path` with
+    /// status 200: method GET, no request body.
+    pub(super) fn internal_redirect(&mut self, location: &str) {
+        let loc = self.pool_cstr(location.as_bytes());
+        // SAFETY: r is live; the strings are static or in the request pool.
+        unsafe {
+            (*self.r).method = c"GET".as_ptr();
+            (*self.r).method_number = ffi::M_GET as c_int;
+            ffi::apr_table_unset((*self.r).headers_in, c"Content-Length".as_ptr());
+            ffi::ap_internal_redirect_handler(loc, self.r);
+        }
+    }
+}
+
+/// Feeds httpd's header scanner one line at a time from the header block.
+struct Lines<'a> {
+    rest: &'a [u8],
+}
+
+/// The `getsfunc` of `ap_scan_script_header_err_core_ex`: copies the next
+/// line (with its newline, at most `len - 1` bytes) and NUL-terminates it;
+/// 0 when the block is used up.
+extern "C" fn next_line(buf: *mut c_char, len: c_int, data: *mut c_void) -> c_int {
+    // SAFETY: data is the &mut Lines passed by apply_headers for this call.
+    let lines = unsafe { &mut *(data as *mut Lines<'_>) };
+    if lines.rest.is_empty() || len < 2 || buf.is_null() {
+        return 0;
+    }
+    let max = (len - 1) as usize;
+    let line_len = memchr::memchr(b'\n', lines.rest)
+        .map_or(lines.rest.len(), |i| i + 1)
+        .min(max);
+    let (line, rest) = lines.rest.split_at(line_len);
+    // SAFETY: buf has room for len bytes; we write line_len <= len - 1 bytes plus a NUL.
+    unsafe {
+        std::ptr::copy_nonoverlapping(line.as_ptr(), buf.cast::<u8>(), line_len);
+        *buf.add(line_len) = 0;
+    }
+    lines.rest = rest;
+    1
+}
+
+impl Client for ApacheRequest {
+    fn request_header(&self, name: &str) -> Option<Vec<u8>> {
+        let name = CString::new(name).ok()?;
+        // SAFETY: headers_in is the live request's table; the key is a live C string.
+        let v = unsafe { ffi::apr_table_get((*self.r).headers_in, name.as_ptr()) };
+        // SAFETY: NULL or a pool string.
+        (!v.is_null()).then(|| unsafe { CStr::from_ptr(v) }.to_bytes().to_vec())
+    }
+
+    fn cgi_vars(&mut self, overrides: &[(String, Vec<u8>)], emit: &mut dyn FnMut(&[u8], &[u8])) {
+        // SAFETY: r is live; these fill r->subprocess_env from the request.
+        unsafe {
+            ffi::ap_add_common_vars(self.r);
+            ffi::ap_add_cgi_vars(self.r);
+        }
+        // SAFETY: r is live; subprocess_env is its table.
+        let env = unsafe { (*self.r).subprocess_env };
+        for (name, value) in overrides {
+            let (k, v) = (self.pool_cstr(name.as_bytes()), self.pool_cstr(value));
+            // SAFETY: key and value live in the request pool, as setn requires.
+            unsafe { ffi::apr_table_setn(env, k, v) };
+        }
+        // SAFETY: an apr_table_t begins with its apr_array_header_t of
+        // apr_table_entry_t (the documented apr_table_elts cast).
+        let arr = unsafe { &*(env as *const ffi::apr_array_header_t) };
+        let entries = arr.elts as *const ffi::apr_table_entry_t;
+        for i in 0..arr.nelts.max(0) as usize {
+            // SAFETY: i < nelts entries of the array.
+            let e = unsafe { &*entries.add(i) };
+            if e.key.is_null() {
+                continue;
+            }
+            // SAFETY: keys and values are NUL-terminated pool strings.
+            let key = unsafe { CStr::from_ptr(e.key) }.to_bytes();
+            let val = if e.val.is_null() {
+                &[][..]
+            } else {
+                unsafe { CStr::from_ptr(e.val) }.to_bytes()
+            };
+            emit(key, val);
+        }
+    }
+
+    fn body_length(&mut self) -> Result<BodyLength, u16> {
+        // SAFETY: r is live; this reads the request line and headers already parsed.
+        let rc =
+            unsafe { ffi::ap_setup_client_block(self.r, ffi::REQUEST_CHUNKED_DECHUNK as c_int) };
+        if rc != ffi::OK as c_int {
+            return Err(u16::try_from(rc).unwrap_or(400));
+        }
+        // SAFETY: r is live.
+        let r = unsafe { &*self.r };
+        Ok(if r.read_chunked != 0 {
+            BodyLength::Unknown
+        } else if r.remaining > 0 {
+            BodyLength::Known(r.remaining as u64)
+        } else {
+            BodyLength::None
+        })
+    }
+
+    fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: buf is a live writable region of buf.len() bytes.
+        let n = unsafe { ffi::ap_get_client_block(self.r, buf.as_mut_ptr().cast(), buf.len()) };
+        usize::try_from(n).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "reading the request body failed",
+            )
+        })
+    }
+
+    fn apply_headers(&mut self, block: &[u8]) -> HeaderVerdict {
+        let mut lines = Lines { rest: block };
+        let mut scratch = vec![0 as c_char; ffi::HUGE_STRING_LEN as usize]; // = MAX_STRING_LEN
+                                                                            // SAFETY: r is live; scratch holds MAX_STRING_LEN (= HUGE_STRING_LEN) bytes as the scanner
+                                                                            // requires; next_line reads `lines`, which outlives the call.
+        let rc = unsafe {
+            ffi::ap_scan_script_header_err_core_ex(
+                self.r,
+                scratch.as_mut_ptr(),
+                Some(next_line),
+                &mut lines as *mut Lines<'_> as *mut c_void,
+                ffi::fcgi_shim_module_index(),
+            )
+        };
+        // SAFETY: r is live.
+        let r = unsafe { &mut *self.r };
+        if rc == ffi::HTTP_NOT_MODIFIED as c_int {
+            r.status = rc;
+            return HeaderVerdict::Discard(Outcome::Sent);
+        }
+        if rc != ffi::OK as c_int {
+            let status = if rc == ffi::HTTP_INTERNAL_SERVER_ERROR as c_int {
+                502
+            } else {
+                rc
+            };
+            return HeaderVerdict::Discard(Outcome::Status(u16::try_from(status).unwrap_or(502)));
+        }
+        // SAFETY: headers_out is the live request's table.
+        let location = unsafe { c_str(ffi::apr_table_get(r.headers_out, c"Location".as_ptr())) };
+        if let (Some(loc), 200) = (location, r.status) {
+            return HeaderVerdict::Discard(if loc.starts_with('/') {
+                Outcome::LocalRedirect(loc.to_string())
+            } else {
+                Outcome::Status(302)
+            });
+        }
+        if r.header_only != 0 {
+            return HeaderVerdict::Discard(Outcome::Sent);
+        }
+        HeaderVerdict::Body
+    }
+
+    fn start_nph(&mut self) {
+        // SAFETY: r and its connection are live.
+        unsafe {
+            ffi::fcgi_shim_skip_protocol_filters(self.r);
+            (*(*self.r).connection).keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;
+        }
+    }
+
+    fn send(&mut self, data: &[u8], flush: bool) -> Result<(), ClientGone> {
+        // SAFETY: r and bb are live; data is copied by any filter that keeps it.
+        let rv = unsafe {
+            ffi::fcgi_shim_send(
+                self.r,
+                self.bb,
+                data.as_ptr().cast(),
+                data.len(),
+                c_int::from(flush),
+            )
+        };
+        if rv == 0 {
+            Ok(())
+        } else {
+            Err(ClientGone)
+        }
+    }
+
+    fn send_broken(&mut self) {
+        // SAFETY: r and bb are live.
+        unsafe { ffi::fcgi_shim_send_broken(self.r, self.bb) };
+    }
+
+    fn log(&self, level: Level, errno: i32, msg: &str) {
+        let text = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
+        // SAFETY: r is live; text is a NUL-terminated string.
+        unsafe { ffi::fcgi_shim_log_r(self.r, level as c_int, errno, text.as_ptr()) };
+    }
+}

@@ -1,0 +1,491 @@
+//! The request loop: one connection, one request id, no multiplexing.
+
+use std::io;
+use std::time::Duration;
+
+use super::headers::{block_end, MAX_HEADER_BLOCK};
+use super::{BodyLength, Client, HeaderVerdict, Level, Outcome, Spool};
+use crate::config::{Config, Server};
+use crate::protocol::{
+    ProtocolError, RequestEncoder, ResponseDecoder, ResponseEvent, Role, CANT_MPX_CONN, OVERLOADED,
+    REQUEST_COMPLETE,
+};
+use crate::transport::{self, Conn};
+
+/// Bytes read from the application, and from the client, per system call.
+const IO_CHUNK: usize = 64 * 1024;
+/// Longest stderr line logged as one message.
+const MAX_STDERR_LINE: usize = 8 * 1024;
+/// The request id of our one request on a connection.
+const REQUEST_ID: u16 = 1;
+
+/// Runs one FastCGI request against `server` for `client`.
+pub fn run(client: &mut dyn Client, server: &Server, config: &Config) -> Outcome {
+    let body = match prepare_body(client, config) {
+        Ok(body) => body,
+        Err(status) => return Outcome::Status(status),
+    };
+    let mut overrides = Vec::new();
+    if let Body::Spooled(spool) = &body {
+        overrides.push((
+            "CONTENT_LENGTH".to_string(),
+            spool.len().to_string().into_bytes(),
+        ));
+    }
+    for name in &server.options.pass_headers {
+        if let Some(value) = client.request_header(name) {
+            overrides.push((cgi_header_name(name), value));
+        }
+    }
+
+    let enc = RequestEncoder::new(REQUEST_ID);
+    let mut out = Vec::with_capacity(4096);
+    enc.begin_request(&mut out, Role::Responder, false);
+    let mut params = enc.params(&mut out);
+    client.cgi_vars(&overrides, &mut |name, value| params.pair(name, value));
+    params.finish();
+
+    let timeout = match server.options.app_conn_timeout {
+        0 => None,
+        n => Some(Duration::from_secs(n.into())),
+    };
+    let conn = match transport::connect(&server.endpoint, timeout) {
+        Ok(conn) => conn,
+        Err(e) => {
+            let why = if e.kind() == io::ErrorKind::TimedOut {
+                format!(
+                    "connect() timed out (appConnTimeout={}sec)",
+                    server.options.app_conn_timeout
+                )
+            } else {
+                "connect() failed".to_string()
+            };
+            let errno = e.raw_os_error().unwrap_or(0);
+            client.log(
+                Level::Error,
+                errno,
+                &format!(
+                    "FastCGI: failed to connect to server \"{}\": {why}",
+                    server.path
+                ),
+            );
+            return Outcome::Status(503);
+        }
+    };
+    Exchange::new(client, server, conn, body, out).run()
+}
+
+/// `-pass-header Name` travels as `HTTP_NAME`, dashes as underscores.
+fn cgi_header_name(header: &str) -> String {
+    let mut name = String::with_capacity(5 + header.len());
+    name.push_str("HTTP_");
+    name.extend(header.chars().map(|c| {
+        if c == '-' {
+            '_'
+        } else {
+            c.to_ascii_uppercase()
+        }
+    }));
+    name
+}
+
+/// Where STDIN comes from.
+enum Body {
+    None,
+    /// Straight from the client, as it arrives.
+    Streamed,
+    /// Spooled first (length unknown until the end), then replayed.
+    Spooled(Spool),
+}
+
+fn prepare_body(client: &mut dyn Client, config: &Config) -> Result<Body, u16> {
+    match client.body_length()? {
+        BodyLength::None | BodyLength::Known(0) => Ok(Body::None),
+        BodyLength::Known(_) => Ok(Body::Streamed),
+        BodyLength::Unknown if config.chunked_body_max == 0 => Err(411),
+        BodyLength::Unknown => {
+            let mut spool = Spool::default();
+            let mut buf = vec![0u8; IO_CHUNK];
+            loop {
+                let n = match client.read_body(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) => {
+                        client.log(
+                            Level::Info,
+                            e.raw_os_error().unwrap_or(0),
+                            "FastCGI: client stopped connection before send body completed",
+                        );
+                        return Err(400);
+                    }
+                };
+                if spool.len() + n as u64 > config.chunked_body_max {
+                    client.log(
+                        Level::Error,
+                        0,
+                        &format!("FastCGI: chunked request body larger than FastCgiChunkedBodyMax ({} bytes)", config.chunked_body_max),
+                    );
+                    return Err(413);
+                }
+                if let Err(e) = spool.write(&buf[..n]) {
+                    client.log(
+                        Level::Error,
+                        e.raw_os_error().unwrap_or(0),
+                        "FastCGI: cannot spool the chunked request body",
+                    );
+                    return Err(500);
+                }
+            }
+            spool.rewind().map_err(|_| 500u16)?;
+            Ok(Body::Spooled(spool))
+        }
+    }
+}
+
+/// Where the response stands.
+enum Phase {
+    /// Collecting the CGI header block.
+    Headers(Vec<u8>),
+    /// Streaming the body to the client.
+    Body,
+    /// Reading the application's output to its end without sending it.
+    Discard(Outcome),
+    /// `-nph`: everything goes to the client as is.
+    Nph,
+}
+
+/// Why the loop stops early.
+enum Stop {
+    /// The client went away; nothing more to send.
+    ClientGone,
+    /// The application misbehaved; already logged. The status applies if
+    /// nothing was sent yet.
+    Failed(u16),
+}
+
+struct Exchange<'c> {
+    client: &'c mut dyn Client,
+    server: &'c Server,
+    conn: Conn,
+    body: Body,
+    /// Records waiting to be written, from `out_pos`.
+    out: Vec<u8>,
+    out_pos: usize,
+    stdin_done: bool,
+    /// The application stopped reading (it answered without the whole body).
+    write_closed: bool,
+    phase: Phase,
+    /// Whether any response byte has been passed to httpd's filters.
+    sent: bool,
+    /// Sent since the last flush.
+    unflushed: bool,
+    stderr: Vec<u8>,
+}
+
+impl<'c> Exchange<'c> {
+    fn new(
+        client: &'c mut dyn Client,
+        server: &'c Server,
+        conn: Conn,
+        body: Body,
+        out: Vec<u8>,
+    ) -> Self {
+        Exchange {
+            client,
+            server,
+            conn,
+            body,
+            out,
+            out_pos: 0,
+            stdin_done: false,
+            write_closed: false,
+            phase: if server.options.nph {
+                Phase::Nph
+            } else {
+                Phase::Headers(Vec::new())
+            },
+            sent: false,
+            unflushed: false,
+            stderr: Vec::new(),
+        }
+    }
+
+    fn run(mut self) -> Outcome {
+        let result = self.pump();
+        self.flush_stderr();
+        match result {
+            Ok(()) => match std::mem::replace(&mut self.phase, Phase::Body) {
+                Phase::Discard(outcome) => outcome,
+                _ => Outcome::Sent,
+            },
+            Err(Stop::ClientGone) => Outcome::Sent,
+            Err(Stop::Failed(status)) if !self.sent => Outcome::Status(status),
+            Err(Stop::Failed(_)) => {
+                self.client.send_broken();
+                Outcome::Sent
+            }
+        }
+    }
+
+    fn pump(&mut self) -> Result<(), Stop> {
+        let idle = Duration::from_secs(self.server.options.idle_timeout.into());
+        let mut decoder = ResponseDecoder::new(REQUEST_ID);
+        let mut inbuf = vec![0u8; IO_CHUNK];
+        let mut bodybuf = Vec::new();
+        loop {
+            if self.out_pos == self.out.len() && !self.stdin_done && !self.write_closed {
+                self.refill_stdin(&mut bodybuf)?;
+            }
+            let want_write = self.out_pos < self.out.len() && !self.write_closed;
+            let ready = self
+                .conn
+                .wait(want_write, idle)
+                .map_err(|e| self.comm_failed("poll() failed", &e))?;
+            if !ready.readable && !ready.writable {
+                let msg = format!(
+                    "FastCGI: comm with server \"{}\" aborted: idle timeout ({} sec)",
+                    self.server.path, self.server.options.idle_timeout
+                );
+                self.log(Level::Error, 0, &msg);
+                return Err(Stop::Failed(504));
+            }
+            if ready.writable && want_write {
+                match self.conn.write(&self.out[self.out_pos..]) {
+                    Ok(n) => self.out_pos += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    // The application closed its side: it answers without
+                    // the rest of the body. Keep reading its reply.
+                    Err(_) => self.write_closed = true,
+                }
+            }
+            if !ready.readable {
+                continue;
+            }
+            let n = match self.conn.read(&mut inbuf) {
+                Ok(0) => return self.end_of_output(),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(self.comm_failed("read failed", &e)),
+            };
+            let mut input = &inbuf[..n];
+            while !input.is_empty() {
+                let (used, event) = match decoder.decode(input) {
+                    Ok(r) => r,
+                    Err(e) => return Err(self.protocol_error(&e)),
+                };
+                input = &input[used..];
+                match event {
+                    None => {}
+                    Some(ResponseEvent::Stdout(data)) => self.on_stdout(data)?,
+                    Some(ResponseEvent::Stderr(data)) => self.on_stderr(data),
+                    Some(ResponseEvent::EndRequest {
+                        protocol_status, ..
+                    }) => {
+                        return self.on_end_request(protocol_status);
+                    }
+                    Some(ResponseEvent::StdoutEnd)
+                    | Some(ResponseEvent::StderrEnd)
+                    | Some(ResponseEvent::GetValuesResult(_))
+                    | Some(ResponseEvent::UnknownType(_)) => {}
+                }
+            }
+            self.maybe_flush()?;
+        }
+    }
+
+    /// Queues the next piece of the request body as STDIN records.
+    fn refill_stdin(&mut self, buf: &mut Vec<u8>) -> Result<(), Stop> {
+        self.out.clear();
+        self.out_pos = 0;
+        if buf.is_empty() {
+            buf.resize(IO_CHUNK, 0);
+        }
+        let read = match &mut self.body {
+            Body::None => Ok(0),
+            Body::Streamed => self.client.read_body(buf),
+            Body::Spooled(spool) => spool.read(buf),
+        };
+        let enc = RequestEncoder::new(REQUEST_ID);
+        match read {
+            Ok(0) => {
+                enc.stdin_end(&mut self.out);
+                self.stdin_done = true;
+            }
+            Ok(n) => enc.stdin(&mut self.out, &buf[..n]),
+            Err(e) => {
+                self.log(
+                    Level::Info,
+                    e.raw_os_error().unwrap_or(0),
+                    "FastCGI: client stopped connection before send body completed",
+                );
+                return Err(Stop::Failed(400));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_stdout(&mut self, data: &[u8]) -> Result<(), Stop> {
+        match &mut self.phase {
+            Phase::Body => self.send(data),
+            Phase::Discard(_) => Ok(()),
+            Phase::Nph => {
+                if !self.sent {
+                    self.client.start_nph();
+                }
+                self.send(data)
+            }
+            Phase::Headers(block) => {
+                let searched = block.len();
+                block.extend_from_slice(data);
+                let Some(end) = block_end(block, searched) else {
+                    if block.len() > MAX_HEADER_BLOCK {
+                        let msg = format!(
+                            "FastCGI: comm with server \"{}\" aborted: error parsing headers: header block exceeds {} bytes",
+                            self.server.path, MAX_HEADER_BLOCK
+                        );
+                        self.log(Level::Error, 0, &msg);
+                        return Err(Stop::Failed(502));
+                    }
+                    return Ok(());
+                };
+                let block = std::mem::take(block);
+                let (head, rest) = block.split_at(end);
+                match self.client.apply_headers(head) {
+                    HeaderVerdict::Body => {
+                        self.phase = Phase::Body;
+                        self.send(rest)
+                    }
+                    HeaderVerdict::Discard(outcome) => {
+                        self.phase = Phase::Discard(outcome);
+                        Ok(())
+                    }
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, data: &[u8]) -> Result<(), Stop> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.sent = true;
+        let flush = self.server.options.flush;
+        self.unflushed = !flush;
+        self.client.send(data, flush).map_err(|_| Stop::ClientGone)
+    }
+
+    /// Flushes what was sent once the application has nothing more ready,
+    /// so a slow application's output reaches the client without delay
+    /// while a fast one's is batched.
+    fn maybe_flush(&mut self) -> Result<(), Stop> {
+        if !self.unflushed {
+            return Ok(());
+        }
+        let more = self
+            .conn
+            .wait(false, Duration::ZERO)
+            .map(|r| r.readable)
+            .unwrap_or(false);
+        if !more {
+            self.unflushed = false;
+            self.client.send(&[], true).map_err(|_| Stop::ClientGone)?;
+        }
+        Ok(())
+    }
+
+    /// Logs STDERR line by line with the original's prefix.
+    fn on_stderr(&mut self, data: &[u8]) {
+        self.stderr.extend_from_slice(data);
+        while let Some(nl) = memchr::memchr(b'\n', &self.stderr) {
+            let line: Vec<u8> = self.stderr.drain(..=nl).collect();
+            self.log_stderr_line(&line[..nl]);
+        }
+        if self.stderr.len() > MAX_STDERR_LINE {
+            let line = std::mem::take(&mut self.stderr);
+            self.log_stderr_line(&line);
+        }
+    }
+
+    fn flush_stderr(&mut self) {
+        if !self.stderr.is_empty() {
+            let line = std::mem::take(&mut self.stderr);
+            self.log_stderr_line(&line);
+        }
+    }
+
+    fn log_stderr_line(&self, line: &[u8]) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let text = String::from_utf8_lossy(line);
+        self.log(
+            Level::Error,
+            0,
+            &format!("FastCGI: server \"{}\" stderr: {text}", self.server.path),
+        );
+    }
+
+    fn on_end_request(&mut self, protocol_status: u8) -> Result<(), Stop> {
+        if protocol_status != REQUEST_COMPLETE {
+            self.log(
+                Level::Error,
+                0,
+                &format!(
+                    "FastCGI: comm with server \"{}\" aborted: protocol error: invalid FCGI_END_REQUEST status: {protocol_status} != FCGI_REQUEST_COMPLETE({REQUEST_COMPLETE})",
+                    self.server.path
+                ),
+            );
+            let status = if matches!(protocol_status, CANT_MPX_CONN | OVERLOADED) {
+                503
+            } else {
+                502
+            };
+            return Err(Stop::Failed(status));
+        }
+        self.end_of_output()
+    }
+
+    /// The application finished (END_REQUEST or end of stream).
+    fn end_of_output(&mut self) -> Result<(), Stop> {
+        if let Phase::Headers(block) = &self.phase {
+            let msg = format!(
+                "FastCGI: incomplete headers ({} bytes) received from server \"{}\"",
+                block.len(),
+                self.server.path
+            );
+            self.log(Level::Error, 0, &msg);
+            return Err(Stop::Failed(502));
+        }
+        if self.unflushed {
+            self.unflushed = false;
+            self.client.send(&[], true).map_err(|_| Stop::ClientGone)?;
+        }
+        Ok(())
+    }
+
+    fn protocol_error(&self, e: &ProtocolError) -> Stop {
+        self.log(
+            Level::Error,
+            0,
+            &format!(
+                "FastCGI: comm with server \"{}\" aborted: protocol error: {e}",
+                self.server.path
+            ),
+        );
+        Stop::Failed(502)
+    }
+
+    fn comm_failed(&self, what: &str, e: &io::Error) -> Stop {
+        self.log(
+            Level::Error,
+            e.raw_os_error().unwrap_or(0),
+            &format!(
+                "FastCGI: comm with server \"{}\" aborted: {what}",
+                self.server.path
+            ),
+        );
+        Stop::Failed(502)
+    }
+
+    fn log(&self, level: Level, errno: i32, msg: &str) {
+        self.client.log(level, errno, msg);
+    }
+}

@@ -1,0 +1,91 @@
+//! One FastCGI exchange for one request: spool a chunked body if its length
+//! must be known, connect, send BEGIN_REQUEST + PARAMS + STDIN, stream STDOUT
+//! back as it arrives, STDERR to the log, and map every failure to an HTTP
+//! status (before the headers went out) or a clean truncation (after) with
+//! the original mod_fastcgi's log texts.
+//!
+//! The HTTP side is the [`Client`] trait, implemented over `request_rec` by
+//! the `apache` layer and by in-memory fakes in tests, so this module never
+//! touches FFI.
+
+mod exchange;
+mod headers;
+mod spool;
+
+use std::io;
+
+pub use exchange::run;
+pub use spool::Spool;
+
+/// Log levels the gateway uses (httpd's `APLOG_*` values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Error = 3,
+    Warn = 4,
+    Info = 6,
+    Debug = 7,
+}
+
+/// How the request body is framed, as httpd's input filters see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyLength {
+    /// No body.
+    None,
+    /// `Content-Length` bytes follow.
+    Known(u64),
+    /// Chunked (or HTTP/2 without a length): the length is known only at the end.
+    Unknown,
+}
+
+/// The client went away while we were sending to it.
+#[derive(Debug)]
+pub struct ClientGone;
+
+/// What httpd made of the application's CGI header block.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HeaderVerdict {
+    /// Headers applied to the response: send the body that follows.
+    Body,
+    /// Headers mean no body goes to the client: read the application's
+    /// output to its end, discard it, then finish with this outcome.
+    Discard(Outcome),
+}
+
+/// How a request ended, for the handler to return to httpd.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The response went to the client (or was cleanly truncated).
+    Sent,
+    /// Nothing was sent: httpd answers with this status and its error page.
+    Status(u16),
+    /// The application asked for this local URL with status 200: httpd
+    /// serves it instead (an internal redirect, method GET).
+    LocalRedirect(String),
+}
+
+/// The HTTP side of one request.
+pub trait Client {
+    /// The value of request header `name` (case-insensitive), for `-pass-header`.
+    fn request_header(&self, name: &str) -> Option<Vec<u8>>;
+    /// Calls `emit` with each CGI variable httpd computes for the request
+    /// (`ap_add_common_vars` + `ap_add_cgi_vars`), after setting `overrides`.
+    fn cgi_vars(&mut self, overrides: &[(String, Vec<u8>)], emit: &mut dyn FnMut(&[u8], &[u8]));
+    /// Prepares to read the body; `Err(status)` for a request httpd rejects.
+    fn body_length(&mut self) -> Result<BodyLength, u16>;
+    /// Reads request body bytes (de-chunked); `Ok(0)` at its end.
+    fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Hands a complete CGI header block (ending with its blank line) to
+    /// httpd's header scanner.
+    fn apply_headers(&mut self, block: &[u8]) -> HeaderVerdict;
+    /// For `-nph`: the output is a whole HTTP response; bypass httpd's
+    /// protocol filters.
+    fn start_nph(&mut self);
+    /// Sends response body bytes, then a flush if `flush`.
+    fn send(&mut self, data: &[u8], flush: bool) -> Result<(), ClientGone>;
+    /// Ends a response whose headers already went out as broken: the client
+    /// sees a truncated reply, not a complete-looking one.
+    fn send_broken(&mut self);
+    /// Writes `msg` to the request's error log; `errno` (0 for none) adds
+    /// httpd's "(N)text:" prefix.
+    fn log(&self, level: Level, errno: i32, msg: &str);
+}

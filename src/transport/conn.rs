@@ -1,0 +1,311 @@
+//! One connection to an application: connect with an optional timeout, then
+//! non-blocking reads and writes driven by [`Conn::wait`].
+
+use std::io;
+use std::mem;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use super::Endpoint;
+
+/// A connected, non-blocking stream socket to an application. Closing is
+/// dropping.
+#[derive(Debug)]
+pub struct Conn {
+    fd: OwnedFd,
+}
+
+/// What [`Conn::wait`] found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ready {
+    /// Data (or end of stream, or an error) can be read without blocking.
+    pub readable: bool,
+    /// At least one byte can be written without blocking.
+    pub writable: bool,
+}
+
+/// Connects to `endpoint`. `timeout` None blocks until the kernel gives up,
+/// which is the original's `-appConnTimeout 0`; Some bounds the wait and
+/// fails with [`io::ErrorKind::TimedOut`]. For TCP each resolved address is
+/// tried in turn, the error of the last one is returned.
+pub fn connect(endpoint: &Endpoint, timeout: Option<Duration>) -> io::Result<Conn> {
+    match endpoint {
+        Endpoint::Unix(path) => {
+            // SAFETY: sockaddr_un is plain data; all-zero is a valid value.
+            let mut sun: libc::sockaddr_un = unsafe { mem::zeroed() };
+            sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+            let bytes = path.as_os_str().as_encoded_bytes();
+            if bytes.len() >= sun.sun_path.len() {
+                return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+            }
+            for (dst, src) in sun.sun_path.iter_mut().zip(bytes) {
+                *dst = *src as libc::c_char;
+            }
+            let len = mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
+            connect_raw(
+                libc::AF_UNIX,
+                &sun as *const _ as *const libc::sockaddr,
+                len,
+                timeout,
+            )
+        }
+        Endpoint::Tcp { addrs, .. } => {
+            let mut last = io::Error::from_raw_os_error(libc::EADDRNOTAVAIL);
+            for addr in addrs {
+                let (storage, len) = sockaddr_of(addr);
+                let family = if addr.is_ipv4() {
+                    libc::AF_INET
+                } else {
+                    libc::AF_INET6
+                };
+                match connect_raw(
+                    family,
+                    &storage as *const _ as *const libc::sockaddr,
+                    len,
+                    timeout,
+                ) {
+                    Ok(conn) => {
+                        let one: libc::c_int = 1;
+                        // SAFETY: valid fd, option value points to a live c_int of the given size.
+                        unsafe {
+                            libc::setsockopt(
+                                conn.fd.as_raw_fd(),
+                                libc::IPPROTO_TCP,
+                                libc::TCP_NODELAY,
+                                &one as *const _ as *const libc::c_void,
+                                mem::size_of::<libc::c_int>() as libc::socklen_t,
+                            );
+                        }
+                        return Ok(conn);
+                    }
+                    Err(e) => last = e,
+                }
+            }
+            Err(last)
+        }
+    }
+}
+
+fn sockaddr_of(addr: &std::net::SocketAddr) -> (libc::sockaddr_storage, usize) {
+    // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    match addr {
+        std::net::SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in.
+            let sin = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in) };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+            (storage, mem::size_of::<libc::sockaddr_in>())
+        }
+        std::net::SocketAddr::V6(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in6.
+            let sin6 = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6) };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_addr.s6_addr = a.ip().octets();
+            sin6.sin6_flowinfo = a.flowinfo();
+            sin6.sin6_scope_id = a.scope_id();
+            (storage, mem::size_of::<libc::sockaddr_in6>())
+        }
+    }
+}
+
+/// Blocking connect bounded by SO_SNDTIMEO (Linux applies it to connect for
+/// both TCP and Unix sockets, the latter when the listen queue is full), then
+/// switched to non-blocking for the exchange.
+fn connect_raw(
+    family: libc::c_int,
+    addr: *const libc::sockaddr,
+    len: usize,
+    timeout: Option<Duration>,
+) -> io::Result<Conn> {
+    // SAFETY: plain socket(2) call; the result is checked before use.
+    let raw = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: raw is a fresh descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    if let Some(t) = timeout {
+        set_send_timeout(raw, t)?;
+    }
+    loop {
+        // SAFETY: addr points to a sockaddr of `len` bytes that outlives the call.
+        let rc = unsafe { libc::connect(raw, addr, len as libc::socklen_t) };
+        if rc == 0 {
+            break;
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EINPROGRESS) | Some(libc::EAGAIN) if timeout.is_some() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "connect() timed out",
+                ));
+            }
+            _ => return Err(err),
+        }
+    }
+    if timeout.is_some() {
+        set_send_timeout(raw, Duration::ZERO)?;
+    }
+    // SAFETY: fcntl on a valid descriptor we own.
+    let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Conn { fd })
+}
+
+fn set_send_timeout(fd: RawFd, t: Duration) -> io::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: t.as_secs() as libc::time_t,
+        tv_usec: t.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: valid fd; the option value points to a live timeval of the given size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            &tv as *const _ as *const libc::c_void,
+            mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+impl Conn {
+    /// Reads what is available; `WouldBlock` when nothing is, `Ok(0)` at end
+    /// of stream.
+    pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            // SAFETY: buf is a live, writable region of buf.len() bytes.
+            let n =
+                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+
+    /// Writes what fits without blocking; never raises SIGPIPE.
+    pub fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            // SAFETY: buf is a live region of buf.len() bytes.
+            let n = unsafe {
+                libc::send(
+                    self.fd.as_raw_fd(),
+                    buf.as_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_NOSIGNAL,
+                )
+            };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+
+    /// Waits until the socket is readable (always asked) or, with
+    /// `want_write`, writable. Returns `Ready::default()` when `timeout`
+    /// passes first. Hang-ups and errors count as readable, so the next read
+    /// reports them.
+    pub fn wait(&self, want_write: bool, timeout: Duration) -> io::Result<Ready> {
+        let deadline = Instant::now() + timeout;
+        let mut events = libc::POLLIN;
+        if want_write {
+            events |= libc::POLLOUT;
+        }
+        loop {
+            let mut pfd = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events,
+                revents: 0,
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ms = left.as_millis().min(i32::MAX as u128) as libc::c_int;
+            // SAFETY: pfd is one live pollfd.
+            let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if rc < 0 {
+                let err = io::Error::last_os_error();
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(err);
+            }
+            return Ok(Ready {
+                readable: pfd.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0,
+                writable: pfd.revents & (libc::POLLOUT | libc::POLLERR) != 0,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixListener;
+
+    #[test]
+    fn unix_round_trip_and_idle_wait() {
+        let dir = std::env::temp_dir().join(format!("fcgi-conn-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("s");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).unwrap();
+        let conn = connect(&Endpoint::Unix(path.clone()), Some(Duration::from_secs(2))).unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        assert_eq!(
+            conn.wait(false, Duration::from_millis(50)).unwrap(),
+            Ready::default()
+        );
+        assert_eq!(conn.write(b"ping").unwrap(), 4);
+        let mut got = [0u8; 4];
+        peer.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"ping");
+        peer.write_all(b"pong").unwrap();
+        assert!(conn.wait(false, Duration::from_secs(2)).unwrap().readable);
+        let mut buf = [0u8; 16];
+        assert_eq!(conn.read(&mut buf).unwrap(), 4);
+        assert_eq!(
+            conn.read(&mut buf).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        drop(peer);
+        assert_eq!(conn.read(&mut buf).unwrap(), 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn refused_and_missing() {
+        let err = connect(&Endpoint::Unix("/nonexistent/fcgi.sock".into()), None).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let ep = Endpoint::Tcp {
+            spec: addr.to_string(),
+            addrs: vec![addr],
+        };
+        assert_eq!(
+            connect(&ep, None).unwrap_err().raw_os_error(),
+            Some(libc::ECONNREFUSED)
+        );
+    }
+}

@@ -1,0 +1,9 @@
+//! Sockets to FastCGI applications: where they are ([`Endpoint`]), connecting
+//! with the original's `-appConnTimeout` semantics, and waiting for readiness
+//! with an idle timeout. No FastCGI framing here.
+
+mod conn;
+mod endpoint;
+
+pub use conn::{connect, Conn, Ready};
+pub use endpoint::{Endpoint, EndpointError};
