@@ -33,7 +33,6 @@ LoadModule mpm_event_module $mods/mod_mpm_event.so
 LoadModule authz_core_module $mods/mod_authz_core.so
 LoadModule mime_module $mods/mod_mime.so
 LoadModule dir_module $mods/mod_dir.so
-LoadModule log_config_module $mods/mod_log_config.so
 LoadModule fastcgi_module $module
 TypesConfig /etc/mime.types
 LogFormat "%h %l %u %t \"%r\" %>s %b" common

@@ -6,6 +6,6 @@
     dead_code,
     unreachable_pub
 )]
-#![allow(clippy::all)]
+#![allow(clippy::all, unnecessary_transmutes)]
 
 include!(concat!(env!("OUT_DIR"), "/bindings.rs"));

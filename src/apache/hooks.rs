@@ -34,10 +34,15 @@ pub extern "C" fn fcgi_rs_post_config(
     _pconf: *mut apr_pool_t,
     _plog: *mut apr_pool_t,
     _ptemp: *mut apr_pool_t,
-    _s: *mut server_rec,
+    s: *mut server_rec,
 ) -> i32 {
     guard(ffi::HTTP_INTERNAL_SERVER_ERROR as i32, || {
-        state::commit();
+        let (_config, warnings) = state::commit();
+        for w in warnings {
+            let text = std::ffi::CString::new(w).unwrap_or_default();
+            // SAFETY: s is the live main server; text is NUL-terminated.
+            unsafe { ffi::fcgi_shim_log_s(s, ffi::APLOG_WARNING as i32, 0, text.as_ptr()) };
+        }
         ffi::OK as i32
     })
 }

@@ -97,24 +97,21 @@ impl Client for ApacheRequest {
             // SAFETY: key and value live in the request pool, as setn requires.
             unsafe { ffi::apr_table_setn(env, k, v) };
         }
-        // SAFETY: an apr_table_t begins with its apr_array_header_t of
-        // apr_table_entry_t (the documented apr_table_elts cast).
-        let arr = unsafe { &*(env as *const ffi::apr_array_header_t) };
-        let entries = arr.elts as *const ffi::apr_table_entry_t;
-        for i in 0..arr.nelts.max(0) as usize {
-            // SAFETY: i < nelts entries of the array.
-            let e = unsafe { &*entries.add(i) };
-            if e.key.is_null() {
-                continue;
-            }
-            // SAFETY: keys and values are NUL-terminated pool strings.
-            let key = unsafe { CStr::from_ptr(e.key) }.to_bytes();
-            let val = if e.val.is_null() {
-                &[][..]
-            } else {
-                unsafe { CStr::from_ptr(e.val) }.to_bytes()
+        // The original's exact environment: ap_create_environment adds TZ and
+        // turns every non-alphanumeric character of a name into '_'.
+        // SAFETY: r is live; the result is a NULL-terminated array of pool strings.
+        let mut envp = unsafe { ffi::ap_create_environment((*self.r).pool, env) } as *const *mut c_char;
+        // SAFETY: walking the NULL-terminated array returned above.
+        while let Some(entry) = unsafe { envp.as_ref() }.filter(|p| !p.is_null()) {
+            // SAFETY: each entry is a NUL-terminated "NAME=value" pool string.
+            let pair = unsafe { CStr::from_ptr(*entry) }.to_bytes();
+            let (name, value) = match memchr::memchr(b'=', pair) {
+                Some(eq) => (&pair[..eq], &pair[eq + 1..]),
+                None => (pair, &[][..]),
             };
-            emit(key, val);
+            emit(name, value);
+            // SAFETY: still inside the array: the terminator has not been reached.
+            envp = unsafe { envp.add(1) };
         }
     }
 

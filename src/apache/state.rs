@@ -7,15 +7,36 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use crate::config::{Builder, Config};
+use crate::config::{Builder, Config, Host, DEFAULT_CHUNKED_BODY_MAX};
 
 static PENDING: Mutex<Option<Builder>> = Mutex::new(None);
 static ACTIVE: RwLock<Option<Arc<Config>>> = RwLock::new(None);
 
 /// Starts reading a new configuration.
 pub(super) fn begin(server_root: PathBuf, default_ipc_dir: PathBuf) {
-    *PENDING.lock().unwrap_or_else(PoisonError::into_inner) =
-        Some(Builder::new(server_root, default_ipc_dir));
+    let builder = Builder::new(server_root, default_ipc_dir, Box::new(SystemHost));
+    *PENDING.lock().unwrap_or_else(PoisonError::into_inner) = Some(builder);
+}
+
+/// The machine as the configuration sees it.
+struct SystemHost;
+
+impl Host for SystemHost {
+    fn check_executable(&self, path: &str) -> Result<(), String> {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path).map_err(|e| format!("stat({path}) failed: {e}"))?;
+        if meta.is_dir() {
+            return Err("is a directory".into());
+        }
+        if meta.permissions().mode() & 0o111 == 0 {
+            return Err("is not executable".into());
+        }
+        Ok(())
+    }
+
+    fn env(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
 }
 
 /// Applies one directive to the configuration being read.
@@ -29,18 +50,24 @@ pub(super) fn with_builder<T>(
     }
 }
 
-/// Freezes what was read; requests from now on see it.
-pub(super) fn commit() -> Arc<Config> {
-    let builder = PENDING
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .take();
-    let config = Arc::new(match builder {
-        Some(b) => b.build(),
-        None => Builder::new(PathBuf::from("/"), PathBuf::from("/")).build(),
-    });
+/// Freezes what was read, with the warnings to log; requests from now on
+/// see it.
+pub(super) fn commit() -> (Arc<Config>, Vec<String>) {
+    let builder = PENDING.lock().unwrap_or_else(PoisonError::into_inner).take();
+    let (config, warnings) = match builder {
+        Some(mut b) => {
+            let warnings = b.take_warnings();
+            (b.build(), warnings)
+        }
+        None => {
+            let empty =
+                Config { servers: Vec::new(), ipc_dir: PathBuf::from("/"), chunked_body_max: DEFAULT_CHUNKED_BODY_MAX };
+            (empty, Vec::new())
+        }
+    };
+    let config = Arc::new(config);
     *ACTIVE.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&config));
-    config
+    (config, warnings)
 }
 
 /// The configuration requests use.

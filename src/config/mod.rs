@@ -10,7 +10,7 @@ mod words;
 
 use std::path::{Component, Path, PathBuf};
 
-pub use options::AppOptions;
+pub use options::{AppOptions, SpawnOptions};
 use options::{parse_options, OptionSet};
 pub use words::split as split_words;
 
@@ -26,6 +26,9 @@ pub struct Server {
     pub endpoint: Endpoint,
     /// Per-application options.
     pub options: AppOptions,
+    /// Static servers (FastCgiServer): how the process manager runs them.
+    /// None for external servers.
+    pub spawn: Option<SpawnOptions>,
 }
 
 /// Everything the directives said, frozen at post-config and shared by all
@@ -58,19 +61,36 @@ fn covers(prefix: &str, path: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
+/// What the configuration needs to know of the machine: kept behind a
+/// trait so that parsing stays pure and testable.
+pub trait Host {
+    /// Ok when `path` is a file the application user may execute; the
+    /// error says why not.
+    fn check_executable(&self, path: &str) -> Result<(), String>;
+    /// httpd's own environment variable `name` (for a bare `-initial-env NAME`).
+    fn env(&self, name: &str) -> Option<String>;
+}
+
 /// Collects directives during one configuration read.
-#[derive(Debug)]
 pub struct Builder {
     config: Config,
     ipc_dir_set: bool,
     server_root: PathBuf,
+    host: Box<dyn Host + Send>,
+    warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder").field("config", &self.config).finish_non_exhaustive()
+    }
 }
 
 impl Builder {
     /// A builder for one configuration pass; `default_ipc_dir` is the
     /// original's default (`<runtime dir>/fastcgi`), `server_root` anchors
     /// relative paths.
-    pub fn new(server_root: PathBuf, default_ipc_dir: PathBuf) -> Self {
+    pub fn new(server_root: PathBuf, default_ipc_dir: PathBuf, host: Box<dyn Host + Send>) -> Self {
         Builder {
             config: Config {
                 servers: Vec::new(),
@@ -79,6 +99,53 @@ impl Builder {
             },
             ipc_dir_set: false,
             server_root,
+            host,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// `FastCgiServer path [options]`: a static application the process
+    /// manager starts. The path must be an executable file.
+    pub fn static_server(&mut self, directive: &str, args: &str) -> Result<(), String> {
+        let words = split_words(args);
+        let Some((path, opts)) = words.split_first() else {
+            return Err(format!("{directive} requires a pathname!?"));
+        };
+        let path = self.absolute(path);
+        self.host.check_executable(&path).map_err(|why| format!("{directive}: \"{path}\" {why}"))?;
+        let host = &self.host;
+        let parsed = parse_options(directive, &path, opts, OptionSet::Static, &|n| host.env(n))?;
+        if parsed.bind.is_some() && parsed.port.is_none() {
+            return Err(format!("{directive} {path}: -bind needs -port"));
+        }
+        let endpoint = match (parsed.socket, parsed.port) {
+            (Some(_), Some(_)) => return Err("-port and -socket are mutually exclusive options".into()),
+            (Some(sock), None) => Endpoint::unix(self.socket_path(&sock)),
+            (None, Some(port)) => {
+                let bind = parsed.bind.as_deref().unwrap_or("127.0.0.1");
+                let bind = if bind.contains(':') && !bind.starts_with('[') { format!("[{bind}]") } else { bind.to_string() };
+                Endpoint::tcp(&format!("{bind}:{port}"))
+            }
+            (None, None) => Endpoint::unix(self.config.ipc_dir.join(socket_name(&path))),
+        }
+        .map_err(|e| format!("{directive} {path}: {e}"))?;
+        if self.config.servers.iter().any(|s| covers(&s.path, &path) || covers(&path, &s.path)) {
+            return Err(format!("{directive}: redefinition of a previously defined FastCGI server \"{path}\""));
+        }
+        self.note_identity(&parsed.spawn);
+        self.config.servers.push(Server { path, endpoint, options: parsed.app, spawn: Some(parsed.spawn) });
+        Ok(())
+    }
+
+    /// Warnings collected so far (logged by the caller at start-up).
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    /// `-user`/`-group` mean something only under a wrapper.
+    fn note_identity(&mut self, spawn: &SpawnOptions) {
+        if spawn.user.is_some() || spawn.group.is_some() {
+            self.warnings.push("FastCGI: there is no fastcgi wrapper set, user/group options are ignored".into());
         }
     }
 
@@ -91,7 +158,8 @@ impl Builder {
             ));
         };
         let path = self.absolute(path);
-        let parsed = parse_options(directive, &path, opts, OptionSet::External)?;
+        let host = &self.host;
+        let parsed = parse_options(directive, &path, opts, OptionSet::External, &|n| host.env(n))?;
         let endpoint = match (parsed.socket, parsed.host) {
             (Some(_), Some(_)) => {
                 return Err("-host and -socket are mutually exclusive options".into())
@@ -111,11 +179,8 @@ impl Builder {
                 "{directive}: redefinition of previously defined class \"{path}\""
             ));
         }
-        self.config.servers.push(Server {
-            path,
-            endpoint,
-            options: parsed.app,
-        });
+        self.note_identity(&parsed.spawn);
+        self.config.servers.push(Server { path, endpoint, options: parsed.app, spawn: None });
         Ok(())
     }
 
@@ -182,6 +247,13 @@ impl Builder {
     }
 }
 
+/// The socket of a static server without `-socket` or `-port`: a name
+/// derived from its path (FNV-1a, 64 bits), stable across restarts.
+fn socket_name(path: &str) -> String {
+    let hash = path.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{hash:016x}.sock")
+}
+
 fn one_word(directive: &str, args: &str) -> Result<String, String> {
     let mut words = split_words(args);
     match words.len() {
@@ -194,8 +266,23 @@ fn one_word(directive: &str, args: &str) -> Result<String, String> {
 mod tests {
     use super::*;
 
+    struct FakeHost;
+
+    impl Host for FakeHost {
+        fn check_executable(&self, path: &str) -> Result<(), String> {
+            match path {
+                p if p.ends_with(".dir") => Err("is a directory".into()),
+                p if p.contains("missing") => Err("stat() failed: No such file or directory".into()),
+                _ => Ok(()),
+            }
+        }
+        fn env(&self, name: &str) -> Option<String> {
+            (name == "HOME").then(|| "/root".to_string())
+        }
+    }
+
     fn builder() -> Builder {
-        Builder::new("/etc/apache2".into(), "/run/apache2/fastcgi".into())
+        Builder::new("/etc/apache2".into(), "/run/apache2/fastcgi".into(), Box::new(FakeHost))
     }
 
     #[test]
@@ -307,6 +394,50 @@ mod tests {
         let b = builder();
         assert_eq!(b.absolute("/a/./b//c/../d"), "/a/b/d");
         assert_eq!(b.absolute("x/../../y"), "/etc/y");
+    }
+
+    #[test]
+    fn static_server_defaults_and_options() {
+        let mut b = builder();
+        b.static_server("FastCgiServer", "/var/www/app.py -processes 4 -socket /tmp/fcgi.sock").unwrap();
+        b.static_server(
+            "AppClass",
+            "/srv/b.fcgi -port 9001 -initial-env PATH=/usr/bin -initial-env HOME -initial-env EMPTY= -Restart-Delay 0",
+        )
+        .unwrap();
+        b.static_server("FastCgiServer", "/srv/c.fcgi -port 9002 -bind ::1 -priority 5 -listen-queue-depth 7").unwrap();
+        b.static_server("FastCgiServer", "/srv/d.fcgi").unwrap();
+        let c = b.build();
+        let a = c.servers[0].spawn.as_ref().unwrap();
+        assert_eq!((a.processes, a.init_start_delay, a.restart_delay, a.min_server_life), (4, 1, 5, 30));
+        assert_eq!((a.priority, a.listen_queue_depth), (0, 100));
+        assert_eq!(c.servers[0].endpoint, Endpoint::Unix("/tmp/fcgi.sock".into()));
+        let s = c.servers[1].spawn.as_ref().unwrap();
+        assert_eq!(s.initial_env, ["PATH=/usr/bin", "HOME=/root", "EMPTY="]);
+        assert_eq!(s.restart_delay, 0);
+        assert_eq!(c.servers[1].endpoint, Endpoint::tcp("127.0.0.1:9001").unwrap());
+        assert_eq!(c.servers[2].endpoint, Endpoint::tcp("[::1]:9002").unwrap());
+        let Endpoint::Unix(p) = &c.servers[3].endpoint else { panic!("unix expected") };
+        assert!(p.starts_with("/run/apache2/fastcgi/") && p.extension().is_some_and(|e| e == "sock"));
+    }
+
+    #[test]
+    fn static_server_errors() {
+        let mut b = builder();
+        let e = |b: &mut Builder, args: &str| b.static_server("FastCgiServer", args).unwrap_err();
+        assert_eq!(e(&mut b, ""), "FastCgiServer requires a pathname!?");
+        assert_eq!(e(&mut b, "/a -port 1 -socket s"), "-port and -socket are mutually exclusive options");
+        assert!(e(&mut b, "/a -port 0").contains("invalid value for -port"));
+        assert!(e(&mut b, "/a -processes 0").contains("invalid value for -processes"));
+        assert_eq!(e(&mut b, "/a -host h:1"), "FastCgiServer /a: invalid option: -host");
+        assert!(e(&mut b, "/missing.fcgi").contains("stat() failed"));
+        assert!(e(&mut b, "/x.dir").contains("is a directory"));
+        assert!(e(&mut b, "/a -bind 127.0.0.1").contains("-bind needs -port"));
+        b.static_server("FastCgiServer", "/a -user www").unwrap();
+        assert_eq!(b.take_warnings(), ["FastCGI: there is no fastcgi wrapper set, user/group options are ignored"]);
+        assert!(e(&mut b, "/a").contains("redefinition of a previously defined FastCGI server \"/a\""));
+        assert!(b.external_server("E", "/a -socket s").unwrap_err().contains("redefinition"));
+        assert!(e(&mut b, "/b -initial-env =x").contains("invalid value for -initial-env"));
     }
 
     #[test]

@@ -75,7 +75,8 @@ pub fn run(client: &mut dyn Client, server: &Server, config: &Config) -> Outcome
     Exchange::new(client, server, conn, body, out).run()
 }
 
-/// `-pass-header Name` travels as `HTTP_NAME`, dashes as underscores.
+/// `-pass-header Name` travels as `HTTP_NAME`: upper case, every other
+/// non-alphanumeric character as `_` (what `ap_create_environment` does).
 fn cgi_header_name(header: &str) -> String {
     let mut name = String::with_capacity(5 + header.len());
     name.push_str("HTTP_");

@@ -1,0 +1,90 @@
+#!/bin/sh
+# `make bench`: wrk on loopback against one Apache that serves the same libfcgi
+# backend two ways, through mod_fastcgi_rs and through mod_proxy_fcgi with
+# enablereuse=on, and prints req/s, p99 latency and the ratio ours/theirs.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+module="${FASTCGI_RS_MODULE:-$top/target/release/mod_fastcgi_rs.so}"
+dir=$(mktemp -d /tmp/fcgi-bench.XXXXXX)
+chmod 755 "$dir"
+port="${PORT:-18080}"
+secs="${BENCH_SECONDS:-5}"
+conns="${BENCH_CONNECTIONS:-16}"
+nproc=4
+mods=/usr/lib/apache2/modules
+
+cc -O2 -o "$dir/app" "$top/scripts/bench/app.c" -lfcgi
+mkdir -p "$dir/htdocs" "$dir/logs" "$dir/sock"
+chmod 755 "$dir/htdocs" "$dir/sock"
+user=""
+[ "$(id -u)" -eq 0 ] && { user="User www-data
+Group www-data"; chown www-data "$dir/logs"; }
+
+cat > "$dir/httpd.conf" <<CONF
+ServerRoot "$dir"
+ServerName 127.0.0.1
+Listen 127.0.0.1:$port
+PidFile "$dir/logs/httpd.pid"
+DefaultRuntimeDir "$dir/logs"
+ErrorLog "$dir/logs/error.log"
+LogLevel warn
+$user
+LoadModule mpm_event_module $mods/mod_mpm_event.so
+LoadModule authz_core_module $mods/mod_authz_core.so
+LoadModule alias_module $mods/mod_alias.so
+LoadModule proxy_module $mods/mod_proxy.so
+LoadModule proxy_fcgi_module $mods/mod_proxy_fcgi.so
+LoadModule fastcgi_module $module
+StartServers 1
+ServerLimit 1
+ThreadsPerChild 64
+MaxRequestWorkers 64
+KeepAliveTimeout 30
+MaxKeepAliveRequests 0
+DocumentRoot "$dir/htdocs"
+<Directory "$dir/htdocs">
+    Require all granted
+</Directory>
+Alias /ours "$dir/htdocs/ours"
+FastCgiExternalServer "$dir/htdocs/ours" -socket "$dir/sock/app.sock"
+ProxyPass /theirs/ "unix:$dir/sock/app.sock|fcgi://localhost/" enablereuse=on
+CONF
+
+"$dir/app" "$dir/sock/app.sock" $nproc &
+app=$!
+setsid apache2 -f "$dir/httpd.conf" -DFOREGROUND &
+httpd=$!
+cleanup() {
+    kill "$httpd" 2>/dev/null || true
+    pkill -P "$app" 2>/dev/null || true
+    kill "$app" 2>/dev/null || true
+    wait 2>/dev/null || true
+    rm -rf "$dir"
+}
+trap cleanup EXIT INT TERM
+
+for i in $(seq 50); do
+    curl -fsS "http://127.0.0.1:$port/ours/small" >/dev/null 2>&1 && break
+    sleep 0.2
+done
+curl -fsS "http://127.0.0.1:$port/ours/small" | grep -q Hello || { echo "bench: ours does not answer"; cat "$dir/logs/error.log"; exit 1; }
+curl -fsS "http://127.0.0.1:$port/theirs/small" | grep -q Hello || { echo "bench: mod_proxy_fcgi does not answer"; cat "$dir/logs/error.log"; exit 1; }
+
+# wrk_run URL [script] -> "req/s p99"
+wrk_run() {
+    out=$(wrk -t2 -c"$conns" -d"${secs}s" --latency ${2:+-s "$2"} "$1")
+    rps=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
+    p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+    errs=$(echo "$out" | awk '/Non-2xx|Socket errors/ {print}' | tr '\n' ' ')
+    echo "$rps $p99 $errs"
+}
+
+printf '%-14s %14s %10s %14s %10s %8s\n' case "ours req/s" "ours p99" "proxy req/s" "proxy p99" ratio
+for case in "GET 13 B:/small:" "GET 1 MiB:/big:" "POST 1 MiB:/echo:$top/scripts/bench/post.lua"; do
+    name=${case%%:*}; rest=${case#*:}; path=${rest%%:*}; script=${rest#*:}
+    set -- $(wrk_run "http://127.0.0.1:$port/ours$path" "$script"); o_rps=$1; o_p99=$2; shift 2; o_err="$*"
+    set -- $(wrk_run "http://127.0.0.1:$port/theirs$path" "$script"); t_rps=$1; t_p99=$2; shift 2; t_err="$*"
+    ratio=$(awk -v a="$o_rps" -v b="$t_rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+    printf '%-14s %14s %10s %14s %10s %8s\n' "$name" "$o_rps" "$o_p99" "$t_rps" "$t_p99" "$ratio"
+    [ -n "$o_err$t_err" ] && echo "   errors: ours: $o_err proxy: $t_err"
+done

@@ -1,0 +1,63 @@
+/* The benchmark's backend: one libfcgi program that both gateways talk to.
+ *   GET  /small  13 bytes      GET /big  1 MiB      POST /echo  the body back
+ * Usage: app SOCKET_PATH NPROC  (forks NPROC processes accepting on one socket)
+ */
+#include <fcgiapp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char big[1 << 20];
+
+static void serve(int sock)
+{
+    FCGX_Request req;
+    char buf[65536];
+
+    FCGX_InitRequest(&req, sock, 0);
+    while (FCGX_Accept_r(&req) >= 0) {
+        const char *path = FCGX_GetParam("PATH_INFO", req.envp);
+        const char *method = FCGX_GetParam("REQUEST_METHOD", req.envp);
+        if (!path) path = "";
+        if (method && strcmp(method, "POST") == 0) {
+            const char *cl = FCGX_GetParam("CONTENT_LENGTH", req.envp);
+            FCGX_FPrintF(req.out, "Content-Type: application/octet-stream\r\nContent-Length: %s\r\n\r\n", cl ? cl : "0");
+            int n;
+            while ((n = FCGX_GetStr(buf, sizeof buf, req.in)) > 0)
+                FCGX_PutStr(buf, n, req.out);
+        } else if (strcmp(path, "/big") == 0) {
+            FCGX_FPrintF(req.out, "Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", (int)sizeof big);
+            FCGX_PutStr(big, sizeof big, req.out);
+        } else {
+            FCGX_PutS("Content-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world\n", req.out);
+        }
+        FCGX_Finish_r(&req);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s SOCKET NPROC\n", argv[0]);
+        return 2;
+    }
+    memset(big, 'x', sizeof big);
+    FCGX_Init();
+    umask(0);
+    int sock = FCGX_OpenSocket(argv[1], 128);
+    if (sock < 0) {
+        perror("FCGX_OpenSocket");
+        return 1;
+    }
+    int n = atoi(argv[2]);
+    for (int i = 1; i < n; i++) {
+        if (fork() == 0) {
+            serve(sock);
+            return 0;
+        }
+    }
+    serve(sock);
+    return 0;
+}
