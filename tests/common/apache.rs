@@ -1,0 +1,334 @@
+//! A real Apache httpd in a temp ServerRoot, with mod_fastcgi_rs loaded.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::http::{self, Request};
+use super::util::{self, TestDir};
+
+const MODULES_DIR: &str = "/usr/lib/apache2/modules";
+/// What the readiness probe file holds.
+const PROBE_BODY: &str = "harness probe ok\n";
+pub const PROBE_PATH: &str = "/__harness_probe.txt";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mpm {
+    Event,
+    Prefork,
+}
+
+impl Mpm {
+    fn module(self) -> (&'static str, &'static str) {
+        match self {
+            Mpm::Event => ("mpm_event_module", "mod_mpm_event.so"),
+            Mpm::Prefork => ("mpm_prefork_module", "mod_mpm_prefork.so"),
+        }
+    }
+
+    fn settings(self) -> &'static str {
+        match self {
+            Mpm::Event => {
+                "StartServers 1\nServerLimit 2\nThreadLimit 16\nThreadsPerChild 16\n\
+                 MaxRequestWorkers 32\nMinSpareThreads 1\nMaxSpareThreads 32\n"
+            }
+            Mpm::Prefork => {
+                "StartServers 2\nServerLimit 8\nMinSpareServers 1\nMaxSpareServers 4\n\
+                 MaxRequestWorkers 8\n"
+            }
+        }
+    }
+}
+
+/// The standard modules every test server loads (when present on disk;
+/// log_config and unixd are compiled into Debian's httpd).
+const STANDARD_MODULES: &[(&str, &str)] = &[
+    ("authz_core_module", "mod_authz_core.so"),
+    ("authz_host_module", "mod_authz_host.so"),
+    ("authn_core_module", "mod_authn_core.so"),
+    ("mime_module", "mod_mime.so"),
+    ("alias_module", "mod_alias.so"),
+    ("actions_module", "mod_actions.so"),
+    ("dir_module", "mod_dir.so"),
+    ("log_config_module", "mod_log_config.so"),
+    ("env_module", "mod_env.so"),
+    ("setenvif_module", "mod_setenvif.so"),
+    ("rewrite_module", "mod_rewrite.so"),
+    ("headers_module", "mod_headers.so"),
+    ("unixd_module", "mod_unixd.so"),
+];
+
+pub struct ApacheBuilder {
+    root: PathBuf,
+    htdocs: PathBuf,
+    mpm: Mpm,
+    log_level: String,
+    config: String,
+    load_module: bool,
+}
+
+impl ApacheBuilder {
+    pub fn mpm(mut self, mpm: Mpm) -> Self {
+        self.mpm = mpm;
+        self
+    }
+
+    pub fn log_level(mut self, level: &str) -> Self {
+        self.log_level = level.to_string();
+        self
+    }
+
+    /// Appends configuration text (directives at server level).
+    pub fn config(mut self, text: &str) -> Self {
+        self.config.push_str(text);
+        self.config.push('\n');
+        self
+    }
+
+    /// Leaves out `LoadModule fastcgi_module` (for harness self-checks only).
+    pub fn without_fastcgi(mut self) -> Self {
+        self.load_module = false;
+        self
+    }
+
+    fn conf_text(&self, port: u16) -> String {
+        let root = self.root.display();
+        let htdocs = self.htdocs.display();
+        let (mpm_name, mpm_file) = self.mpm.module();
+        let mut c = String::new();
+        let _ = writeln!(c, "ServerRoot \"{root}\"");
+        let _ = writeln!(c, "Listen 127.0.0.1:{port}");
+        let _ = writeln!(c, "ServerName 127.0.0.1");
+        let _ = writeln!(c, "PidFile \"{root}/logs/httpd.pid\"");
+        let _ = writeln!(c, "DefaultRuntimeDir \"{root}/run\"");
+        let _ = writeln!(c, "Mutex file:{root}/run default");
+        let _ = writeln!(c, "ErrorLog \"{root}/logs/error.log\"");
+        let _ = writeln!(c, "LogLevel {}", self.log_level);
+        let _ = writeln!(c, "LoadModule {mpm_name} {MODULES_DIR}/{mpm_file}");
+        c.push_str(self.mpm.settings());
+        for (name, file) in STANDARD_MODULES {
+            if Path::new(MODULES_DIR).join(file).exists() {
+                let _ = writeln!(c, "LoadModule {name} {MODULES_DIR}/{file}");
+            }
+        }
+        if self.load_module {
+            let _ = writeln!(c, "LoadModule fastcgi_module \"{}\"", util::module_path().display());
+        }
+        if util::is_root() {
+            c.push_str("User www-data\nGroup www-data\n");
+        }
+        c.push_str("Timeout 60\nKeepAlive On\nMaxKeepAliveRequests 1000\n");
+        c.push_str("TypesConfig /etc/mime.types\n");
+        c.push_str("LogFormat \"%h %l %u %t \\\"%r\\\" %>s %b\" common\n");
+        let _ = writeln!(c, "CustomLog \"{root}/logs/access.log\" common");
+        let _ = writeln!(c, "DocumentRoot \"{htdocs}\"");
+        c.push_str("<Directory />\n    AllowOverride None\n    Require all denied\n</Directory>\n");
+        let _ = writeln!(
+            c,
+            "<Directory \"{htdocs}\">\n    Options +FollowSymLinks\n    AllowOverride None\n    Require all granted\n</Directory>"
+        );
+        c.push_str("# ---- test configuration ----\n");
+        c.push_str(&self.config);
+        c.push_str("# ---- harness probe ----\n");
+        let _ = writeln!(c, "<Location {PROBE_PATH}>\n    SetHandler none\n</Location>");
+        c
+    }
+
+    fn prepare(&self, port: u16) -> PathBuf {
+        for sub in ["logs", "run", "conf"] {
+            util::mkdir_0755(&self.root.join(sub));
+        }
+        util::mkdir_0755(&self.htdocs);
+        util::write_file(&self.htdocs.join(&PROBE_PATH[1..]), PROBE_BODY);
+        let conf = self.root.join("conf/httpd.conf");
+        util::write_file(&conf, self.conf_text(port));
+        // Fresh logs for each start.
+        let _ = fs::remove_file(self.root.join("logs/error.log"));
+        conf
+    }
+
+    /// `apache2 -t -f conf`: (exit code, stdout + stderr).
+    pub fn configtest(&self) -> (i32, String) {
+        let conf = self.prepare(util::free_port());
+        let out = Command::new(apache_binary())
+            .arg("-t")
+            .arg("-f")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run apache2 -t");
+        let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stdout));
+        (out.status.code().unwrap_or(-1), text)
+    }
+
+    /// Starts Apache and waits (bounded) until it serves the probe file.
+    /// Panics with the error log when it does not come up.
+    pub fn start(self) -> Apache {
+        let mut last_err = String::new();
+        for _attempt in 0..3 {
+            let port = util::free_port();
+            let conf = self.prepare(port);
+            match Apache::launch(&self.root, &conf, port) {
+                Ok(a) => return a,
+                Err(e) => {
+                    // Another test may have taken the port between our probe
+                    // and httpd's bind: try another one.
+                    if e.contains("Address already in use") {
+                        last_err = e;
+                        continue;
+                    }
+                    panic!("{e}");
+                }
+            }
+        }
+        panic!("{last_err}");
+    }
+}
+
+fn apache_binary() -> &'static str {
+    if Path::new("/usr/sbin/apache2").exists() {
+        "/usr/sbin/apache2"
+    } else {
+        "apache2"
+    }
+}
+
+pub struct Apache {
+    pub port: u16,
+    root: PathBuf,
+    child: Option<Child>,
+}
+
+impl Apache {
+    /// A builder whose ServerRoot is `<dir>/apache` and DocumentRoot
+    /// `<dir>/htdocs`.
+    pub fn builder(dir: &TestDir) -> ApacheBuilder {
+        ApacheBuilder {
+            root: dir.join("apache"),
+            htdocs: dir.htdocs(),
+            mpm: Mpm::Event,
+            log_level: "info".to_string(),
+            config: String::new(),
+            load_module: true,
+        }
+    }
+
+    fn launch(root: &Path, conf: &Path, port: u16) -> Result<Apache, String> {
+        let out = fs::File::create(root.join("logs/stdout.log")).expect("stdout log");
+        let err = fs::File::create(root.join("logs/stderr.log")).expect("stderr log");
+        let mut cmd = Command::new(apache_binary());
+        cmd.arg("-f").arg(conf).arg("-DFOREGROUND");
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        // SAFETY: setsid() is async-signal-safe; prefork signals its whole
+        // process group on shutdown, so httpd gets a session of its own.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|e| format!("cannot start apache2: {e}"))?;
+        let mut apache = Apache { port, root: root.to_path_buf(), child: Some(child) };
+        match apache.wait_ready(Duration::from_secs(15)) {
+            Ok(()) => Ok(apache),
+            Err(why) => {
+                apache.stop();
+                Err(format!(
+                    "Apache did not come up on port {port}: {why}\n--- stderr ---\n{}\n--- error.log ---\n{}\n--- conf ({}) ---\n{}",
+                    util::read_lossy(&root.join("logs/stderr.log")),
+                    util::read_lossy(&root.join("logs/error.log")),
+                    conf.display(),
+                    util::read_lossy(conf),
+                ))
+            }
+        }
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut last = String::from("no attempt");
+        while std::time::Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(format!("apache2 exited early: {status}"));
+                }
+            }
+            let probe = Request::get(PROBE_PATH).timeout(Duration::from_secs(5));
+            match probe.send(self.port) {
+                Ok(r) if r.status == 200 && r.body == PROBE_BODY.as_bytes() => return Ok(()),
+                Ok(r) => last = format!("probe answered {} {:?}", r.status, r.text()),
+                Err(e) => last = format!("probe: {e}"),
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!("timed out; last: {last}"))
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn error_log_path(&self) -> PathBuf {
+        self.root.join("logs/error.log")
+    }
+
+    pub fn error_log(&self) -> String {
+        util::read_lossy(&self.error_log_path())
+    }
+
+    /// Waits until the error log contains `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        util::wait_until(timeout, || self.error_log().contains(needle))
+    }
+
+    /// Sends a request to this server (panics on an I/O error, with the log).
+    pub fn request(&self, req: Request) -> http::Response {
+        match req.send(self.port) {
+            Ok(r) => r,
+            Err(e) => panic!("request to Apache on port {} failed: {e}\n--- error.log ---\n{}", self.port, self.error_log()),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> http::Response {
+        self.request(Request::get(path))
+    }
+
+    /// Asserts that no Apache child died on a signal (a crash shows as
+    /// "exit signal" in the main error log) and that the server still serves.
+    pub fn assert_alive(&self) {
+        let log = self.error_log();
+        for bad in ["exit signal", "AH00052", "panicked"] {
+            assert!(!log.contains(bad), "Apache error log shows a crash ({bad:?}):\n{log}");
+        }
+        let r = self.get(PROBE_PATH);
+        assert_eq!(r.status, 200, "Apache stopped serving static files");
+    }
+
+    /// Stops Apache by its PID: SIGTERM, wait up to 10 s, then SIGKILL.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            util::stop_child(&mut child, Duration::from_secs(10), true);
+        }
+    }
+}
+
+impl Drop for Apache {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- Apache error log ({}) ---\n{}",
+                self.error_log_path().display(),
+                self.error_log()
+            );
+        }
+    }
+}
