@@ -10,7 +10,10 @@ chmod 755 "$dir"
 port="${PORT:-18080}"
 secs="${BENCH_SECONDS:-5}"
 conns="${BENCH_CONNECTIONS:-16}"
-nproc=4
+# One backend per gateway, same program, same process count: mod_proxy_fcgi
+# with enablereuse pins a backend process per pooled connection, so a shared
+# backend would let one side starve the other.
+nproc="${BENCH_BACKEND_PROCS:-$conns}"
 mods=/usr/lib/apache2/modules
 
 cc -O2 -o "$dir/app" "$top/scripts/bench/app.c" -lfcgi
@@ -46,20 +49,24 @@ DocumentRoot "$dir/htdocs"
     Require all granted
 </Directory>
 Alias /ours "$dir/htdocs/ours"
-FastCgiExternalServer "$dir/htdocs/ours" -socket "$dir/sock/app.sock"
-ProxyPass /theirs/ "unix:$dir/sock/app.sock|fcgi://localhost/" enablereuse=on
+FastCgiExternalServer "$dir/htdocs/ours" -socket "$dir/sock/ours.sock"
+ProxyPass /theirs/ "unix:$dir/sock/theirs.sock|fcgi://localhost/" enablereuse=on
 CONF
 
-"$dir/app" "$dir/sock/app.sock" $nproc &
-app=$!
+"$dir/app" "$dir/sock/ours.sock" "$nproc" &
+app_ours=$!
+"$dir/app" "$dir/sock/theirs.sock" "$nproc" &
+app_theirs=$!
 setsid apache2 -f "$dir/httpd.conf" -DFOREGROUND &
 httpd=$!
 cleanup() {
     kill "$httpd" 2>/dev/null || true
-    pkill -P "$app" 2>/dev/null || true
-    kill "$app" 2>/dev/null || true
+    for app in $app_ours $app_theirs; do
+        pkill -P "$app" 2>/dev/null || true
+        kill "$app" 2>/dev/null || true
+    done
     wait 2>/dev/null || true
-    rm -rf "$dir"
+    [ -n "${BENCH_KEEP:-}" ] || rm -rf "$dir"
 }
 trap cleanup EXIT INT TERM
 

@@ -18,16 +18,18 @@ static void serve(int sock)
 
     FCGX_InitRequest(&req, sock, 0);
     while (FCGX_Accept_r(&req) >= 0) {
-        const char *path = FCGX_GetParam("PATH_INFO", req.envp);
+        /* Route on the URI: the two gateways set PATH_INFO differently. */
+        const char *path = FCGX_GetParam("REQUEST_URI", req.envp);
         const char *method = FCGX_GetParam("REQUEST_METHOD", req.envp);
         if (!path) path = "";
+        size_t plen = strlen(path);
         if (method && strcmp(method, "POST") == 0) {
             const char *cl = FCGX_GetParam("CONTENT_LENGTH", req.envp);
             FCGX_FPrintF(req.out, "Content-Type: application/octet-stream\r\nContent-Length: %s\r\n\r\n", cl ? cl : "0");
             int n;
             while ((n = FCGX_GetStr(buf, sizeof buf, req.in)) > 0)
                 FCGX_PutStr(buf, n, req.out);
-        } else if (strcmp(path, "/big") == 0) {
+        } else if (plen >= 4 && strcmp(path + plen - 4, "/big") == 0) {
             FCGX_FPrintF(req.out, "Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", (int)sizeof big);
             FCGX_PutStr(big, sizeof big, req.out);
         } else {
