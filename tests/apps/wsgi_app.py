@@ -2,7 +2,7 @@
 # The tutorial's Hello-world WSGI app on flup ("Apache, FastCGI and Python"),
 # run as an external FastCGI server on the Unix socket given as argv[1]
 # (umask 0, so Apache's www-data workers can connect), plus routes the
-# integration tests use, chosen by PATH_INFO:
+# integration tests use, chosen by the first segment of PATH_INFO:
 #   /env             JSON object of the WSGI environ's str values
 #   /echo            sha256 hex, length and CONTENT_LENGTH of the request body
 #   /status          "404 Nobody Here" with a body of its own
@@ -39,7 +39,9 @@ def text(start_response, body, status='200 OK', extra=()):
 
 
 def app(environ, start_response):
+    # Route by the first segment, so /env/deeper/path still dumps the env.
     path = environ.get('PATH_INFO', '')
+    path = '/' + path.split('/')[1] if path.startswith('/') else path
     query = environ.get('QUERY_STRING', '')
     args = parse_qs(query)
 

@@ -312,6 +312,31 @@ impl Apache {
         assert_eq!(r.status, 200, "Apache stopped serving static files");
     }
 
+    /// Sends `sig` to the Apache parent (e.g. SIGHUP restart, SIGUSR1 graceful).
+    pub fn signal(&self, sig: i32) {
+        if let Some(pid) = self.pid() {
+            util::signal(pid as i32, sig);
+        }
+    }
+
+    /// Restarts (SIGHUP) or gracefully restarts (SIGUSR1) and waits until
+    /// httpd says it resumed and serves the probe again.
+    pub fn restart(&self, sig: i32) {
+        const RESUMED: &str = "resuming normal operations";
+        let before = self.error_log().matches(RESUMED).count();
+        self.signal(sig);
+        let ok = util::wait_until(Duration::from_secs(15), || self.error_log().matches(RESUMED).count() > before);
+        assert!(ok, "Apache did not come back after signal {sig}:\n{}", self.error_log());
+        let ok = util::wait_until(Duration::from_secs(10), || {
+            Request::get(PROBE_PATH)
+                .timeout(Duration::from_secs(2))
+                .send(self.port)
+                .map(|r| r.status == 200)
+                .unwrap_or(false)
+        });
+        assert!(ok, "Apache does not serve after signal {sig}:\n{}", self.error_log());
+    }
+
     /// Stops Apache by its PID: SIGTERM, wait up to 10 s, then SIGKILL.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

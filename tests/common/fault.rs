@@ -3,7 +3,7 @@
 //! `www-data` workers reach it), built on the application side of
 //! `mod_fastcgi_rs::protocol`. It records what each request carried (params,
 //! body digest) for the tests to inspect, and its behaviour is chosen per
-//! request by PATH_INFO:
+//! request by the first segment of PATH_INFO:
 //!
 //! | PATH_INFO              | behaviour |
 //! | ---------------------- | --------- |
@@ -19,6 +19,8 @@
 //! | `/die-mid-record`      | headers + 10000 body bytes, then a STDOUT record cut short, then closes |
 //! | `/stall-after-headers` | `Content-Length: 100000`, 5000 body bytes, then stalls |
 //! | `/eof-no-end`          | a complete response, then EOF with neither empty STDOUT nor END_REQUEST |
+//! | `/drip`                | headers + `first\n`, 1.5 s pause, `second\n`, end |
+//! | `/stream-forever`      | 16 KiB of body every 5 ms until the server closes the connection |
 //! | `/big?rec=N`           | [`big_body`] (10 MB) in STDOUT records of N bytes (default 1000) |
 
 use std::io::{self, Read, Write};
@@ -387,7 +389,12 @@ fn respond(rec: &Recorded, id: u16, stream: &mut UnixStream, shared: &Shared) ->
         enc.stdout_end(out);
         enc.end_request(out, 0, 0);
     };
-    match path.as_str() {
+    // Route by the first segment of PATH_INFO (`/ok/deeper` is `/ok`).
+    let route = match path.strip_prefix('/') {
+        Some(rest) => format!("/{}", rest.split('/').next().unwrap_or("")),
+        None => path.clone(),
+    };
+    match route.as_str() {
         "/stall" => {
             hold(stream, shared, None);
             return Next::Close;
@@ -437,6 +444,43 @@ fn respond(rec: &Recorded, id: u16, stream: &mut UnixStream, shared: &Shared) ->
             send(stream, &out);
             hold(stream, shared, None);
             return Next::Close;
+        }
+        "/drip" => {
+            enc.stdout(&mut out, b"Content-Type: text/plain\r\n\r\nfirst\n");
+            if !send(stream, &out) {
+                return Next::Close;
+            }
+            out.clear();
+            std::thread::sleep(Duration::from_millis(1500));
+            enc.stdout(&mut out, b"second\n");
+            finish(&mut out);
+        }
+        "/stream-forever" => {
+            enc.stdout(&mut out, b"Content-Type: text/plain\r\n\r\n");
+            let chunk = vec![b'f'; 16 * 1024];
+            let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+            loop {
+                enc.stdout(&mut out, &chunk);
+                let mut off = 0;
+                while off < out.len() {
+                    if shared.stop.load(Ordering::SeqCst) {
+                        return Next::Close;
+                    }
+                    match stream.write(&out[off..]) {
+                        Ok(0) => off = usize::MAX,
+                        Ok(n) => off += n,
+                        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {}
+                        Err(_) => off = usize::MAX,
+                    }
+                }
+                if off == usize::MAX {
+                    // The web server closed the connection.
+                    shared.stalls_released.fetch_add(1, Ordering::SeqCst);
+                    return Next::Close;
+                }
+                out.clear();
+                std::thread::sleep(Duration::from_millis(5));
+            }
         }
         "/eof-no-end" => {
             enc.stdout(&mut out, b"Content-Type: text/plain\r\n\r\n");

@@ -189,6 +189,9 @@ pub struct Response {
     pub elapsed: Duration,
     /// Writing the request failed (the server answered early).
     pub write_error: Option<String>,
+    /// Bytes the server sent after the end of the message, before closing
+    /// (e.g. a body after a HEAD response). Only read for complete messages.
+    pub extra: Vec<u8>,
 }
 
 impl Response {
@@ -320,6 +323,7 @@ impl Reader {
                 timed_out: false,
                 elapsed: Duration::ZERO,
                 write_error: None,
+                extra: Vec::new(),
             };
             let chunked = resp
                 .header("Transfer-Encoding")
@@ -343,6 +347,14 @@ impl Reader {
                     self.pos = self.buf.len();
                 }
                 resp.complete = !self.timed_out && self.error.is_none();
+            }
+            if resp.complete && resp.framing != Framing::Close {
+                // We asked for Connection: close; whatever comes before EOF
+                // is not part of a well-formed response.
+                while self.pos < self.buf.len() || self.fill() {
+                    resp.extra.extend_from_slice(&self.buf[self.pos..]);
+                    self.pos = self.buf.len();
+                }
             }
             resp.timed_out = self.timed_out;
             return Some(resp);
