@@ -69,6 +69,14 @@ impl Recorded {
             .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
     }
 
+    /// All params as (name, value) strings, for failure messages.
+    pub fn params_lossy(&self) -> Vec<(String, String)> {
+        self.params
+            .iter()
+            .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), String::from_utf8_lossy(v).into_owned()))
+            .collect()
+    }
+
     pub fn names(&self) -> Vec<String> {
         self.params.iter().map(|(k, _)| String::from_utf8_lossy(k).into_owned()).collect()
     }

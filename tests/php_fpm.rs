@@ -1,0 +1,186 @@
+//! The canonical PHP-FPM recipe for the old mod_fastcgi, unchanged:
+//!
+//! ```apache
+//! AddType application/x-httpd-fastphp .php
+//! Action application/x-httpd-fastphp /php-fcgi virtual
+//! Alias /php-fcgi /usr/lib/cgi-bin/php-fcgi
+//! FastCgiExternalServer /usr/lib/cgi-bin/php-fcgi -socket /run/php/php-fpm.sock -pass-header Authorization
+//! <Directory /usr/lib/cgi-bin>
+//!     Require all granted
+//! </Directory>
+//! ```
+//!
+//! with `<tmp>/cgi-bin` standing in for `/usr/lib/cgi-bin` (the directory
+//! exists, `php-fcgi` in it does not).
+//!
+//! What the original mod_fastcgi sends for `GET /test.php` (reference §2.2):
+//! SCRIPT_NAME=/php-fcgi, PATH_INFO=/test.php, PATH_TRANSLATED=<docroot>/test.php,
+//! SCRIPT_FILENAME=<tmp>/cgi-bin/php-fcgi, REDIRECT_URL=/test.php,
+//! REDIRECT_STATUS=200 (from the Action's internal redirect). The first test
+//! checks exactly these on the wire (the fault backend stands in for
+//! php-fpm). php-fpm with cgi.fix_pathinfo=1 (the default) then sees
+//! REDIRECT_URL and a PATH_TRANSLATED different from SCRIPT_FILENAME, runs
+//! PATH_TRANSLATED, and rewrites its $_SERVER (fpm_main.c,
+//! init_request_info): SCRIPT_FILENAME=<docroot>/test.php, SCRIPT_NAME=/test.php,
+//! PATH_INFO and PATH_TRANSLATED removed, the values it received kept as
+//! ORIG_SCRIPT_NAME=/php-fcgi, ORIG_PATH_INFO=/test.php,
+//! ORIG_PATH_TRANSLATED=<docroot>/test.php, ORIG_SCRIPT_FILENAME=<tmp>/cgi-bin/php-fcgi.
+//! The php-fpm tests check that view, and that the right script ran.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::util::write_file;
+use common::{json, Apache, Body, FaultServer, PhpFpm, Request, Response, TestDir};
+
+fn recipe(t: &TestDir, socket: &Path, pass_auth: bool) -> String {
+    let cgi_bin = t.join("cgi-bin");
+    format!(
+        "AddType application/x-httpd-fastphp .php\n\
+         Action application/x-httpd-fastphp /php-fcgi virtual\n\
+         Alias /php-fcgi {bin}/php-fcgi\n\
+         FastCgiExternalServer {bin}/php-fcgi -socket {sock}{pass}\n\
+         <Directory {bin}>\n    Require all granted\n</Directory>\n",
+        bin = cgi_bin.display(),
+        sock = socket.display(),
+        pass = if pass_auth { " -pass-header Authorization" } else { "" },
+    )
+}
+
+fn install_scripts(t: &TestDir) {
+    for f in ["env.php", "post.php", "auth.php"] {
+        let src = common::util::apps_dir().join(f);
+        write_file(&t.htdocs().join(f), std::fs::read(&src).expect("read php script"));
+    }
+}
+
+fn json_of(r: &Response) -> BTreeMap<String, String> {
+    assert_eq!(r.status, 200, "PHP answered {}: {}", r.status, r.text());
+    json::parse_object(&r.text()).unwrap_or_else(|e| panic!("bad JSON from PHP ({e}): {}", r.text()))
+}
+
+/// The variables the recipe produces, on the wire, exactly as the original.
+#[test]
+fn recipe_params_on_the_wire() {
+    let t = TestDir::new("php_wire");
+    install_scripts(&t);
+    let fault = FaultServer::start(&t.sock("fault.sock"));
+    let apache = Apache::builder(&t).config(&recipe(&t, fault.path(), true)).start();
+    let r = apache.request(Request::get("/env.php?wire").header("Authorization", "Basic YTpi"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), "fault-backend ok\n");
+    let rec = fault.request_with_query("wire").expect("the request reached the backend");
+    let docroot = t.htdocs().display().to_string();
+    let server = t.join("cgi-bin/php-fcgi").display().to_string();
+    let expect = [
+        ("SCRIPT_NAME", "/php-fcgi".to_string()),
+        ("PATH_INFO", "/env.php".to_string()),
+        ("PATH_TRANSLATED", format!("{docroot}/env.php")),
+        ("SCRIPT_FILENAME", server),
+        ("REDIRECT_URL", "/env.php".to_string()),
+        ("REDIRECT_STATUS", "200".to_string()),
+        ("REQUEST_URI", "/env.php?wire".to_string()),
+        ("QUERY_STRING", "wire".to_string()),
+        ("DOCUMENT_ROOT", docroot.clone()),
+        ("HTTP_AUTHORIZATION", "Basic YTpi".to_string()),
+    ];
+    for (k, v) in expect {
+        assert_eq!(rec.param(k).as_deref(), Some(v.as_str()), "{k}; params: {:?}", rec.params_lossy());
+    }
+}
+
+#[test]
+fn php_runs_the_requested_script_with_original_path_variables() {
+    let t = TestDir::new("php_env");
+    install_scripts(&t);
+    let fpm = PhpFpm::start(&t);
+    let apache = Apache::builder(&t).config(&recipe(&t, &fpm.socket, true)).start();
+    let docroot = t.htdocs().display().to_string();
+    let env = json_of(&apache.get("/env.php?x=1"));
+    let expect = [
+        ("executed", format!("{docroot}/env.php")),
+        // What mod_fastcgi sent, as PHP keeps it.
+        ("ORIG_SCRIPT_NAME", "/php-fcgi".to_string()),
+        ("ORIG_PATH_INFO", "/env.php".to_string()),
+        ("ORIG_PATH_TRANSLATED", format!("{docroot}/env.php")),
+        ("ORIG_SCRIPT_FILENAME", t.join("cgi-bin/php-fcgi").display().to_string()),
+        // What php-fpm derives from it (cgi.fix_pathinfo=1).
+        ("SCRIPT_FILENAME", format!("{docroot}/env.php")),
+        ("SCRIPT_NAME", "/env.php".to_string()),
+        ("PHP_SELF", "/env.php".to_string()),
+        ("PATH_INFO", "<unset>".to_string()),
+        ("REDIRECT_URL", "/env.php".to_string()),
+        ("REQUEST_URI", "/env.php?x=1".to_string()),
+        ("QUERY_STRING", "x=1".to_string()),
+        ("REQUEST_METHOD", "GET".to_string()),
+    ];
+    for (k, v) in &expect {
+        assert_eq!(env.get(*k), Some(v), "{k} as PHP sees it; all: {env:#?}");
+    }
+    // Another script in the same directory runs itself, not env.php.
+    let other = json_of(&apache.request(Request::post("/post.php", Body::Fixed(Vec::new()))));
+    assert_eq!(other["executed"], format!("{docroot}/post.php"));
+    // A missing script: php-fpm's own 404, its stderr in our error log.
+    let r = apache.get("/missing.php");
+    assert_eq!(r.status, 404, "{}", r.text());
+    let needle = format!("FastCGI: server \"{}\" stderr: Primary script unknown", t.join("cgi-bin/php-fcgi").display());
+    assert!(
+        apache.wait_for_log(&needle, std::time::Duration::from_secs(5)),
+        "error log lacks {needle:?}:\n{}",
+        apache.error_log()
+    );
+    apache.assert_alive();
+}
+
+#[test]
+fn php_post_form() {
+    let t = TestDir::new("php_post");
+    install_scripts(&t);
+    let fpm = PhpFpm::start(&t);
+    let apache = Apache::builder(&t).config(&recipe(&t, &fpm.socket, true)).start();
+    let form = b"name=Ada+Lovelace&lang=php%2Bfcgi&empty=".to_vec();
+    let r = apache.request(
+        Request::post("/post.php", Body::Fixed(form.clone())).header("Content-Type", "application/x-www-form-urlencoded"),
+    );
+    let m = json_of(&r);
+    assert_eq!(m["executed"], format!("{}/post.php", t.htdocs().display()));
+    assert_eq!(m.get("post_name").map(String::as_str), Some("Ada Lovelace"), "{m:#?}");
+    assert_eq!(m.get("post_lang").map(String::as_str), Some("php+fcgi"), "{m:#?}");
+    assert_eq!(m.get("post_empty").map(String::as_str), Some(""), "{m:#?}");
+    assert_eq!(m["CONTENT_LENGTH"], form.len().to_string());
+    // A bigger form, sent chunked: PHP needs CONTENT_LENGTH to read it.
+    let big = "v".repeat(200_000);
+    let form = format!("big={big}&tail=end");
+    let r = apache.request(
+        Request::post("/post.php", Body::chunked(form.as_bytes(), 8000))
+            .header("Content-Type", "application/x-www-form-urlencoded"),
+    );
+    let m = json_of(&r);
+    assert_eq!(m.get("post_tail").map(String::as_str), Some("end"), "chunked form: {:?}", m.keys());
+    assert_eq!(m.get("post_big").map(|v| v.len()), Some(200_000));
+    assert_eq!(m["CONTENT_LENGTH"], form.len().to_string());
+}
+
+#[test]
+fn authorization_reaches_php_via_pass_header() {
+    let t = TestDir::new("php_auth");
+    install_scripts(&t);
+    let fpm = PhpFpm::start(&t);
+    // "alice:s3cret"
+    let auth = "Basic YWxpY2U6czNjcmV0";
+    {
+        let apache = Apache::builder(&t).config(&recipe(&t, &fpm.socket, true)).start();
+        let m = json_of(&apache.request(Request::get("/auth.php").header("Authorization", auth)));
+        assert_eq!(m["executed"], format!("{}/auth.php", t.htdocs().display()));
+        assert_eq!(m["PHP_AUTH_USER"], "alice", "{m:#?}");
+        assert_eq!(m["PHP_AUTH_PW"], "s3cret", "{m:#?}");
+        assert_eq!(m["HTTP_AUTHORIZATION"], auth);
+    }
+    // The same recipe without -pass-header: httpd keeps Authorization back.
+    let apache = Apache::builder(&t).config(&recipe(&t, &fpm.socket, false)).start();
+    let m = json_of(&apache.request(Request::get("/auth.php").header("Authorization", auth)));
+    assert_eq!(m["PHP_AUTH_USER"], "<unset>", "{m:#?}");
+    assert_eq!(m["HTTP_AUTHORIZATION"], "<unset>", "{m:#?}");
+}
