@@ -321,8 +321,15 @@ fn missing_socket_is_503() {
     let t = TestDir::new("nosock");
     let server = t.htdocs().join("gone");
     let sock = t.sock("nobody-listens.sock");
+    let tcp_server = t.htdocs().join("gone-tcp");
+    let port = free_port(); // nobody listens there either
     let apache = Apache::builder(&t)
-        .config(&format!("FastCgiExternalServer {} -socket {}", server.display(), sock.display()))
+        .config(&format!(
+            "FastCgiExternalServer {} -socket {}\nFastCgiExternalServer {} -host 127.0.0.1:{port} -appConnTimeout 2",
+            server.display(),
+            sock.display(),
+            tcp_server.display()
+        ))
         .start();
     let r = apache.get("/gone/x");
     assert_eq!(r.status, 503, "{}", r.text());
@@ -331,6 +338,31 @@ fn missing_socket_is_503() {
     apache.assert_alive();
     // And it keeps answering 503, not worse.
     assert_eq!(apache.get("/gone/y").status, 503);
+    // TCP: connection refused.
+    let r = apache.get("/gone-tcp/x");
+    assert_eq!(r.status, 503, "{}", r.text());
+    let needle = format!("FastCGI: failed to connect to server \"{}\"", tcp_server.display());
+    assert!(apache.wait_for_log(&needle, LOG_WAIT), "error log lacks {needle:?}:\n{}", apache.error_log());
+    apache.assert_alive();
+}
+
+/// `FastCgiIpcDir`: a relative `-socket` name resolves against it.
+#[test]
+fn ipc_dir_resolves_relative_socket() {
+    let t = TestDir::new("ipcdir");
+    let fault = FaultServer::start(&t.sock("rel.sock"));
+    let server = t.htdocs().join("rel");
+    let apache = Apache::builder(&t)
+        .config(&format!(
+            "FastCgiIpcDir {}\nFastCgiExternalServer {} -socket rel.sock",
+            t.join("sock").display(),
+            server.display()
+        ))
+        .start();
+    let r = apache.get("/rel/ok?ipc");
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), apache.error_log());
+    assert_eq!(r.text(), "fault-backend ok\n");
+    assert!(fault.request_with_query("ipc").is_some());
 }
 
 #[test]
