@@ -533,6 +533,27 @@ fn params_on_the_wire() {
     assert_eq!(rec.stdin_len, 0);
 }
 
+/// `-nph`: the application writes the whole response, status line included.
+#[test]
+fn nph_passes_the_response_through() {
+    let t = TestDir::new("nph");
+    let fault = FaultServer::start(&t.sock("fault.sock"));
+    let apache = Apache::builder(&t)
+        .config(&format!(
+            "FastCgiExternalServer {} -socket {} -nph",
+            t.htdocs().join("raw").display(),
+            fault.path().display()
+        ))
+        .start();
+    let r = apache.get("/raw/nph");
+    assert_eq!(r.status, 203, "{:?} {}", r.headers, r.text());
+    assert_eq!(r.reason, "Non-Authoritative Information");
+    assert_eq!(r.header("X-Nph"), Some("yes"));
+    assert_eq!(r.text(), "nph body\n");
+    assert!(r.complete);
+    apache.assert_alive();
+}
+
 // ------------------------------------------------------- libfcgi C app
 
 #[test]

@@ -21,6 +21,7 @@
 //! | `/eof-no-end`          | a complete response, then EOF with neither empty STDOUT nor END_REQUEST |
 //! | `/drip`                | headers + `first\n`, 1.5 s pause, `second\n`, end |
 //! | `/stream-forever`      | 16 KiB of body every 5 ms until the server closes the connection |
+//! | `/nph`                 | a whole HTTP response (status line included), for `-nph` |
 //! | `/big?rec=N`           | [`big_body`] (10 MB) in STDOUT records of N bytes (default 1000) |
 
 use std::io::{self, Read, Write};
@@ -489,6 +490,14 @@ fn respond(rec: &Recorded, id: u16, stream: &mut UnixStream, shared: &Shared) ->
                 out.clear();
                 std::thread::sleep(Duration::from_millis(5));
             }
+        }
+        "/nph" => {
+            enc.stdout(
+                &mut out,
+                b"HTTP/1.1 203 Non-Authoritative Information\r\nContent-Type: text/plain\r\n\
+                  X-Nph: yes\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnph body\n",
+            );
+            finish(&mut out);
         }
         "/eof-no-end" => {
             enc.stdout(&mut out, b"Content-Type: text/plain\r\n\r\n");
