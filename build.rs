@@ -7,10 +7,7 @@ use std::process::Command;
 fn query(cmd: &str, args: &[&str]) -> String {
     match Command::new(cmd).args(args).output() {
         Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        Ok(out) => panic!(
-            "{cmd} {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
+        Ok(out) => panic!("{cmd} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr)),
         Err(e) => panic!("cannot run {cmd} (install apache2-dev: make deps): {e}"),
     }
 }
@@ -33,9 +30,7 @@ fn main() {
     includes.push(PathBuf::from("c-shim"));
 
     let mut shim = cc::Build::new();
-    shim.file("c-shim/mod_fastcgi.c")
-        .warnings(true)
-        .extra_warnings(true);
+    shim.file("c-shim/mod_fastcgi.c").warnings(true).extra_warnings(true);
     for dir in &includes {
         shim.include(dir);
     }
@@ -46,7 +41,7 @@ fn main() {
         .header("c-shim/wrapper.h")
         .allowlist_function("ap_.*|apr_.*|fcgi_shim_.*")
         .allowlist_type("request_rec|server_rec|cmd_parms|conn_rec|apr_.*|ap_.*")
-        .allowlist_var("ap_server_root|HUGE_STRING_LEN|HTTP_.*|OK|DECLINED|DONE|APLOG_.*|M_.*|OPT_.*|NOT_IN_.*|GLOBAL_ONLY|AP_CONN_.*|APR_.*|AP_MPMQ_.*|REQUEST_CHUNKED_.*")
+        .allowlist_var("ap_server_root|ap_unixd_config|AP_SQ_.*|HUGE_STRING_LEN|HTTP_.*|OK|DECLINED|DONE|APLOG_.*|M_.*|OPT_.*|NOT_IN_.*|GLOBAL_ONLY|AP_CONN_.*|APR_.*|AP_MPMQ_.*|REQUEST_CHUNKED_.*")
         .derive_default(true)
         .layout_tests(false)
         .generate_comments(false)
@@ -56,7 +51,5 @@ fn main() {
     }
     let bindings = builder.generate().expect("bindgen over httpd headers");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR set by cargo"));
-    bindings
-        .write_to_file(out.join("bindings.rs"))
-        .expect("write bindings.rs");
+    bindings.write_to_file(out.join("bindings.rs")).expect("write bindings.rs");
 }

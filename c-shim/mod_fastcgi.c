@@ -27,6 +27,10 @@ static const char *raw_directive(cmd_parms *cmd, void *mconfig, const char *args
     AP_INIT_RAW_ARGS(name, raw_directive, (void *)(apr_uintptr_t)(which), where, help)
 
 static const command_rec fastcgi_cmds[] = {
+    FCGI_CMD("FastCgiServer", FCGI_DIRECTIVE_SERVER, RSRC_CONF,
+             "a fastcgi application path followed by options; started by the process manager"),
+    FCGI_CMD("AppClass", FCGI_DIRECTIVE_SERVER, RSRC_CONF,
+             "alias of FastCgiServer"),
     FCGI_CMD("FastCgiExternalServer", FCGI_DIRECTIVE_EXTERNAL_SERVER, RSRC_CONF,
              "a fastcgi path followed by -socket path | -host host:port, then options"),
     FCGI_CMD("ExternalAppClass", FCGI_DIRECTIVE_EXTERNAL_SERVER, RSRC_CONF,

@@ -11,4 +11,5 @@
 #include "apr_tables.h"
 #include "apr_buckets.h"
 #include "ap_mpm.h"
+#include "unixd.h"
 #include "fastcgi_shim.h"

@@ -9,6 +9,8 @@
 
 pub mod config;
 pub mod gateway;
+pub mod log;
+pub mod pm;
 pub mod protocol;
 pub mod transport;
 

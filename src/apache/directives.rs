@@ -7,6 +7,7 @@ use super::ffi::{self, cmd_parms};
 use super::{c_str, guard, state};
 
 /// Directive ids; the shim's `enum fcgi_directive` has the same values.
+const STATIC_SERVER: c_int = 1;
 const EXTERNAL_SERVER: c_int = 2;
 const IPC_DIR: c_int = 4;
 const CHUNKED_BODY_MAX: c_int = 6;
@@ -15,11 +16,7 @@ const CHUNKED_BODY_MAX: c_int = 6;
 /// allocated in the configuration pool (httpd prints it and fails the
 /// configuration test).
 #[no_mangle]
-pub extern "C" fn fcgi_rs_directive(
-    cmd: *mut cmd_parms,
-    which: c_int,
-    args: *const c_char,
-) -> *const c_char {
+pub extern "C" fn fcgi_rs_directive(cmd: *mut cmd_parms, which: c_int, args: *const c_char) -> *const c_char {
     guard(std::ptr::null(), || {
         // SAFETY: httpd passes a valid cmd_parms for the directive being read.
         let cmd = unsafe { &*cmd };
@@ -36,7 +33,7 @@ pub extern "C" fn fcgi_rs_directive(
 
 fn apply(cmd: &cmd_parms, which: c_int, name: &str, args: &str) -> Result<(), String> {
     let context = match which {
-        EXTERNAL_SERVER => ffi::NOT_IN_DIR_LOC_FILE,
+        STATIC_SERVER | EXTERNAL_SERVER => ffi::NOT_IN_DIR_LOC_FILE,
         _ => ffi::GLOBAL_ONLY,
     };
     // SAFETY: cmd is the live cmd_parms of this directive.
@@ -46,6 +43,7 @@ fn apply(cmd: &cmd_parms, which: c_int, name: &str, args: &str) -> Result<(), St
         return Err(msg.to_string());
     }
     state::with_builder(|b| match which {
+        STATIC_SERVER => b.static_server(name, args),
         EXTERNAL_SERVER => b.external_server(name, args),
         IPC_DIR => b.ipc_dir(name, args),
         CHUNKED_BODY_MAX => b.chunked_body_max(name, args),

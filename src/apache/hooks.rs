@@ -12,11 +12,7 @@ use crate::gateway::{self, Outcome};
 const HANDLER: &std::ffi::CStr = c"fastcgi-script";
 
 #[no_mangle]
-pub extern "C" fn fcgi_rs_pre_config(
-    pconf: *mut apr_pool_t,
-    _plog: *mut apr_pool_t,
-    _ptemp: *mut apr_pool_t,
-) -> i32 {
+pub extern "C" fn fcgi_rs_pre_config(pconf: *mut apr_pool_t, _plog: *mut apr_pool_t, _ptemp: *mut apr_pool_t) -> i32 {
     guard(ffi::HTTP_INTERNAL_SERVER_ERROR as i32, || {
         // SAFETY: ap_server_root is set by httpd before any config hook runs.
         let root = unsafe { c_str(ffi::ap_server_root) }.unwrap_or("/");
@@ -31,18 +27,19 @@ pub extern "C" fn fcgi_rs_pre_config(
 
 #[no_mangle]
 pub extern "C" fn fcgi_rs_post_config(
-    _pconf: *mut apr_pool_t,
+    pconf: *mut apr_pool_t,
     _plog: *mut apr_pool_t,
     _ptemp: *mut apr_pool_t,
     s: *mut server_rec,
 ) -> i32 {
     guard(ffi::HTTP_INTERNAL_SERVER_ERROR as i32, || {
-        let (_config, warnings) = state::commit();
+        let (config, warnings) = state::commit();
         for w in warnings {
             let text = std::ffi::CString::new(w).unwrap_or_default();
             // SAFETY: s is the live main server; text is NUL-terminated.
             unsafe { ffi::fcgi_shim_log_s(s, ffi::APLOG_WARNING as i32, 0, text.as_ptr()) };
         }
+        super::pm::start(pconf, s, &config);
         ffi::OK as i32
     })
 }

@@ -6,6 +6,7 @@
 mod directives;
 mod ffi;
 mod hooks;
+mod pm;
 mod request;
 mod state;
 

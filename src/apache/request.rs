@@ -9,7 +9,8 @@ use std::os::raw::{c_char, c_int, c_void};
 
 use super::c_str;
 use super::ffi::{self, apr_bucket_brigade, request_rec};
-use crate::gateway::{BodyLength, Client, ClientGone, HeaderVerdict, Level, Outcome};
+use crate::gateway::{BodyLength, Client, ClientGone, HeaderVerdict, Outcome};
+use crate::log::Level;
 
 /// One request being served; lives for the handler call.
 pub(super) struct ApacheRequest {
@@ -62,9 +63,7 @@ extern "C" fn next_line(buf: *mut c_char, len: c_int, data: *mut c_void) -> c_in
         return 0;
     }
     let max = (len - 1) as usize;
-    let line_len = memchr::memchr(b'\n', lines.rest)
-        .map_or(lines.rest.len(), |i| i + 1)
-        .min(max);
+    let line_len = memchr::memchr(b'\n', lines.rest).map_or(lines.rest.len(), |i| i + 1).min(max);
     let (line, rest) = lines.rest.split_at(line_len);
     // SAFETY: buf has room for len bytes; we write line_len <= len - 1 bytes plus a NUL.
     unsafe {
@@ -117,8 +116,7 @@ impl Client for ApacheRequest {
 
     fn body_length(&mut self) -> Result<BodyLength, u16> {
         // SAFETY: r is live; this reads the request line and headers already parsed.
-        let rc =
-            unsafe { ffi::ap_setup_client_block(self.r, ffi::REQUEST_CHUNKED_DECHUNK as c_int) };
+        let rc = unsafe { ffi::ap_setup_client_block(self.r, ffi::REQUEST_CHUNKED_DECHUNK as c_int) };
         if rc != ffi::OK as c_int {
             return Err(u16::try_from(rc).unwrap_or(400));
         }
@@ -136,12 +134,8 @@ impl Client for ApacheRequest {
     fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         // SAFETY: buf is a live writable region of buf.len() bytes.
         let n = unsafe { ffi::ap_get_client_block(self.r, buf.as_mut_ptr().cast(), buf.len()) };
-        usize::try_from(n).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                "reading the request body failed",
-            )
-        })
+        usize::try_from(n)
+            .map_err(|_| io::Error::new(io::ErrorKind::ConnectionAborted, "reading the request body failed"))
     }
 
     fn apply_headers(&mut self, block: &[u8]) -> HeaderVerdict {
@@ -165,11 +159,7 @@ impl Client for ApacheRequest {
             return HeaderVerdict::Discard(Outcome::Sent);
         }
         if rc != ffi::OK as c_int {
-            let status = if rc == ffi::HTTP_INTERNAL_SERVER_ERROR as c_int {
-                502
-            } else {
-                rc
-            };
+            let status = if rc == ffi::HTTP_INTERNAL_SERVER_ERROR as c_int { 502 } else { rc };
             return HeaderVerdict::Discard(Outcome::Status(u16::try_from(status).unwrap_or(502)));
         }
         // SAFETY: headers_out is the live request's table.
@@ -197,15 +187,7 @@ impl Client for ApacheRequest {
 
     fn send(&mut self, data: &[u8], flush: bool) -> Result<(), ClientGone> {
         // SAFETY: r and bb are live; data is copied by any filter that keeps it.
-        let rv = unsafe {
-            ffi::fcgi_shim_send(
-                self.r,
-                self.bb,
-                data.as_ptr().cast(),
-                data.len(),
-                c_int::from(flush),
-            )
-        };
+        let rv = unsafe { ffi::fcgi_shim_send(self.r, self.bb, data.as_ptr().cast(), data.len(), c_int::from(flush)) };
         if rv == 0 {
             Ok(())
         } else {

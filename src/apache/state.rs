@@ -40,9 +40,7 @@ impl Host for SystemHost {
 }
 
 /// Applies one directive to the configuration being read.
-pub(super) fn with_builder<T>(
-    f: impl FnOnce(&mut Builder) -> Result<T, String>,
-) -> Result<T, String> {
+pub(super) fn with_builder<T>(f: impl FnOnce(&mut Builder) -> Result<T, String>) -> Result<T, String> {
     let mut pending = PENDING.lock().unwrap_or_else(PoisonError::into_inner);
     match pending.as_mut() {
         Some(builder) => f(builder),
@@ -72,8 +70,5 @@ pub(super) fn commit() -> (Arc<Config>, Vec<String>) {
 
 /// The configuration requests use.
 pub(super) fn active() -> Option<Arc<Config>> {
-    ACTIVE
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone()
+    ACTIVE.read().unwrap_or_else(PoisonError::into_inner).clone()
 }

@@ -10,8 +10,8 @@ mod words;
 
 use std::path::{Component, Path, PathBuf};
 
-pub use options::{AppOptions, SpawnOptions};
 use options::{parse_options, OptionSet};
+pub use options::{AppOptions, SpawnOptions};
 pub use words::split as split_words;
 
 use crate::transport::Endpoint;
@@ -57,8 +57,7 @@ impl Config {
 }
 
 fn covers(prefix: &str, path: &str) -> bool {
-    path.strip_prefix(prefix)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// What the configuration needs to know of the machine: kept behind a
@@ -123,7 +122,8 @@ impl Builder {
             (Some(sock), None) => Endpoint::unix(self.socket_path(&sock)),
             (None, Some(port)) => {
                 let bind = parsed.bind.as_deref().unwrap_or("127.0.0.1");
-                let bind = if bind.contains(':') && !bind.starts_with('[') { format!("[{bind}]") } else { bind.to_string() };
+                let bind =
+                    if bind.contains(':') && !bind.starts_with('[') { format!("[{bind}]") } else { bind.to_string() };
                 Endpoint::tcp(&format!("{bind}:{port}"))
             }
             (None, None) => Endpoint::unix(self.config.ipc_dir.join(socket_name(&path))),
@@ -153,31 +153,20 @@ impl Builder {
     pub fn external_server(&mut self, directive: &str, args: &str) -> Result<(), String> {
         let words = split_words(args);
         let Some((path, opts)) = words.split_first() else {
-            return Err(format!(
-                "{directive} requires a path and either a -socket or -host option"
-            ));
+            return Err(format!("{directive} requires a path and either a -socket or -host option"));
         };
         let path = self.absolute(path);
         let host = &self.host;
         let parsed = parse_options(directive, &path, opts, OptionSet::External, &|n| host.env(n))?;
         let endpoint = match (parsed.socket, parsed.host) {
-            (Some(_), Some(_)) => {
-                return Err("-host and -socket are mutually exclusive options".into())
-            }
+            (Some(_), Some(_)) => return Err("-host and -socket are mutually exclusive options".into()),
             (None, None) => return Err("-socket or -host option missing".into()),
             (Some(sock), None) => Endpoint::unix(self.socket_path(&sock)),
             (None, Some(host)) => Endpoint::tcp(&host),
         }
         .map_err(|e| format!("{directive} {path}: {e}"))?;
-        if self
-            .config
-            .servers
-            .iter()
-            .any(|s| covers(&s.path, &path) || covers(&path, &s.path))
-        {
-            return Err(format!(
-                "{directive}: redefinition of previously defined class \"{path}\""
-            ));
+        if self.config.servers.iter().any(|s| covers(&s.path, &path) || covers(&path, &s.path)) {
+            return Err(format!("{directive}: redefinition of previously defined class \"{path}\""));
         }
         self.note_identity(&parsed.spawn);
         self.config.servers.push(Server { path, endpoint, options: parsed.app, spawn: None });
@@ -188,15 +177,10 @@ impl Builder {
     pub fn ipc_dir(&mut self, directive: &str, args: &str) -> Result<(), String> {
         let dir = one_word(directive, args)?;
         if self.ipc_dir_set {
-            return Err(format!(
-                "{directive} {dir}: already defined as \"{}\"",
-                self.config.ipc_dir.display()
-            ));
+            return Err(format!("{directive} {dir}: already defined as \"{}\"", self.config.ipc_dir.display()));
         }
         if !self.config.servers.is_empty() {
-            return Err(format!(
-                "The {directive} command must preceed static FastCGI server definitions"
-            ));
+            return Err(format!("The {directive} command must preceed static FastCGI server definitions"));
         }
         let mut path = self.absolute(&dir);
         while path.len() > 1 && path.ends_with('/') {
@@ -210,9 +194,9 @@ impl Builder {
     /// `FastCgiChunkedBodyMax bytes`.
     pub fn chunked_body_max(&mut self, directive: &str, args: &str) -> Result<(), String> {
         let word = one_word(directive, args)?;
-        self.config.chunked_body_max = word
-            .parse()
-            .map_err(|_| format!("{directive}: expected a number of bytes (0 refuses chunked bodies), got \"{word}\""))?;
+        self.config.chunked_body_max = word.parse().map_err(|_| {
+            format!("{directive}: expected a number of bytes (0 refuses chunked bodies), got \"{word}\"")
+        })?;
         Ok(())
     }
 
@@ -293,29 +277,18 @@ mod tests {
             "/var/www/php-fcgi -socket /run/php.sock -pass-header Authorization",
         )
         .unwrap();
-        b.external_server(
-            "ExternalAppClass",
-            "rel/app -host 127.0.0.1:9000 -IDLE-TIMEOUT 5 -flush",
-        )
-        .unwrap();
-        b.external_server("FastCgiExternalServer", "/x/y -socket relative.sock")
-            .unwrap();
+        b.external_server("ExternalAppClass", "rel/app -host 127.0.0.1:9000 -IDLE-TIMEOUT 5 -flush").unwrap();
+        b.external_server("FastCgiExternalServer", "/x/y -socket relative.sock").unwrap();
         let c = b.build();
         assert_eq!(c.servers[0].path, "/var/www/php-fcgi");
-        assert_eq!(
-            c.servers[0].endpoint,
-            Endpoint::Unix("/run/php.sock".into())
-        );
+        assert_eq!(c.servers[0].endpoint, Endpoint::Unix("/run/php.sock".into()));
         assert_eq!(c.servers[0].options.pass_headers, ["Authorization"]);
         assert_eq!(c.servers[0].options.idle_timeout, 30);
         assert_eq!(c.servers[0].options.app_conn_timeout, 0);
         assert_eq!(c.servers[1].path, "/etc/apache2/rel/app");
         assert_eq!(c.servers[1].options.idle_timeout, 5);
         assert!(c.servers[1].options.flush);
-        assert_eq!(
-            c.servers[2].endpoint,
-            Endpoint::Unix("/run/apache2/fastcgi/relative.sock".into())
-        );
+        assert_eq!(c.servers[2].endpoint, Endpoint::Unix("/run/apache2/fastcgi/relative.sock".into()));
     }
 
     #[test]
@@ -332,38 +305,18 @@ mod tests {
     #[test]
     fn errors_name_directive_and_option() {
         let mut b = builder();
-        let e = |b: &mut Builder, args: &str| {
-            b.external_server("FastCgiExternalServer", args)
-                .unwrap_err()
-        };
-        assert_eq!(
-            e(&mut b, "/x -foo"),
-            "FastCgiExternalServer /x: invalid option: -foo"
-        );
-        assert_eq!(
-            e(&mut b, "/x -socket a -host h:1"),
-            "-host and -socket are mutually exclusive options"
-        );
+        let e = |b: &mut Builder, args: &str| b.external_server("FastCgiExternalServer", args).unwrap_err();
+        assert_eq!(e(&mut b, "/x -foo"), "FastCgiExternalServer /x: invalid option: -foo");
+        assert_eq!(e(&mut b, "/x -socket a -host h:1"), "-host and -socket are mutually exclusive options");
         assert_eq!(e(&mut b, "/x"), "-socket or -host option missing");
-        assert_eq!(
-            e(&mut b, ""),
-            "FastCgiExternalServer requires a path and either a -socket or -host option"
-        );
+        assert_eq!(e(&mut b, ""), "FastCgiExternalServer requires a path and either a -socket or -host option");
         assert!(e(&mut b, "/x -socket s -idle-timeout abc")
             .starts_with("FastCgiExternalServer /x: invalid value for -idle-timeout:"));
-        assert!(
-            e(&mut b, "/x -socket s -idle-timeout 0").contains("invalid value for -idle-timeout")
-        );
+        assert!(e(&mut b, "/x -socket s -idle-timeout 0").contains("invalid value for -idle-timeout"));
         assert!(e(&mut b, "/x -socket").contains("invalid value for -socket: missing"));
-        assert_eq!(
-            e(&mut b, "/x -host nohostport"),
-            "FastCgiExternalServer /x: missing port specification"
-        );
-        b.external_server("FastCgiExternalServer", "/a -socket /s")
-            .unwrap();
-        assert!(
-            e(&mut b, "/a -socket /t").contains("redefinition of previously defined class \"/a\"")
-        );
+        assert_eq!(e(&mut b, "/x -host nohostport"), "FastCgiExternalServer /x: missing port specification");
+        b.external_server("FastCgiExternalServer", "/a -socket /s").unwrap();
+        assert!(e(&mut b, "/a -socket /t").contains("redefinition of previously defined class \"/a\""));
         assert!(e(&mut b, "/a/b -socket /t").contains("redefinition"));
         let long = format!("/x -socket /{}", "s".repeat(200));
         assert!(e(&mut b, &long).contains("is too long for a Domain socket"));
@@ -383,10 +336,7 @@ mod tests {
             b.ipc_dir("FastCgiIpcDir", "/x").unwrap_err(),
             "The FastCgiIpcDir command must preceed static FastCGI server definitions"
         );
-        assert_eq!(
-            builder().ipc_dir("FastCgiIpcDir", "a b").unwrap_err(),
-            "FastCgiIpcDir takes one argument"
-        );
+        assert_eq!(builder().ipc_dir("FastCgiIpcDir", "a b").unwrap_err(), "FastCgiIpcDir takes one argument");
     }
 
     #[test]
@@ -443,8 +393,7 @@ mod tests {
     #[test]
     fn chunked_body_max() {
         let mut b = builder();
-        b.chunked_body_max("FastCgiChunkedBodyMax", "1048576")
-            .unwrap();
+        b.chunked_body_max("FastCgiChunkedBodyMax", "1048576").unwrap();
         assert!(b
             .chunked_body_max("FastCgiChunkedBodyMax", "lots")
             .unwrap_err()

@@ -40,10 +40,7 @@ mod tests {
     #[test]
     fn plain_and_quoted_words() {
         assert_eq!(split("  /a  -socket  s "), ["/a", "-socket", "s"]);
-        assert_eq!(
-            split(r#"/a -initial-env "X=a b" 'y z'"#),
-            ["/a", "-initial-env", "X=a b", "y z"]
-        );
+        assert_eq!(split(r#"/a -initial-env "X=a b" 'y z'"#), ["/a", "-initial-env", "X=a b", "y z"]);
         assert_eq!(split(r#""say \"hi\"""#), [r#"say "hi""#]);
         assert_eq!(split(r#""""#), [""]);
         assert!(split("   ").is_empty());

@@ -4,11 +4,11 @@ use std::io;
 use std::time::Duration;
 
 use super::headers::{block_end, MAX_HEADER_BLOCK};
-use super::{BodyLength, Client, HeaderVerdict, Level, Outcome, Spool};
+use super::{BodyLength, Client, HeaderVerdict, Outcome, Spool};
 use crate::config::{Config, Server};
+use crate::log::Level;
 use crate::protocol::{
-    ProtocolError, RequestEncoder, ResponseDecoder, ResponseEvent, Role, CANT_MPX_CONN, OVERLOADED,
-    REQUEST_COMPLETE,
+    ProtocolError, RequestEncoder, ResponseDecoder, ResponseEvent, Role, CANT_MPX_CONN, OVERLOADED, REQUEST_COMPLETE,
 };
 use crate::transport::{self, Conn};
 
@@ -27,10 +27,7 @@ pub fn run(client: &mut dyn Client, server: &Server, config: &Config) -> Outcome
     };
     let mut overrides = Vec::new();
     if let Body::Spooled(spool) = &body {
-        overrides.push((
-            "CONTENT_LENGTH".to_string(),
-            spool.len().to_string().into_bytes(),
-        ));
+        overrides.push(("CONTENT_LENGTH".to_string(), spool.len().to_string().into_bytes()));
     }
     for name in &server.options.pass_headers {
         if let Some(value) = client.request_header(name) {
@@ -53,10 +50,7 @@ pub fn run(client: &mut dyn Client, server: &Server, config: &Config) -> Outcome
         Ok(conn) => conn,
         Err(e) => {
             let why = if e.kind() == io::ErrorKind::TimedOut {
-                format!(
-                    "connect() timed out (appConnTimeout={}sec)",
-                    server.options.app_conn_timeout
-                )
+                format!("connect() timed out (appConnTimeout={}sec)", server.options.app_conn_timeout)
             } else {
                 "connect() failed".to_string()
             };
@@ -64,10 +58,7 @@ pub fn run(client: &mut dyn Client, server: &Server, config: &Config) -> Outcome
             client.log(
                 Level::Error,
                 errno,
-                &format!(
-                    "FastCGI: failed to connect to server \"{}\": {why}",
-                    server.path
-                ),
+                &format!("FastCGI: failed to connect to server \"{}\": {why}", server.path),
             );
             return Outcome::Status(503);
         }
@@ -80,13 +71,7 @@ pub fn run(client: &mut dyn Client, server: &Server, config: &Config) -> Outcome
 fn cgi_header_name(header: &str) -> String {
     let mut name = String::with_capacity(5 + header.len());
     name.push_str("HTTP_");
-    name.extend(header.chars().map(|c| {
-        if c == '-' {
-            '_'
-        } else {
-            c.to_ascii_uppercase()
-        }
-    }));
+    name.extend(header.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
     name
 }
 
@@ -124,7 +109,10 @@ fn prepare_body(client: &mut dyn Client, config: &Config) -> Result<Body, u16> {
                     client.log(
                         Level::Error,
                         0,
-                        &format!("FastCGI: chunked request body larger than FastCgiChunkedBodyMax ({} bytes)", config.chunked_body_max),
+                        &format!(
+                            "FastCGI: chunked request body larger than FastCgiChunkedBodyMax ({} bytes)",
+                            config.chunked_body_max
+                        ),
                     );
                     return Err(413);
                 }
@@ -184,13 +172,7 @@ struct Exchange<'c> {
 }
 
 impl<'c> Exchange<'c> {
-    fn new(
-        client: &'c mut dyn Client,
-        server: &'c Server,
-        conn: Conn,
-        body: Body,
-        out: Vec<u8>,
-    ) -> Self {
+    fn new(client: &'c mut dyn Client, server: &'c Server, conn: Conn, body: Body, out: Vec<u8>) -> Self {
         Exchange {
             client,
             server,
@@ -200,11 +182,7 @@ impl<'c> Exchange<'c> {
             out_pos: 0,
             stdin_done: false,
             write_closed: false,
-            phase: if server.options.nph {
-                Phase::Nph
-            } else {
-                Phase::Headers(Vec::new())
-            },
+            phase: if server.options.nph { Phase::Nph } else { Phase::Headers(Vec::new()) },
             sent: false,
             unflushed: false,
             stderr: Vec::new(),
@@ -238,10 +216,7 @@ impl<'c> Exchange<'c> {
                 self.refill_stdin(&mut bodybuf)?;
             }
             let want_write = self.out_pos < self.out.len() && !self.write_closed;
-            let ready = self
-                .conn
-                .wait(want_write, idle)
-                .map_err(|e| self.comm_failed("poll() failed", &e))?;
+            let ready = self.conn.wait(want_write, idle).map_err(|e| self.comm_failed("poll() failed", &e))?;
             if !ready.readable && !ready.writable {
                 let msg = format!(
                     "FastCGI: comm with server \"{}\" aborted: idle timeout ({} sec)",
@@ -279,9 +254,7 @@ impl<'c> Exchange<'c> {
                     None => {}
                     Some(ResponseEvent::Stdout(data)) => self.on_stdout(data)?,
                     Some(ResponseEvent::Stderr(data)) => self.on_stderr(data),
-                    Some(ResponseEvent::EndRequest {
-                        protocol_status, ..
-                    }) => {
+                    Some(ResponseEvent::EndRequest { protocol_status, .. }) => {
                         return self.on_end_request(protocol_status);
                     }
                     Some(ResponseEvent::StdoutEnd)
@@ -382,11 +355,7 @@ impl<'c> Exchange<'c> {
         if !self.unflushed {
             return Ok(());
         }
-        let more = self
-            .conn
-            .wait(false, Duration::ZERO)
-            .map(|r| r.readable)
-            .unwrap_or(false);
+        let more = self.conn.wait(false, Duration::ZERO).map(|r| r.readable).unwrap_or(false);
         if !more {
             self.unflushed = false;
             self.client.send(&[], true).map_err(|_| Stop::ClientGone)?;
@@ -417,11 +386,7 @@ impl<'c> Exchange<'c> {
     fn log_stderr_line(&self, line: &[u8]) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let text = String::from_utf8_lossy(line);
-        self.log(
-            Level::Error,
-            0,
-            &format!("FastCGI: server \"{}\" stderr: {text}", self.server.path),
-        );
+        self.log(Level::Error, 0, &format!("FastCGI: server \"{}\" stderr: {text}", self.server.path));
     }
 
     fn on_end_request(&mut self, protocol_status: u8) -> Result<(), Stop> {
@@ -434,11 +399,7 @@ impl<'c> Exchange<'c> {
                     self.server.path
                 ),
             );
-            let status = if matches!(protocol_status, CANT_MPX_CONN | OVERLOADED) {
-                503
-            } else {
-                502
-            };
+            let status = if matches!(protocol_status, CANT_MPX_CONN | OVERLOADED) { 503 } else { 502 };
             return Err(Stop::Failed(status));
         }
         self.end_of_output()
@@ -466,10 +427,7 @@ impl<'c> Exchange<'c> {
         self.log(
             Level::Error,
             0,
-            &format!(
-                "FastCGI: comm with server \"{}\" aborted: protocol error: {e}",
-                self.server.path
-            ),
+            &format!("FastCGI: comm with server \"{}\" aborted: protocol error: {e}", self.server.path),
         );
         Stop::Failed(502)
     }
@@ -478,10 +436,7 @@ impl<'c> Exchange<'c> {
         self.log(
             Level::Error,
             e.raw_os_error().unwrap_or(0),
-            &format!(
-                "FastCGI: comm with server \"{}\" aborted: {what}",
-                self.server.path
-            ),
+            &format!("FastCGI: comm with server \"{}\" aborted: {what}", self.server.path),
         );
         Stop::Failed(502)
     }

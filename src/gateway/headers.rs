@@ -16,9 +16,9 @@ pub(super) fn block_end(buf: &[u8], from: usize) -> Option<usize> {
     }
     let start = from.saturating_sub(2);
     for nl in memchr::memchr_iter(b'\n', buf.get(start..)?).map(|i| i + start) {
-        match buf.get(nl + 1..nl + 3) {
-            Some([b'\n', _]) | Some([b'\n']) => return Some(nl + 2),
-            Some([b'\r', b'\n']) => return Some(nl + 3),
+        match buf.get(nl + 1..).unwrap_or_default() {
+            [b'\n', ..] => return Some(nl + 2),
+            [b'\r', b'\n', ..] => return Some(nl + 3),
             _ => {}
         }
     }

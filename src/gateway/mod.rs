@@ -17,14 +17,7 @@ use std::io;
 pub use exchange::run;
 pub use spool::Spool;
 
-/// Log levels the gateway uses (httpd's `APLOG_*` values).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Level {
-    Error = 3,
-    Warn = 4,
-    Info = 6,
-    Debug = 7,
-}
+use crate::log::Level;
 
 /// How the request body is framed, as httpd's input filters see it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,227 @@
+//! Apache's side of the process manager: fork it from the parent on the real
+//! post-config pass, restart it if it dies, and stop or retire it when the
+//! configuration it belongs to goes away (stop, restart, graceful restart).
+
+use std::ffi::CString;
+use std::os::raw::{c_int, c_void};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::ffi::{self, apr_pool_t, server_rec};
+use crate::config::Config;
+use crate::log::Level;
+use crate::pm::{self, Identity};
+
+/// The manager of one configuration generation, allocated in its pconf.
+#[repr(C)]
+struct Handle {
+    /// APR's record of the child, for the other-child registration.
+    proc_: ffi::apr_proc_t,
+    /// Apache's parent: the only process that may act on cleanups.
+    parent: libc::pid_t,
+    pconf: *mut apr_pool_t,
+    server: *mut server_rec,
+    /// When the current manager started, to refuse a restart loop.
+    started: Option<Instant>,
+}
+
+/// A manager that dies sooner than this after its start is not restarted.
+const MIN_LIFETIME: Duration = Duration::from_secs(5);
+
+/// Starts the process manager if the configuration has static servers.
+/// Called from post-config; skips the first (configuration check) pass.
+pub(super) fn start(pconf: *mut apr_pool_t, s: *mut server_rec, config: &Arc<Config>) {
+    // SAFETY: plain queries of httpd's state.
+    let (state, mode) = unsafe {
+        (ffi::ap_state_query(ffi::AP_SQ_MAIN_STATE as c_int), ffi::ap_state_query(ffi::AP_SQ_RUN_MODE as c_int))
+    };
+    if state == ffi::AP_SQ_MS_CREATE_PRE_CONFIG as c_int || mode != ffi::AP_SQ_RM_NORMAL as c_int {
+        return;
+    }
+    if !config.servers.iter().any(|s| s.spawn.is_some()) {
+        return;
+    }
+    // SAFETY: pconf is the live configuration pool; the handle lives as long as it.
+    let handle = unsafe { ffi::apr_palloc(pconf, std::mem::size_of::<Handle>()) } as *mut Handle;
+    if handle.is_null() || handle.align_offset(std::mem::align_of::<Handle>()) != 0 {
+        return;
+    }
+    let value = Handle {
+        proc_: ffi::apr_proc_t::default(),
+        // SAFETY: getpid cannot fail.
+        parent: unsafe { libc::getpid() },
+        pconf,
+        server: s,
+        started: None,
+    };
+    // SAFETY: handle is fresh, aligned pool memory of Handle's size.
+    unsafe { handle.write(value) };
+    // SAFETY: just initialised; only Apache's parent uses it, from one thread.
+    let h = unsafe { &mut *handle };
+    if fork_manager(h, config) {
+        // SAFETY: the handle outlives pconf's cleanups, which run before the pool's memory goes.
+        unsafe {
+            ffi::apr_pool_cleanup_register(pconf, handle.cast(), Some(cleanup), Some(ffi::apr_pool_cleanup_null));
+        }
+    }
+}
+
+fn identity() -> Option<Identity> {
+    // SAFETY: geteuid cannot fail; ap_unixd_config is filled by the User/Group directives.
+    unsafe {
+        if libc::geteuid() != 0 {
+            return None;
+        }
+        let cfg = std::ptr::addr_of!(ffi::ap_unixd_config).read();
+        let name = super::c_str(cfg.user_name).and_then(|n| CString::new(n).ok())?;
+        Some(Identity { uid: cfg.user_id, gid: cfg.group_id, name })
+    }
+}
+
+/// Forks the manager and registers it; false if the fork failed.
+fn fork_manager(h: &mut Handle, config: &Config) -> bool {
+    let identity = identity();
+    let server = h.server;
+    // SAFETY: Apache's parent has no threads, so the child may run anything.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        log(server, Level::Crit, "FastCGI: can't start the process manager: fork() failed");
+        return false;
+    }
+    if pid == 0 {
+        // SAFETY: in the new child: leave Apache's process group (prefork
+        // signals it on restarts), take the name users grep for, run, and
+        // leave without running Apache's exit handlers.
+        unsafe {
+            libc::setsid();
+            name_process(server);
+        }
+        let code = super::guard(1, || pm::run(config, identity, h.parent, &|level, msg| log(server, level, msg)));
+        // SAFETY: _exit skips atexit handlers and pool cleanups that belong to Apache.
+        unsafe { libc::_exit(code) };
+    }
+    h.proc_.pid = pid;
+    h.started = Some(Instant::now());
+    // SAFETY: proc_ and the handle live in pconf; the registration is removed
+    // by APR when pconf is cleared.
+    unsafe {
+        ffi::apr_proc_other_child_register(
+            &mut h.proc_,
+            Some(maintenance),
+            (h as *mut Handle).cast(),
+            std::ptr::null_mut(),
+            h.pconf,
+        );
+    }
+    true
+}
+
+/// APR calls this in Apache's parent when the manager dies (it reaps it).
+extern "C" fn maintenance(reason: c_int, data: *mut c_void, _status: c_int) {
+    super::guard((), || {
+        // SAFETY: data is the Handle registered with this callback, alive in pconf.
+        let h = unsafe { &mut *(data as *mut Handle) };
+        if reason != ffi::APR_OC_REASON_DEATH as c_int && reason != ffi::APR_OC_REASON_LOST as c_int {
+            return;
+        }
+        // SAFETY: the registration being reported is ours.
+        unsafe { ffi::apr_proc_other_child_unregister(data) };
+        let pid = h.proc_.pid;
+        h.proc_.pid = 0;
+        if h.started.is_some_and(|t| t.elapsed() < MIN_LIFETIME) {
+            let msg = format!("FastCGI: process manager (pid {pid}) died right after starting; not restarting it");
+            log(h.server, Level::Alert, &msg);
+            return;
+        }
+        log(h.server, Level::Error, &format!("FastCGI: process manager (pid {pid}) died, starting a new one"));
+        if let Some(config) = super::state::active() {
+            fork_manager(h, &config);
+        }
+    })
+}
+
+/// pconf is going away: Apache stops (stop the manager and wait for it) or
+/// restarts (tell it to retire and go on: the new generation's manager is
+/// about to take over the sockets).
+extern "C" fn cleanup(data: *mut c_void) -> ffi::apr_status_t {
+    super::guard(0, || {
+        // SAFETY: data is the Handle registered with this cleanup.
+        let h = unsafe { &mut *(data as *mut Handle) };
+        // SAFETY: getpid cannot fail. Workers and the manager inherit pconf
+        // and may run its cleanups at exit: only Apache's parent acts.
+        if unsafe { libc::getpid() } != h.parent || h.proc_.pid <= 0 {
+            return 0;
+        }
+        let pid = h.proc_.pid;
+        // SAFETY: plain query of httpd's state.
+        let exiting = unsafe { ffi::ap_state_query(ffi::AP_SQ_MAIN_STATE as c_int) } == ffi::AP_SQ_MS_EXITING as c_int;
+        if !exiting {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(pid, libc::SIGUSR1) };
+            return 0;
+        }
+        // SAFETY: signalling and reaping our own child.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + pm::STOP_GRACE + Duration::from_secs(3);
+        loop {
+            let mut status = 0;
+            // SAFETY: waitpid on our own child with a valid status pointer.
+            let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            if rc != 0 {
+                break;
+            }
+            if Instant::now() >= deadline {
+                // SAFETY: as above.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, &mut status, 0);
+                }
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        0
+    })
+}
+
+/// Names the manager `fcgi-pm` for `ps`: the kernel's comm, and the
+/// command line rewritten in place as `fcgi-pm <Apache's arguments>`.
+///
+/// # Safety
+/// Called in the freshly forked manager only; `s` is the live main server.
+unsafe fn name_process(s: *mut server_rec) {
+    const NAME: &[u8] = b"fcgi-pm";
+    // SAFETY: PR_SET_NAME copies at most 16 bytes from a NUL-terminated string.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"fcgi-pm".as_ptr()) };
+    // The kernel shows the block it laid out at exec; httpd's argv[0] still
+    // points at its start (the other arguments may have been copied).
+    let Ok(cmdline) = std::fs::read("/proc/self/cmdline") else { return };
+    // SAFETY: process and its argv are set up by httpd's main before any hook.
+    let Some(process) = (unsafe { (*s).process.as_ref() }) else { return };
+    // SAFETY: argv holds argc >= 1 pointers to NUL-terminated strings.
+    let argv0 = if process.argc >= 1 && !process.argv.is_null() { unsafe { *process.argv } } else { return };
+    let Some(first_len) = cmdline.iter().position(|&b| b == 0) else { return };
+    // SAFETY: argv0 is a NUL-terminated string.
+    if argv0.is_null() || unsafe { std::ffi::CStr::from_ptr(argv0) }.to_bytes() != &cmdline[..first_len] {
+        return;
+    }
+    // SAFETY: argv0 is the start of the kernel's argument block, which is
+    // cmdline.len() bytes long; compare before writing.
+    let block = unsafe { std::slice::from_raw_parts_mut(argv0 as *mut u8, cmdline.len()) };
+    if block != cmdline.as_slice() {
+        return;
+    }
+    let mut new = NAME.to_vec();
+    new.extend_from_slice(&cmdline[first_len..]);
+    if new.len() > block.len() {
+        return;
+    }
+    new.resize(block.len(), 0);
+    block.copy_from_slice(&new);
+}
+
+fn log(s: *mut server_rec, level: Level, msg: &str) {
+    let text = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
+    // SAFETY: s is the live main server; text is NUL-terminated.
+    unsafe { ffi::fcgi_shim_log_s(s, level as c_int, 0, text.as_ptr()) };
+}

@@ -1,0 +1,260 @@
+//! The process manager's system calls: listening sockets handed to
+//! applications as fd 0, spawning with the FastCGI conventions, privileges,
+//! and signals. Nothing here decides policy.
+
+use std::ffi::{CString, OsStr};
+use std::io;
+use std::mem;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::transport::Endpoint;
+
+fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+fn cstring(bytes: &[u8]) -> io::Result<CString> {
+    CString::new(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in a path"))
+}
+
+/// Who owns sockets and runs applications when Apache starts as root.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// Apache's `User`.
+    pub uid: libc::uid_t,
+    /// Apache's `Group`.
+    pub gid: libc::gid_t,
+    /// The user's name, for its supplementary groups.
+    pub name: CString,
+}
+
+/// Creates an application's listening socket. A Unix socket is bound under
+/// a temporary name, given mode 0600 and `owner`, then renamed over `path`,
+/// so a socket left by a previous generation is replaced without a moment
+/// in which connects fail. TCP listens with SO_REUSEADDR on the first
+/// configured address.
+pub fn listen(endpoint: &Endpoint, backlog: u32, owner: Option<&Identity>) -> io::Result<OwnedFd> {
+    let backlog = backlog.min(libc::c_int::MAX as u32) as libc::c_int;
+    match endpoint {
+        Endpoint::Unix(path) => {
+            let tmp = path.with_file_name(format!(
+                ".{}.{}.tmp",
+                path.file_name().unwrap_or(OsStr::new("sock")).to_string_lossy(),
+                std::process::id()
+            ));
+            let _ = std::fs::remove_file(&tmp);
+            let listener = std::os::unix::net::UnixListener::bind(&tmp)?;
+            let fd = OwnedFd::from(listener);
+            let ctmp = cstring(tmp.as_os_str().as_bytes())?;
+            let result = (|| {
+                // SAFETY: ctmp is a valid C path.
+                check(unsafe { libc::chmod(ctmp.as_ptr(), 0o600) })?;
+                if let Some(id) = owner {
+                    // SAFETY: ctmp is a valid C path.
+                    check(unsafe { libc::chown(ctmp.as_ptr(), id.uid, id.gid) })?;
+                }
+                // SAFETY: fd is a bound socket we own.
+                check(unsafe { libc::listen(fd.as_raw_fd(), backlog) })?;
+                std::fs::rename(&tmp, path)
+            })();
+            if result.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            result.map(|()| fd)
+        }
+        Endpoint::Tcp { addrs, .. } => {
+            let addr = addrs.first().ok_or_else(|| io::Error::from_raw_os_error(libc::EADDRNOTAVAIL))?;
+            // std sets SO_REUSEADDR on Unix before binding.
+            let listener = std::net::TcpListener::bind(addr)?;
+            let fd = OwnedFd::from(listener);
+            // SAFETY: fd is a bound socket we own; re-listen sets our backlog.
+            check(unsafe { libc::listen(fd.as_raw_fd(), backlog) })?;
+            Ok(fd)
+        }
+    }
+}
+
+/// Creates `dir` (and parents) with mode 0700 owned by `owner` if missing.
+pub fn ensure_dir(dir: &Path, owner: Option<&Identity>) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    let c = cstring(dir.as_os_str().as_bytes())?;
+    // SAFETY: c is a valid C path.
+    check(unsafe { libc::chmod(c.as_ptr(), 0o700) })?;
+    if let Some(id) = owner {
+        // SAFETY: c is a valid C path.
+        check(unsafe { libc::chown(c.as_ptr(), id.uid, id.gid) })?;
+    }
+    Ok(())
+}
+
+/// Becomes `id` for good: group, supplementary groups, then user.
+pub fn drop_privileges(id: &Identity) -> Result<(), String> {
+    // SAFETY: plain credential system calls with values from httpd's config.
+    unsafe {
+        if libc::setgid(id.gid) != 0 {
+            return Err(format!("setgid({}) failed", id.gid));
+        }
+        if libc::initgroups(id.name.as_ptr(), id.gid) != 0 {
+            return Err(format!("initgroups({},{}) failed", id.name.to_string_lossy(), id.gid));
+        }
+        if libc::setuid(id.uid) != 0 {
+            return Err(format!("setuid({}) failed", id.uid));
+        }
+    }
+    Ok(())
+}
+
+/// Everything a spawn needs, prepared before `fork` so the child only makes
+/// system calls.
+pub struct SpawnSpec {
+    path: CString,
+    dir: CString,
+    env: Vec<CString>,
+    priority: libc::c_int,
+}
+
+impl SpawnSpec {
+    /// The program at `path` (argv[0] is the full path, as the original),
+    /// run in its own directory with exactly `env` as its environment.
+    pub fn new(path: &str, env: &[String], priority: u32) -> io::Result<Self> {
+        let dir = Path::new(path).parent().unwrap_or(Path::new("/"));
+        Ok(SpawnSpec {
+            path: cstring(path.as_bytes())?,
+            dir: cstring(dir.as_os_str().as_bytes())?,
+            env: env.iter().map(|e| cstring(e.as_bytes())).collect::<io::Result<_>>()?,
+            priority: priority.min(40) as libc::c_int,
+        })
+    }
+}
+
+/// Starts an application: its own session and process group, cwd its
+/// directory, `nice(priority)`, the listening socket on fd 0, stdout and
+/// stderr into httpd's error log (our fd 2), no other fds, default signals
+/// but SIGPIPE ignored, SIGTERM when the manager dies.
+pub fn spawn(spec: &SpawnSpec, listener: RawFd) -> io::Result<libc::pid_t> {
+    let argv: [*const libc::c_char; 2] = [spec.path.as_ptr(), std::ptr::null()];
+    let mut envp: Vec<*const libc::c_char> = spec.env.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    // SAFETY: the manager is single-threaded, so the child may run any code;
+    // it only makes system calls on data prepared above and then execs or exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid > 0 {
+        return Ok(pid);
+    }
+    // SAFETY: in the child; every pointer refers to memory prepared before fork.
+    unsafe {
+        libc::setsid();
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+        let mut none: libc::sigset_t = mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        for sig in 1..32 {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        libc::chdir(spec.dir.as_ptr());
+        if spec.priority != 0 {
+            libc::nice(spec.priority);
+        }
+        if listener != 0 {
+            libc::dup2(listener, 0);
+        }
+        libc::dup2(2, 1);
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+        libc::execve(spec.path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+        let err = io::Error::last_os_error();
+        let msg = format!(
+            "FastCGI: can't start server \"{}\" (pid {}), execve() failed: {err}\n",
+            spec.path.to_string_lossy(),
+            libc::getpid()
+        );
+        libc::write(2, msg.as_ptr().cast(), msg.len());
+        libc::_exit(255);
+    }
+}
+
+/// Sends `sig` to an application's whole process group (it may have forked
+/// workers of its own).
+pub fn signal_group(pid: libc::pid_t, sig: libc::c_int) {
+    // SAFETY: kill(2) on a process group we created with setsid.
+    if unsafe { libc::kill(-pid, sig) } != 0 {
+        // SAFETY: as above, on the process alone if the group is gone.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// A reaped child: its pid and raw wait status.
+pub fn reap() -> Option<(libc::pid_t, libc::c_int)> {
+    let mut status = 0;
+    // SAFETY: waitpid with a valid status pointer.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    (pid > 0).then_some((pid, status))
+}
+
+/// The signals the manager waits for (blocked, then taken synchronously).
+pub fn manager_signals() -> libc::sigset_t {
+    // SAFETY: sigset operations on a local set.
+    unsafe {
+        let mut set: libc::sigset_t = mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2] {
+            libc::sigaddset(&mut set, sig);
+        }
+        set
+    }
+}
+
+/// Blocks the manager's signals and makes it the reaper of its
+/// applications' orphans.
+pub fn become_manager() {
+    let set = manager_signals();
+    // SAFETY: process-wide settings of a single-threaded process.
+    unsafe {
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+/// SIGTERM when Apache's parent dies (set again after a change of
+/// credentials, which clears it).
+pub fn die_with_parent() {
+    // SAFETY: a process-wide setting.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) };
+}
+
+/// Waits up to `timeout` for one of [`manager_signals`]; None on timeout.
+pub fn wait_signal(timeout: Duration) -> Option<libc::c_int> {
+    let set = manager_signals();
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: set and ts are live locals; the info pointer may be NULL.
+    let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) };
+    (sig > 0).then_some(sig)
+}
+
+/// The text of a signal number, e.g. "Killed".
+pub fn signal_name(sig: libc::c_int) -> String {
+    // SAFETY: strsignal returns NULL or a NUL-terminated string.
+    let p = unsafe { libc::strsignal(sig) };
+    if p.is_null() {
+        return format!("signal {sig}");
+    }
+    // SAFETY: non-NULL and NUL-terminated.
+    unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
