@@ -1,6 +1,7 @@
 #!/bin/sh
 # `make run`: Apache in the foreground on 127.0.0.1:8080 with mod_fastcgi_rs,
-# serving the tutorial's flup app at /. Ctrl-C stops Apache and the app.
+# serving the tutorial's flup app at / in static mode: the module's process
+# manager (fcgi-pm) starts it, as in the tutorial. Ctrl-C stops everything.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 module="$top/target/release/mod_fastcgi_rs.so"
@@ -9,9 +10,9 @@ port="${PORT:-8080}"
 mods=/usr/lib/apache2/modules
 
 rm -rf "$run"
-mkdir -p "$run/htdocs" "$run/logs" "$run/sock"
+mkdir -p "$run/htdocs" "$run/logs"
 cp "$top/examples/app.py" "$run/htdocs/app.py"
-chmod 755 "$run" "$run/htdocs" "$run/htdocs/app.py" "$run/sock"
+chmod 755 "$run" "$run/htdocs" "$run/htdocs/app.py"
 
 user=""
 if [ "$(id -u)" -eq 0 ]; then
@@ -32,14 +33,15 @@ $user
 LoadModule mpm_event_module $mods/mod_mpm_event.so
 LoadModule authz_core_module $mods/mod_authz_core.so
 LoadModule mime_module $mods/mod_mime.so
-LoadModule dir_module $mods/mod_dir.so
+LoadModule alias_module $mods/mod_alias.so
 LoadModule fastcgi_module $module
 TypesConfig /etc/mime.types
 LogFormat "%h %l %u %t \"%r\" %>s %b" common
 CustomLog "$run/logs/access.log" common
 
 DocumentRoot "$run/htdocs"
-DirectoryIndex app.py
+AliasMatch "^/$" "$run/htdocs/app.py"
+FastCgiIpcDir "$run/fastcgi"
 <Directory "$run/htdocs">
     Options +FollowSymLinks +ExecCGI
     Require all granted
@@ -47,18 +49,10 @@ DirectoryIndex app.py
 <Files app.py>
     SetHandler fastcgi-script
 </Files>
-FastCgiExternalServer "$run/htdocs/app.py" -socket "$run/sock/fcgi.sock"
+FastCgiServer "$run/htdocs/app.py" -processes 4 -socket fcgi.sock
 CONF
 
-if [ "$(id -u)" -eq 0 ]; then
-    chown -R www-data:www-data "$run/sock"
-    setpriv --reuid=www-data --regid=www-data --clear-groups /usr/bin/python3 "$run/htdocs/app.py" "$run/sock/fcgi.sock" &
-else
-    /usr/bin/python3 "$run/htdocs/app.py" "$run/sock/fcgi.sock" &
-fi
-app=$!
 cleanup() {
-    kill "$app" 2>/dev/null || true
     [ -n "${httpd:-}" ] && kill "$httpd" 2>/dev/null || true
     wait 2>/dev/null || true
 }
