@@ -53,11 +53,7 @@ fn ifmodule_mod_fastcgi_c_matches() {
 
 #[test]
 fn invalid_option() {
-    assert_rejected(
-        "cfg_badopt",
-        "FastCgiExternalServer /x -foo",
-        &["FastCgiExternalServer /x: invalid option: -foo"],
-    );
+    assert_rejected("cfg_badopt", "FastCgiExternalServer /x -foo", &["FastCgiExternalServer /x: invalid option: -foo"]);
 }
 
 #[test]
@@ -107,7 +103,10 @@ fn redefinition_is_rejected() {
 
 #[test]
 fn options_are_case_insensitive() {
-    assert_accepted("cfg_case", "FastCgiExternalServer /x -SOCKET /tmp/x.sock -IDLE-TIMEOUT 5 -Pass-Header Authorization");
+    assert_accepted(
+        "cfg_case",
+        "FastCgiExternalServer /x -SOCKET /tmp/x.sock -IDLE-TIMEOUT 5 -Pass-Header Authorization",
+    );
     assert_accepted("cfg_case2", "FastCgiExternalServer /y -Host 127.0.0.1:9000 -APPCONNTIMEOUT 2");
 }
 

@@ -33,7 +33,10 @@ impl Site {
         let mut conf = String::new();
         let flup = with_flup.then(|| {
             // The tutorial keeps app.py in the DocumentRoot.
-            write_file(&t.htdocs().join("app.py"), std::fs::read(common::util::apps_dir().join("wsgi_app.py")).unwrap());
+            write_file(
+                &t.htdocs().join("app.py"),
+                std::fs::read(common::util::apps_dir().join("wsgi_app.py")).unwrap(),
+            );
             let app = FlupApp::start(&t, "flup");
             conf.push_str(&format!(
                 "FastCgiExternalServer {} -socket {}\n",
@@ -81,11 +84,7 @@ impl Site {
     }
 
     fn assert_log(&self, needle: &str) {
-        assert!(
-            self.apache.wait_for_log(needle, LOG_WAIT),
-            "error log lacks {needle:?}:\n{}",
-            self.log()
-        );
+        assert!(self.apache.wait_for_log(needle, LOG_WAIT), "error log lacks {needle:?}:\n{}", self.log());
     }
 
     /// After a fault: no crashed child, and normal requests still work.
@@ -113,10 +112,7 @@ fn env_of(r: &Response) -> BTreeMap<String, String> {
 
 /// `key=value` lines from the echo apps.
 fn kv(r: &Response) -> BTreeMap<String, String> {
-    r.text()
-        .lines()
-        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
-        .collect()
+    r.text().lines().filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))).collect()
 }
 
 // ---------------------------------------------------------------- flup app
@@ -213,7 +209,9 @@ fn proxy_header_never_becomes_http_proxy() {
 fn post_3mib_is_streamed_intact() {
     let s = Site::new("post3m", true, false, "");
     let body = pattern(3 << 20, 11);
-    let r = s.req(Request::post("/app.py/echo", Body::Fixed(body.clone())).header("Content-Type", "application/octet-stream"));
+    let r = s.req(
+        Request::post("/app.py/echo", Body::Fixed(body.clone())).header("Content-Type", "application/octet-stream"),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     let m = kv(&r);
     assert_eq!(m["length"], (3 << 20).to_string());
@@ -236,8 +234,8 @@ fn chunked_post_is_delivered_with_content_length() {
     assert_eq!(m["content_length"], body.len().to_string(), "CONTENT_LENGTH for a chunked body");
     // Tiny and irregular chunks too.
     let small = pattern(5000, 13);
-    let chunks: Vec<Vec<u8>> = small.chunks(1).take(10).map(|c| c.to_vec())
-        .chain(small[10..].chunks(997).map(|c| c.to_vec())).collect();
+    let chunks: Vec<Vec<u8>> =
+        small.chunks(1).take(10).map(|c| c.to_vec()).chain(small[10..].chunks(997).map(|c| c.to_vec())).collect();
     let r = s.req(Request::post("/app.py/echo", Body::Chunked(chunks)));
     let m = kv(&r);
     assert_eq!(m["sha256"], sha256_hex(&small));
@@ -561,9 +559,8 @@ fn libfcgi_app_get_and_post_over_unix_socket() {
     let t = TestDir::new("capp");
     let app = CApp::start(&t, CAddr::Unix(t.sock("echo.sock")));
     let server = t.htdocs().join("echo.fcgi");
-    let apache = Apache::builder(&t)
-        .config(&format!("FastCgiExternalServer {} -socket {}", server.display(), app.addr))
-        .start();
+    let apache =
+        Apache::builder(&t).config(&format!("FastCgiExternalServer {} -socket {}", server.display(), app.addr)).start();
     let r = apache.get("/echo.fcgi/env?c1");
     assert_eq!(r.status, 200, "{}", r.text());
     let text = r.text();
@@ -798,4 +795,3 @@ fn flush_option_streams_each_chunk() {
     got.extend_from_slice(&rest);
     assert!(String::from_utf8_lossy(&got).contains("second"));
 }
-

@@ -22,10 +22,7 @@ fn sha256_known_vectors() {
     }
     assert_eq!(common::sha256::hex(&s.finish()), sha256_hex(&data));
     // A million 'a's (FIPS 180-2 test vector).
-    assert_eq!(
-        sha256_hex(&vec![b'a'; 1_000_000]),
-        "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
-    );
+    assert_eq!(sha256_hex(&vec![b'a'; 1_000_000]), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
 #[test]

@@ -142,7 +142,8 @@ fn php_post_form() {
     let apache = Apache::builder(&t).config(&recipe(&t, &fpm.socket, true)).start();
     let form = b"name=Ada+Lovelace&lang=php%2Bfcgi&empty=".to_vec();
     let r = apache.request(
-        Request::post("/post.php", Body::Fixed(form.clone())).header("Content-Type", "application/x-www-form-urlencoded"),
+        Request::post("/post.php", Body::Fixed(form.clone()))
+            .header("Content-Type", "application/x-www-form-urlencoded"),
     );
     let m = json_of(&r);
     assert_eq!(m["executed"], format!("{}/post.php", t.htdocs().display()));

@@ -42,28 +42,14 @@ pub fn connect(endpoint: &Endpoint, timeout: Option<Duration>) -> io::Result<Con
                 *dst = *src as libc::c_char;
             }
             let len = mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
-            connect_raw(
-                libc::AF_UNIX,
-                &sun as *const _ as *const libc::sockaddr,
-                len,
-                timeout,
-            )
+            connect_raw(libc::AF_UNIX, &sun as *const _ as *const libc::sockaddr, len, timeout)
         }
         Endpoint::Tcp { addrs, .. } => {
             let mut last = io::Error::from_raw_os_error(libc::EADDRNOTAVAIL);
             for addr in addrs {
                 let (storage, len) = sockaddr_of(addr);
-                let family = if addr.is_ipv4() {
-                    libc::AF_INET
-                } else {
-                    libc::AF_INET6
-                };
-                match connect_raw(
-                    family,
-                    &storage as *const _ as *const libc::sockaddr,
-                    len,
-                    timeout,
-                ) {
+                let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+                match connect_raw(family, &storage as *const _ as *const libc::sockaddr, len, timeout) {
                     Ok(conn) => {
                         let one: libc::c_int = 1;
                         // SAFETY: valid fd, option value points to a live c_int of the given size.
@@ -140,10 +126,7 @@ fn connect_raw(
         match err.raw_os_error() {
             Some(libc::EINTR) => continue,
             Some(libc::EINPROGRESS) | Some(libc::EAGAIN) if timeout.is_some() => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "connect() timed out",
-                ));
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "connect() timed out"));
             }
             _ => return Err(err),
         }
@@ -161,10 +144,7 @@ fn connect_raw(
 }
 
 fn set_send_timeout(fd: RawFd, t: Duration) -> io::Result<()> {
-    let tv = libc::timeval {
-        tv_sec: t.as_secs() as libc::time_t,
-        tv_usec: t.subsec_micros() as libc::suseconds_t,
-    };
+    let tv = libc::timeval { tv_sec: t.as_secs() as libc::time_t, tv_usec: t.subsec_micros() as libc::suseconds_t };
     // SAFETY: valid fd; the option value points to a live timeval of the given size.
     let rc = unsafe {
         libc::setsockopt(
@@ -187,8 +167,7 @@ impl Conn {
     pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             // SAFETY: buf is a live, writable region of buf.len() bytes.
-            let n =
-                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
             if n >= 0 {
                 return Ok(n as usize);
             }
@@ -203,14 +182,7 @@ impl Conn {
     pub fn write(&self, buf: &[u8]) -> io::Result<usize> {
         loop {
             // SAFETY: buf is a live region of buf.len() bytes.
-            let n = unsafe {
-                libc::send(
-                    self.fd.as_raw_fd(),
-                    buf.as_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_NOSIGNAL,
-                )
-            };
+            let n = unsafe { libc::send(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
             if n >= 0 {
                 return Ok(n as usize);
             }
@@ -232,11 +204,7 @@ impl Conn {
             events |= libc::POLLOUT;
         }
         loop {
-            let mut pfd = libc::pollfd {
-                fd: self.fd.as_raw_fd(),
-                events,
-                revents: 0,
-            };
+            let mut pfd = libc::pollfd { fd: self.fd.as_raw_fd(), events, revents: 0 };
             let left = deadline.saturating_duration_since(Instant::now());
             let ms = left.as_millis().min(i32::MAX as u128) as libc::c_int;
             // SAFETY: pfd is one live pollfd.
@@ -271,10 +239,7 @@ mod tests {
         let listener = UnixListener::bind(&path).unwrap();
         let conn = connect(&Endpoint::Unix(path.clone()), Some(Duration::from_secs(2))).unwrap();
         let (mut peer, _) = listener.accept().unwrap();
-        assert_eq!(
-            conn.wait(false, Duration::from_millis(50)).unwrap(),
-            Ready::default()
-        );
+        assert_eq!(conn.wait(false, Duration::from_millis(50)).unwrap(), Ready::default());
         assert_eq!(conn.write(b"ping").unwrap(), 4);
         let mut got = [0u8; 4];
         peer.read_exact(&mut got).unwrap();
@@ -283,10 +248,7 @@ mod tests {
         assert!(conn.wait(false, Duration::from_secs(2)).unwrap().readable);
         let mut buf = [0u8; 16];
         assert_eq!(conn.read(&mut buf).unwrap(), 4);
-        assert_eq!(
-            conn.read(&mut buf).unwrap_err().kind(),
-            io::ErrorKind::WouldBlock
-        );
+        assert_eq!(conn.read(&mut buf).unwrap_err().kind(), io::ErrorKind::WouldBlock);
         drop(peer);
         assert_eq!(conn.read(&mut buf).unwrap(), 0);
         let _ = std::fs::remove_dir_all(&dir);
@@ -299,13 +261,7 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         drop(l);
-        let ep = Endpoint::Tcp {
-            spec: addr.to_string(),
-            addrs: vec![addr],
-        };
-        assert_eq!(
-            connect(&ep, None).unwrap_err().raw_os_error(),
-            Some(libc::ECONNREFUSED)
-        );
+        let ep = Endpoint::Tcp { spec: addr.to_string(), addrs: vec![addr] };
+        assert_eq!(connect(&ep, None).unwrap_err().raw_os_error(), Some(libc::ECONNREFUSED));
     }
 }

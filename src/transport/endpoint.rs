@@ -15,10 +15,7 @@ pub enum Endpoint {
     Unix(PathBuf),
     /// A TCP `host:port` as written, with the addresses it resolved to; a
     /// connect tries them in order.
-    Tcp {
-        spec: String,
-        addrs: Vec<SocketAddr>,
-    },
+    Tcp { spec: String, addrs: Vec<SocketAddr> },
 }
 
 /// Why a `-socket` or `-host` value cannot be an endpoint; the texts are the
@@ -63,10 +60,7 @@ impl Endpoint {
             Ok(n) if n > 0 => n,
             _ => return Err(EndpointError::BadPort(port.to_string())),
         };
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
         let addrs: Vec<SocketAddr> = match (host, port).to_socket_addrs() {
             Ok(it) => it.collect(),
             Err(_) => Vec::new(),
@@ -74,10 +68,7 @@ impl Endpoint {
         if addrs.is_empty() {
             return Err(EndpointError::Unresolvable(host.to_string()));
         }
-        Ok(Self::Tcp {
-            spec: spec.to_string(),
-            addrs,
-        })
+        Ok(Self::Tcp { spec: spec.to_string(), addrs })
     }
 }
 
@@ -96,40 +87,22 @@ mod tests {
 
     #[test]
     fn tcp_forms() {
-        let Endpoint::Tcp { addrs, .. } = Endpoint::tcp("127.0.0.1:9000").unwrap() else {
-            panic!()
-        };
+        let Endpoint::Tcp { addrs, .. } = Endpoint::tcp("127.0.0.1:9000").unwrap() else { panic!() };
         assert_eq!(addrs, ["127.0.0.1:9000".parse().unwrap()]);
-        let Endpoint::Tcp { addrs, .. } = Endpoint::tcp("[::1]:9000").unwrap() else {
-            panic!()
-        };
+        let Endpoint::Tcp { addrs, .. } = Endpoint::tcp("[::1]:9000").unwrap() else { panic!() };
         assert_eq!(addrs, ["[::1]:9000".parse().unwrap()]);
-        let Endpoint::Tcp { addrs, .. } = Endpoint::tcp("::1:9000").unwrap() else {
-            panic!()
-        };
+        let Endpoint::Tcp { addrs, .. } = Endpoint::tcp("::1:9000").unwrap() else { panic!() };
         assert_eq!(addrs, ["[::1]:9000".parse().unwrap()]);
         assert_eq!(Endpoint::tcp("localhost"), Err(EndpointError::MissingPort));
         assert_eq!(Endpoint::tcp(":80"), Err(EndpointError::MissingPort));
-        assert_eq!(
-            Endpoint::tcp("h:0"),
-            Err(EndpointError::BadPort("0".into()))
-        );
-        assert_eq!(
-            Endpoint::tcp("h:99999"),
-            Err(EndpointError::BadPort("99999".into()))
-        );
-        assert!(matches!(
-            Endpoint::tcp("no.such.host.invalid:80"),
-            Err(EndpointError::Unresolvable(_))
-        ));
+        assert_eq!(Endpoint::tcp("h:0"), Err(EndpointError::BadPort("0".into())));
+        assert_eq!(Endpoint::tcp("h:99999"), Err(EndpointError::BadPort("99999".into())));
+        assert!(matches!(Endpoint::tcp("no.such.host.invalid:80"), Err(EndpointError::Unresolvable(_))));
     }
 
     #[test]
     fn unix_path_limit() {
         assert!(Endpoint::unix(PathBuf::from("/".repeat(107))).is_ok());
-        assert!(matches!(
-            Endpoint::unix(PathBuf::from("/".repeat(108))),
-            Err(EndpointError::PathTooLong(_))
-        ));
+        assert!(matches!(Endpoint::unix(PathBuf::from("/".repeat(108))), Err(EndpointError::PathTooLong(_))));
     }
 }

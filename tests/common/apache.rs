@@ -293,7 +293,9 @@ impl Apache {
     pub fn request(&self, req: Request) -> http::Response {
         match req.send(self.port) {
             Ok(r) => r,
-            Err(e) => panic!("request to Apache on port {} failed: {e}\n--- error.log ---\n{}", self.port, self.error_log()),
+            Err(e) => {
+                panic!("request to Apache on port {} failed: {e}\n--- error.log ---\n{}", self.port, self.error_log())
+            }
         }
     }
 
@@ -349,11 +351,7 @@ impl Drop for Apache {
     fn drop(&mut self) {
         self.stop();
         if std::thread::panicking() {
-            eprintln!(
-                "--- Apache error log ({}) ---\n{}",
-                self.error_log_path().display(),
-                self.error_log()
-            );
+            eprintln!("--- Apache error log ({}) ---\n{}", self.error_log_path().display(), self.error_log());
         }
     }
 }

@@ -143,9 +143,9 @@ impl CApp {
         let mut child = spawn(cmd, &log);
         match &addr {
             CAddr::Unix(p) => wait_ready(&mut child, "libfcgi echo app", &log, || unix_ready(p)),
-            CAddr::Tcp(port) => wait_ready(&mut child, "libfcgi echo app", &log, || {
-                TcpStream::connect(("127.0.0.1", *port)).is_ok()
-            }),
+            CAddr::Tcp(port) => {
+                wait_ready(&mut child, "libfcgi echo app", &log, || TcpStream::connect(("127.0.0.1", *port)).is_ok())
+            }
         }
         CApp { addr: arg, log, child: Some(child), socket }
     }

@@ -34,8 +34,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mod_fastcgi_rs::protocol::{
-    encode_get_values_result, encode_raw_record, encode_unknown_type, ParamsDecoder,
-    RequestDecoder, RequestEvent, ResponseEncoder,
+    encode_get_values_result, encode_raw_record, encode_unknown_type, ParamsDecoder, RequestDecoder, RequestEvent,
+    ResponseEncoder,
 };
 
 use super::sha256::{self, Sha256};
@@ -104,10 +104,9 @@ impl FaultServer {
     /// Listens on `socket` (a path in a 0755 directory).
     pub fn start(socket: &Path) -> FaultServer {
         let _ = std::fs::remove_file(socket);
-        let listener = UnixListener::bind(socket)
-            .unwrap_or_else(|e| panic!("fault backend: bind {}: {e}", socket.display()));
-        std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o777))
-            .expect("chmod fault socket");
+        let listener =
+            UnixListener::bind(socket).unwrap_or_else(|e| panic!("fault backend: bind {}: {e}", socket.display()));
+        std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o777)).expect("chmod fault socket");
         listener.set_nonblocking(true).expect("nonblocking listener");
         let shared = Arc::new(Shared::default());
         let s2 = shared.clone();
@@ -265,7 +264,14 @@ fn read_some(stream: &mut UnixStream, buf: &mut [u8], shared: &Shared) -> Option
         }
         match stream.read(buf) {
             Ok(n) => return Some(n),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
             Err(_) => return None,
         }
     }
@@ -291,7 +297,14 @@ fn hold(stream: &mut UnixStream, shared: &Shared, limit: Option<Duration>) {
                 return;
             }
             Ok(_) => continue,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
             Err(_) => {
                 shared.stalls_released.fetch_add(1, Ordering::SeqCst);
                 return;
@@ -478,7 +491,11 @@ fn respond(rec: &Recorded, id: u16, stream: &mut UnixStream, shared: &Shared) ->
                     match stream.write(&out[off..]) {
                         Ok(0) => off = usize::MAX,
                         Ok(n) => off += n,
-                        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {}
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                            ) => {}
                         Err(_) => off = usize::MAX,
                     }
                 }

@@ -325,10 +325,8 @@ impl Reader {
                 write_error: None,
                 extra: Vec::new(),
             };
-            let chunked = resp
-                .header("Transfer-Encoding")
-                .map(|v| v.to_ascii_lowercase().contains("chunked"))
-                .unwrap_or(false);
+            let chunked =
+                resp.header("Transfer-Encoding").map(|v| v.to_ascii_lowercase().contains("chunked")).unwrap_or(false);
             let length = resp.header("Content-Length").and_then(|v| v.trim().parse::<u64>().ok());
             if head || status == 204 || status == 304 {
                 resp.framing = Framing::Empty;

@@ -78,9 +78,7 @@ pub fn write_file(path: &Path, content: impl AsRef<[u8]>) {
 
 /// Reads a file as (lossy) UTF-8; empty when it does not exist.
 pub fn read_lossy(path: &Path) -> String {
-    fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default()
+    fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -94,20 +92,11 @@ pub struct TestDir {
 
 impl TestDir {
     pub fn new(name: &str) -> TestDir {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         // Short: Unix socket paths must stay under 108 bytes.
         let short: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(24).collect();
-        let path = PathBuf::from(format!(
-            "/tmp/fcgirs-{}-{}-{:x}-{}",
-            std::process::id(),
-            n,
-            nanos & 0xffff,
-            short
-        ));
+        let path = PathBuf::from(format!("/tmp/fcgirs-{}-{}-{:x}-{}", std::process::id(), n, nanos & 0xffff, short));
         mkdir_0755(&path);
         for sub in ["htdocs", "sock", "logs", "run", "conf", "bin", "cgi-bin"] {
             mkdir_0755(&path.join(sub));
