@@ -238,6 +238,14 @@ impl<'c> Exchange<'c> {
                 continue;
             }
             let n = match self.conn.read(&mut inbuf) {
+                Ok(0) if decoder.in_record() => {
+                    let msg = format!(
+                        "FastCGI: comm with server \"{}\" aborted: the connection closed in the middle of a record",
+                        self.server.path
+                    );
+                    self.log(Level::Error, 0, &msg);
+                    return Err(Stop::Failed(502));
+                }
                 Ok(0) => return self.end_of_output(),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
