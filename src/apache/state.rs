@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use crate::config::{Builder, Config, Host, DEFAULT_CHUNKED_BODY_MAX};
+use crate::config::{Builder, Config, DynamicOptions, Host, DEFAULT_CHUNKED_BODY_MAX};
 
 static PENDING: Mutex<Option<Builder>> = Mutex::new(None);
 static ACTIVE: RwLock<Option<Arc<Config>>> = RwLock::new(None);
@@ -58,8 +58,12 @@ pub(super) fn commit() -> (Arc<Config>, Vec<String>) {
             (b.build(), warnings)
         }
         None => {
-            let empty =
-                Config { servers: Vec::new(), ipc_dir: PathBuf::from("/"), chunked_body_max: DEFAULT_CHUNKED_BODY_MAX };
+            let empty = Config {
+                servers: Vec::new(),
+                ipc_dir: PathBuf::from("/"),
+                chunked_body_max: DEFAULT_CHUNKED_BODY_MAX,
+                dynamic: DynamicOptions::default(),
+            };
             (empty, Vec::new())
         }
     };

@@ -10,8 +10,8 @@ mod words;
 
 use std::path::{Component, Path, PathBuf};
 
-use options::{parse_options, OptionSet};
-pub use options::{AppOptions, SpawnOptions};
+use options::{parse_options, OptionSet, Parsed};
+pub use options::{AppOptions, DynamicOptions, SpawnOptions};
 pub use words::split as split_words;
 
 use crate::transport::Endpoint;
@@ -33,7 +33,7 @@ pub struct Server {
 
 /// Everything the directives said, frozen at post-config and shared by all
 /// requests of a generation.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// Static and external servers, in definition order.
     pub servers: Vec<Server>,
@@ -42,6 +42,8 @@ pub struct Config {
     /// `FastCgiChunkedBodyMax`: the largest chunked request body spooled to
     /// learn its length; 0 refuses chunked bodies with 411, as the original.
     pub chunked_body_max: u64,
+    /// `FastCgiConfig`: how dynamic applications are run.
+    pub dynamic: DynamicOptions,
 }
 
 /// Default for `FastCgiChunkedBodyMax`: 128 MiB.
@@ -95,6 +97,7 @@ impl Builder {
                 servers: Vec::new(),
                 ipc_dir: default_ipc_dir,
                 chunked_body_max: DEFAULT_CHUNKED_BODY_MAX,
+                dynamic: DynamicOptions::default(),
             },
             ipc_dir_set: false,
             server_root,
@@ -113,7 +116,8 @@ impl Builder {
         let path = self.absolute(path);
         self.host.check_executable(&path).map_err(|why| format!("{directive}: \"{path}\" {why}"))?;
         let host = &self.host;
-        let parsed = parse_options(directive, &path, opts, OptionSet::Static, &|n| host.env(n))?;
+        let mut parsed = Parsed::default();
+        parse_options(directive, &path, opts, OptionSet::Static, &|n| host.env(n), &mut parsed)?;
         if parsed.bind.is_some() && parsed.port.is_none() {
             return Err(format!("{directive} {path}: -bind needs -port"));
         }
@@ -157,7 +161,8 @@ impl Builder {
         };
         let path = self.absolute(path);
         let host = &self.host;
-        let parsed = parse_options(directive, &path, opts, OptionSet::External, &|n| host.env(n))?;
+        let mut parsed = Parsed::default();
+        parse_options(directive, &path, opts, OptionSet::External, &|n| host.env(n), &mut parsed)?;
         let endpoint = match (parsed.socket, parsed.host) {
             (Some(_), Some(_)) => return Err("-host and -socket are mutually exclusive options".into()),
             (None, None) => return Err("-socket or -host option missing".into()),
@@ -170,6 +175,26 @@ impl Builder {
         }
         self.note_identity(&parsed.spawn);
         self.config.servers.push(Server { path, endpoint, options: parsed.app, spawn: None });
+        Ok(())
+    }
+
+    /// `FastCgiConfig options`: the tuning of dynamic applications. Each
+    /// option changes only itself; a later line wins.
+    pub fn dynamic_config(&mut self, directive: &str, args: &str) -> Result<(), String> {
+        let words = split_words(args);
+        let current = &self.config.dynamic;
+        let mut parsed = Parsed {
+            app: current.app.clone(),
+            spawn: current.spawn.clone(),
+            dynamic: current.clone(),
+            ..Parsed::default()
+        };
+        let host = &self.host;
+        parse_options(directive, "", &words, OptionSet::Dynamic, &|n| host.env(n), &mut parsed)?;
+        let mut dynamic = parsed.dynamic;
+        dynamic.app = parsed.app;
+        dynamic.spawn = parsed.spawn;
+        self.config.dynamic = dynamic;
         Ok(())
     }
 
@@ -388,6 +413,40 @@ mod tests {
         assert!(e(&mut b, "/a").contains("redefinition of a previously defined FastCGI server \"/a\""));
         assert!(b.external_server("E", "/a -socket s").unwrap_err().contains("redefinition"));
         assert!(e(&mut b, "/b -initial-env =x").contains("invalid value for -initial-env"));
+    }
+
+    #[test]
+    fn dynamic_config_defaults_aliases_and_last_write_wins() {
+        let mut b = builder();
+        assert_eq!(b.config.dynamic.max_class_processes, 10);
+        b.dynamic_config("FastCgiConfig", "-maxClassProcesses 3 -singleThreshhold 7 -gainValue 0.25 -restart").unwrap();
+        b.dynamic_config("FCGIConfig", "-multiThreshhold 20 -idle-timeout 9 -initial-env PATH=/bin -priority 2")
+            .unwrap();
+        b.dynamic_config("FastCgiConfig", "-maxClassProcesses 4 -autoUpdate -flush -pass-header Authorization")
+            .unwrap();
+        let d = b.build().dynamic;
+        assert_eq!((d.max_class_processes, d.single_threshold, d.multi_threshold), (4, 7, 20));
+        assert_eq!((d.max_processes, d.min_processes, d.start_delay, d.process_slack), (50, 5, 3, 5));
+        assert_eq!((d.kill_interval, d.update_interval), (300, 300));
+        assert!(d.gain == 0.25 && d.restart && d.auto_update && d.app.flush);
+        assert_eq!(d.app.idle_timeout, 9);
+        assert_eq!(d.app.pass_headers, ["Authorization"]);
+        assert_eq!(d.spawn.initial_env, ["PATH=/bin"]);
+        assert_eq!(d.spawn.priority, 2);
+    }
+
+    #[test]
+    fn dynamic_config_errors() {
+        let mut b = builder();
+        let e = |b: &mut Builder, args: &str| b.dynamic_config("FastCgiConfig", args).unwrap_err();
+        assert_eq!(e(&mut b, "-foo"), "FastCgiConfig: invalid option: -foo");
+        assert_eq!(e(&mut b, "-nph"), "FastCgiConfig: invalid option: -nph");
+        assert!(e(&mut b, "-gainValue 2").starts_with("FastCgiConfig: invalid value for -gainValue:"));
+        assert!(e(&mut b, "-maxProcesses 0").contains("invalid value for -maxProcesses"));
+        assert_eq!(
+            e(&mut b, "-maxProcesses 4 -processSlack 5"),
+            "processSlack (5) must be less than maxProcesses (4) + 1"
+        );
     }
 
     #[test]

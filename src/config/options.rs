@@ -67,6 +67,66 @@ impl Default for SpawnOptions {
     }
 }
 
+/// FastCgiConfig's tuning of dynamic applications, with the original's
+/// defaults: global, one set for all dynamic applications.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DynamicOptions {
+    /// How requests talk to dynamic applications.
+    pub app: AppOptions,
+    /// How their processes are run.
+    pub spawn: SpawnOptions,
+    /// `-maxProcesses`: dynamic instances of all applications together (50).
+    pub max_processes: u32,
+    /// `-minProcesses`: the kill policy stops at this many instances (5).
+    pub min_processes: u32,
+    /// `-maxClassProcesses`: instances of one application (10).
+    pub max_class_processes: u32,
+    /// `-killInterval`: seconds between runs of the kill policy (300).
+    pub kill_interval: u32,
+    /// `-updateInterval`: seconds between load smoothings (300).
+    pub update_interval: u32,
+    /// `-gainValue`: weight of the newest period in the smoothing (0.5).
+    pub gain: f64,
+    /// `-singleThreshold`: load % under which the last instance may be
+    /// killed; 0 never (0).
+    pub single_threshold: u32,
+    /// `-multiThreshold`: load % under which one of several instances is
+    /// killed (50).
+    pub multi_threshold: u32,
+    /// `-startDelay`: seconds a request waits before asking for another
+    /// instance (3).
+    pub start_delay: u32,
+    /// `-processSlack`: run the kill policy early when this close to
+    /// `-maxProcesses` (5).
+    pub process_slack: u32,
+    /// `-restart`: always restart dynamic applications that exit.
+    pub restart: bool,
+    /// `-autoUpdate`: restart an application whose file is newer than its
+    /// running instances.
+    pub auto_update: bool,
+}
+
+impl Default for DynamicOptions {
+    fn default() -> Self {
+        DynamicOptions {
+            app: AppOptions::default(),
+            spawn: SpawnOptions::default(),
+            max_processes: 50,
+            min_processes: 5,
+            max_class_processes: 10,
+            kill_interval: 300,
+            update_interval: 300,
+            gain: 0.5,
+            single_threshold: 0,
+            multi_threshold: 50,
+            start_delay: 3,
+            process_slack: 5,
+            restart: false,
+            auto_update: false,
+        }
+    }
+}
+
 /// Which directive's option list is being parsed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum OptionSet {
@@ -74,6 +134,8 @@ pub(super) enum OptionSet {
     External,
     /// FastCgiServer.
     Static,
+    /// FastCgiConfig.
+    Dynamic,
 }
 
 /// What an option list said; the endpoint options are checked by the
@@ -82,6 +144,7 @@ pub(super) enum OptionSet {
 pub(super) struct Parsed {
     pub app: AppOptions,
     pub spawn: SpawnOptions,
+    pub dynamic: DynamicOptions,
     pub socket: Option<String>,
     pub host: Option<String>,
     pub port: Option<u16>,
@@ -92,20 +155,25 @@ pub(super) struct Parsed {
 /// MAX_INIT_ENV_VARS).
 const MAX_INITIAL_ENV: usize = 64;
 
+/// Applies `words` to `p` (FastCgiConfig starts from what earlier lines
+/// set; the server directives from defaults). `path` is empty for
+/// FastCgiConfig.
 pub(super) fn parse_options(
     directive: &str,
     path: &str,
     words: &[String],
     set: OptionSet,
     httpd_env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Parsed, String> {
-    use OptionSet::{External, Static};
-    let mut p = Parsed::default();
+    p: &mut Parsed,
+) -> Result<(), String> {
+    use OptionSet::{Dynamic, External, Static};
+    let who = if path.is_empty() { directive.to_string() } else { format!("{directive} {path}") };
     let mut words = words.iter();
     while let Some(opt) = words.next() {
-        let invalid = |why: &str| format!("{directive} {path}: invalid value for {opt}: {why}");
+        let invalid = |why: &str| format!("{who}: invalid value for {opt}: {why}");
         let mut value = || words.next().ok_or_else(|| invalid("missing"));
         let lower = opt.to_ascii_lowercase();
+        let d = &mut p.dynamic;
         match (set, lower.as_str()) {
             (_, "-appconntimeout") => p.app.app_conn_timeout = number(value()?, 0).map_err(|w| invalid(&w))?,
             (_, "-idle-timeout") => p.app.idle_timeout = number(value()?, 1).map_err(|w| invalid(&w))?,
@@ -117,16 +185,16 @@ pub(super) fn parse_options(
                 p.app.pass_headers.push(name.clone());
             }
             (_, "-flush") => p.app.flush = true,
-            (_, "-nph") => p.app.nph = true,
-            (_, "-socket") => {
+            (Static | External, "-nph") => p.app.nph = true,
+            (Static | External, "-socket") => {
                 let v = value()?;
                 if v.is_empty() {
                     return Err(invalid("empty"));
                 }
                 p.socket = Some(v.clone());
             }
-            (_, "-user") => p.spawn.user = Some(non_empty(value()?).map_err(|w| invalid(w))?),
-            (_, "-group") => p.spawn.group = Some(non_empty(value()?).map_err(|w| invalid(w))?),
+            (Static | External, "-user") => p.spawn.user = Some(non_empty(value()?).map_err(|w| invalid(w))?),
+            (Static | External, "-group") => p.spawn.group = Some(non_empty(value()?).map_err(|w| invalid(w))?),
             (External, "-host") => p.host = Some(value()?.clone()),
             (Static, "-port") => {
                 let v = value()?;
@@ -137,14 +205,20 @@ pub(super) fn parse_options(
             }
             (Static, "-bind") => p.bind = Some(non_empty(value()?).map_err(|w| invalid(w))?),
             (Static, "-processes") => p.spawn.processes = number(value()?, 1).map_err(|w| invalid(&w))?,
-            (Static, "-init-start-delay") => p.spawn.init_start_delay = number(value()?, 0).map_err(|w| invalid(&w))?,
-            (Static, "-restart-delay") => p.spawn.restart_delay = number(value()?, 0).map_err(|w| invalid(&w))?,
-            (Static, "-min-server-life") => p.spawn.min_server_life = number(value()?, 0).map_err(|w| invalid(&w))?,
-            (Static, "-priority") => p.spawn.priority = number(value()?, 0).map_err(|w| invalid(&w))?,
-            (Static, "-listen-queue-depth") => {
+            (Static | Dynamic, "-init-start-delay") => {
+                p.spawn.init_start_delay = number(value()?, 0).map_err(|w| invalid(&w))?
+            }
+            (Static | Dynamic, "-restart-delay") => {
+                p.spawn.restart_delay = number(value()?, 0).map_err(|w| invalid(&w))?
+            }
+            (Static | Dynamic, "-min-server-life") => {
+                p.spawn.min_server_life = number(value()?, 0).map_err(|w| invalid(&w))?
+            }
+            (Static | Dynamic, "-priority") => p.spawn.priority = number(value()?, 0).map_err(|w| invalid(&w))?,
+            (Static | Dynamic, "-listen-queue-depth") => {
                 p.spawn.listen_queue_depth = number(value()?, 1).map_err(|w| invalid(&w))?
             }
-            (Static, "-initial-env") => {
+            (Static | Dynamic, "-initial-env") => {
                 if p.spawn.initial_env.len() == MAX_INITIAL_ENV {
                     return Err(invalid(&format!("too many, at most {MAX_INITIAL_ENV}")));
                 }
@@ -157,10 +231,38 @@ pub(super) fn parse_options(
                 };
                 p.spawn.initial_env.push(entry);
             }
-            _ => return Err(format!("{directive} {path}: invalid option: {opt}")),
+            (Dynamic, "-maxprocesses") => d.max_processes = number(value()?, 1).map_err(|w| invalid(&w))?,
+            (Dynamic, "-minprocesses") => d.min_processes = number(value()?, 0).map_err(|w| invalid(&w))?,
+            (Dynamic, "-maxclassprocesses") => d.max_class_processes = number(value()?, 1).map_err(|w| invalid(&w))?,
+            (Dynamic, "-killinterval") => d.kill_interval = number(value()?, 1).map_err(|w| invalid(&w))?,
+            (Dynamic, "-updateinterval") => d.update_interval = number(value()?, 1).map_err(|w| invalid(&w))?,
+            (Dynamic, "-gainvalue") => {
+                let v = value()?;
+                d.gain = match v.parse::<f64>() {
+                    Ok(g) if (0.0..=1.0).contains(&g) => g,
+                    _ => return Err(invalid(&format!("expected a number from 0 to 1, got \"{v}\""))),
+                };
+            }
+            (Dynamic, "-singlethreshold" | "-singlethreshhold") => {
+                d.single_threshold = number(value()?, 0).map_err(|w| invalid(&w))?
+            }
+            (Dynamic, "-multithreshold" | "-multithreshhold") => {
+                d.multi_threshold = number(value()?, 0).map_err(|w| invalid(&w))?
+            }
+            (Dynamic, "-startdelay") => d.start_delay = number(value()?, 1).map_err(|w| invalid(&w))?,
+            (Dynamic, "-processslack") => d.process_slack = number(value()?, 1).map_err(|w| invalid(&w))?,
+            (Dynamic, "-restart") => d.restart = true,
+            (Dynamic, "-autoupdate") => d.auto_update = true,
+            _ => return Err(format!("{who}: invalid option: {opt}")),
         }
     }
-    Ok(p)
+    if set == Dynamic && p.dynamic.process_slack >= p.dynamic.max_processes + 1 {
+        return Err(format!(
+            "processSlack ({}) must be less than maxProcesses ({}) + 1",
+            p.dynamic.process_slack, p.dynamic.max_processes
+        ));
+    }
+    Ok(())
 }
 
 fn number(word: &str, min: u32) -> Result<u32, String> {
