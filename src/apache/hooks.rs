@@ -62,6 +62,37 @@ pub extern "C" fn fcgi_rs_fixups(r: *mut request_rec) -> i32 {
     })
 }
 
+/// The original's checks before a dynamic application runs: ExecCGI (unless
+/// ScriptAlias'd), the file exists, is no directory, may be executed.
+fn dynamic_check(req: &mut request_rec, filename: &str) -> Result<(), (i32, String)> {
+    // SAFETY: req is the live request; notes is its table; the key is a C literal.
+    let forced = unsafe { c_str(ffi::apr_table_get(req.notes, c"alias-forced-type".as_ptr())) };
+    // SAFETY: req is the live request.
+    let options = unsafe { ffi::ap_allow_options(req) } as u32;
+    if options & ffi::OPT_EXECCGI == 0 && forced != Some("cgi-script") {
+        return Err((
+            ffi::HTTP_FORBIDDEN as i32,
+            format!("FastCGI: \"ExecCGI Option\" is off in this directory: {filename}"),
+        ));
+    }
+    let invalid =
+        |why: &str| (ffi::HTTP_FORBIDDEN as i32, format!("FastCGI: invalid (dynamic) server \"{filename}\": {why}"));
+    match req.finfo.filetype {
+        ffi::apr_filetype_e_APR_NOFILE => {
+            return Err((ffi::HTTP_NOT_FOUND as i32, format!("FastCGI: stat() of \"{filename}\" failed")));
+        }
+        ffi::apr_filetype_e_APR_DIR => return Err(invalid("script is a directory")),
+        _ => {}
+    }
+    let path = std::ffi::CString::new(filename).map_err(|_| invalid("bad path"))?;
+    // SAFETY: path is a valid C string; access(2) checks as this worker's user,
+    // the user the application runs as.
+    if unsafe { libc::access(path.as_ptr(), libc::X_OK) } != 0 {
+        return Err(invalid("script not executable by the server's user"));
+    }
+    Ok(())
+}
+
 #[no_mangle]
 pub extern "C" fn fcgi_rs_handler(r: *mut request_rec) -> i32 {
     guard(ffi::HTTP_INTERNAL_SERVER_ERROR as i32, || {
@@ -77,13 +108,17 @@ pub extern "C" fn fcgi_rs_handler(r: *mut request_rec) -> i32 {
         // SAFETY: NULL or a pool string.
         let filename = unsafe { c_str(req.filename) }.unwrap_or("");
         let mut client = ApacheRequest::new(r);
-        let Some(server) = config.find(filename) else {
-            client.log_error(&format!(
-                "FastCGI: no FastCgiServer or FastCgiExternalServer covers \"{filename}\" (dynamic applications are not supported yet)"
-            ));
-            return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
+        let outcome = match config.find(filename) {
+            Some(server) => gateway::run(&mut client, server, &config),
+            None => match dynamic_check(req, filename) {
+                Ok(()) => gateway::run_dynamic(&mut client, filename, &config),
+                Err((status, msg)) => {
+                    client.log_error(&msg);
+                    return status;
+                }
+            },
         };
-        match gateway::run(&mut client, server, &config) {
+        match outcome {
             Outcome::Sent => ffi::OK as i32,
             Outcome::Status(status) => i32::from(status),
             Outcome::LocalRedirect(location) => {

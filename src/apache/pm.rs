@@ -28,7 +28,7 @@ struct Handle {
 /// A manager that dies sooner than this after its start is not restarted.
 const MIN_LIFETIME: Duration = Duration::from_secs(5);
 
-/// Starts the process manager if the configuration has static servers.
+/// Starts the process manager: static servers, and dynamic ones on demand.
 /// Called from post-config; skips the first (configuration check) pass.
 pub(super) fn start(pconf: *mut apr_pool_t, s: *mut server_rec, config: &Arc<Config>) {
     // SAFETY: plain queries of httpd's state.
@@ -36,9 +36,6 @@ pub(super) fn start(pconf: *mut apr_pool_t, s: *mut server_rec, config: &Arc<Con
         (ffi::ap_state_query(ffi::AP_SQ_MAIN_STATE as c_int), ffi::ap_state_query(ffi::AP_SQ_RUN_MODE as c_int))
     };
     if state == ffi::AP_SQ_MS_CREATE_PRE_CONFIG as c_int || mode != ffi::AP_SQ_RM_NORMAL as c_int {
-        return;
-    }
-    if !config.servers.iter().any(|s| s.spawn.is_some()) {
         return;
     }
     // SAFETY: pconf is the live configuration pool; the handle lives as long as it.

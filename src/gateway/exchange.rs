@@ -1,8 +1,9 @@
 //! The request loop: one connection, one request id, no multiplexing.
 
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use super::dynamic::OnDemand;
 use super::headers::{block_end, MAX_HEADER_BLOCK};
 use super::{BodyLength, Client, HeaderVerdict, Outcome, Spool};
 use crate::config::{Config, Server};
@@ -19,8 +20,20 @@ const MAX_STDERR_LINE: usize = 8 * 1024;
 /// The request id of our one request on a connection.
 const REQUEST_ID: u16 = 1;
 
-/// Runs one FastCGI request against `server` for `client`.
+/// Runs one FastCGI request against `server` (static or external) for
+/// `client`.
 pub fn run(client: &mut dyn Client, server: &Server, config: &Config) -> Outcome {
+    run_with(client, server, config, None)
+}
+
+/// Runs one request; `dynamic` is set for dynamic applications, which are
+/// started on demand through the process manager.
+pub(super) fn run_with(
+    client: &mut dyn Client,
+    server: &Server,
+    config: &Config,
+    dynamic: Option<&OnDemand>,
+) -> Outcome {
     let body = match prepare_body(client, config) {
         Ok(body) => body,
         Err(status) => return Outcome::Status(status),
@@ -42,28 +55,34 @@ pub fn run(client: &mut dyn Client, server: &Server, config: &Config) -> Outcome
     client.cgi_vars(&overrides, &mut |name, value| params.pair(name, value));
     params.finish();
 
+    let conn = match dynamic {
+        Some(on_demand) => on_demand.connect(server),
+        None => connect(server),
+    };
+    let conn = match conn {
+        Ok(conn) => conn,
+        Err((errno, msg)) => {
+            client.log(Level::Error, errno, &msg);
+            return Outcome::Status(503);
+        }
+    };
+    Exchange::new(client, server, conn, body, out, dynamic).run()
+}
+
+/// Connects to `server`; on failure, the errno and the original's log line.
+pub(super) fn connect(server: &Server) -> Result<Conn, (i32, String)> {
     let timeout = match server.options.app_conn_timeout {
         0 => None,
         n => Some(Duration::from_secs(n.into())),
     };
-    let conn = match transport::connect(&server.endpoint, timeout) {
-        Ok(conn) => conn,
-        Err(e) => {
-            let why = if e.kind() == io::ErrorKind::TimedOut {
-                format!("connect() timed out (appConnTimeout={}sec)", server.options.app_conn_timeout)
-            } else {
-                "connect() failed".to_string()
-            };
-            let errno = e.raw_os_error().unwrap_or(0);
-            client.log(
-                Level::Error,
-                errno,
-                &format!("FastCGI: failed to connect to server \"{}\": {why}", server.path),
-            );
-            return Outcome::Status(503);
-        }
-    };
-    Exchange::new(client, server, conn, body, out).run()
+    transport::connect(&server.endpoint, timeout).map_err(|e| {
+        let why = if e.kind() == io::ErrorKind::TimedOut {
+            format!("connect() timed out (appConnTimeout={}sec)", server.options.app_conn_timeout)
+        } else {
+            "connect() failed".to_string()
+        };
+        (e.raw_os_error().unwrap_or(0), format!("FastCGI: failed to connect to server \"{}\": {why}", server.path))
+    })
 }
 
 /// `-pass-header Name` travels as `HTTP_NAME`: upper case, every other
@@ -71,7 +90,7 @@ pub fn run(client: &mut dyn Client, server: &Server, config: &Config) -> Outcome
 fn cgi_header_name(header: &str) -> String {
     let mut name = String::with_capacity(5 + header.len());
     name.push_str("HTTP_");
-    name.extend(header.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
+    name.extend(header.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }));
     name
 }
 
@@ -155,6 +174,10 @@ enum Stop {
 struct Exchange<'c> {
     client: &'c mut dyn Client,
     server: &'c Server,
+    /// Set for dynamic applications: ask for more instances while waiting.
+    dynamic: Option<&'c OnDemand>,
+    /// Whether any byte came from the application yet.
+    answered: bool,
     conn: Conn,
     body: Body,
     /// Records waiting to be written, from `out_pos`.
@@ -172,10 +195,19 @@ struct Exchange<'c> {
 }
 
 impl<'c> Exchange<'c> {
-    fn new(client: &'c mut dyn Client, server: &'c Server, conn: Conn, body: Body, out: Vec<u8>) -> Self {
+    fn new(
+        client: &'c mut dyn Client,
+        server: &'c Server,
+        conn: Conn,
+        body: Body,
+        out: Vec<u8>,
+        dynamic: Option<&'c OnDemand>,
+    ) -> Self {
         Exchange {
             client,
             server,
+            dynamic,
+            answered: false,
             conn,
             body,
             out,
@@ -211,23 +243,44 @@ impl<'c> Exchange<'c> {
         let mut decoder = ResponseDecoder::new(REQUEST_ID);
         let mut inbuf = vec![0u8; IO_CHUNK];
         let mut bodybuf = Vec::new();
+        let mut last_io = Instant::now();
         loop {
             if self.out_pos == self.out.len() && !self.stdin_done && !self.write_closed {
                 self.refill_stdin(&mut bodybuf)?;
             }
             let want_write = self.out_pos < self.out.len() && !self.write_closed;
-            let ready = self.conn.wait(want_write, idle).map_err(|e| self.comm_failed("poll() failed", &e))?;
+            let left = idle.saturating_sub(last_io.elapsed());
+            // A dynamic application that keeps a request waiting gets help:
+            // every -startDelay the manager is asked for another instance.
+            let slice = match self.dynamic {
+                Some(d) if !self.answered => left.min(d.start_delay),
+                _ => left,
+            };
+            let ready = self.conn.wait(want_write, slice).map_err(|e| self.comm_failed("poll() failed", &e))?;
             if !ready.readable && !ready.writable {
-                let msg = format!(
-                    "FastCGI: comm with server \"{}\" aborted: idle timeout ({} sec)",
-                    self.server.path, self.server.options.idle_timeout
-                );
+                if let Some(d) = self.dynamic.filter(|_| last_io.elapsed() < idle) {
+                    d.more(&self.server.path);
+                    continue;
+                }
+                let msg = match self.dynamic {
+                    Some(_) if !self.answered => format!(
+                        "FastCGI: comm with (dynamic) server \"{}\" aborted: (first read) idle timeout ({} sec)",
+                        self.server.path, self.server.options.idle_timeout
+                    ),
+                    _ => format!(
+                        "FastCGI: comm with server \"{}\" aborted: idle timeout ({} sec)",
+                        self.server.path, self.server.options.idle_timeout
+                    ),
+                };
                 self.log(Level::Error, 0, &msg);
                 return Err(Stop::Failed(504));
             }
             if ready.writable && want_write {
                 match self.conn.write(&self.out[self.out_pos..]) {
-                    Ok(n) => self.out_pos += n,
+                    Ok(n) => {
+                        self.out_pos += n;
+                        last_io = Instant::now();
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     // The application closed its side: it answers without
                     // the rest of the body. Keep reading its reply.
@@ -247,7 +300,11 @@ impl<'c> Exchange<'c> {
                     return Err(Stop::Failed(502));
                 }
                 Ok(0) => return self.end_of_output(),
-                Ok(n) => n,
+                Ok(n) => {
+                    last_io = Instant::now();
+                    self.answered = true;
+                    n
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Err(self.comm_failed("read failed", &e)),
             };
@@ -422,7 +479,7 @@ impl<'c> Exchange<'c> {
                 self.server.path
             );
             self.log(Level::Error, 0, &msg);
-            return Err(Stop::Failed(502));
+            return Err(Stop::Failed(self.no_answer_status()));
         }
         if self.unflushed {
             self.unflushed = false;
@@ -446,7 +503,17 @@ impl<'c> Exchange<'c> {
             e.raw_os_error().unwrap_or(0),
             &format!("FastCGI: comm with server \"{}\" aborted: {what}", self.server.path),
         );
-        Stop::Failed(502)
+        Stop::Failed(self.no_answer_status())
+    }
+
+    /// A dynamic application that went away without a byte could not start
+    /// (or crashed at once): unavailable, 503. Otherwise a bad gateway.
+    fn no_answer_status(&self) -> u16 {
+        if self.dynamic.is_some() && !self.answered {
+            503
+        } else {
+            502
+        }
     }
 
     fn log(&self, level: Level, errno: i32, msg: &str) {

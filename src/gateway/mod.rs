@@ -8,12 +8,14 @@
 //! the `apache` layer and by in-memory fakes in tests, so this module never
 //! touches FFI.
 
+mod dynamic;
 mod exchange;
 mod headers;
 mod spool;
 
 use std::io;
 
+pub use dynamic::run_dynamic;
 pub use exchange::run;
 pub use spool::Spool;
 

@@ -1,6 +1,7 @@
 //! The process manager (`fcgi-pm`): a process forked from Apache's parent at
-//! post-config that starts and restarts the static applications
-//! (FastCgiServer) on sockets it creates, and stops them when Apache stops.
+//! post-config that runs the static applications (FastCgiServer) on sockets
+//! it creates, starts dynamic applications on demand for Apache's workers
+//! (over [`control`]), and stops them all when Apache stops.
 //!
 //! Lifecycle, better than the original's:
 //! - stop (SIGTERM from Apache's parent): SIGTERM to every application,
@@ -11,30 +12,53 @@
 //!   longest `-idle-timeout`, then stops them without touching the sockets;
 //! - Apache's parent gone: as stop.
 
+pub mod control;
+mod dynamic;
 mod policy;
 mod unix;
 
+use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-pub use policy::{Exit, StaticApp};
 pub use unix::Identity;
 
-use crate::config::{Config, Server};
+use crate::config::{Config, DynamicOptions, Server};
 use crate::log::Level;
 use crate::transport::Endpoint;
+use dynamic::{Actions, Dynamic, StartAnswer};
+use policy::{Exit, StaticApp};
 
 /// How long applications get between SIGTERM and SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(3);
 /// The longest sleep between checks that Apache's parent is alive.
 const TICK: Duration = Duration::from_secs(1);
+/// How long a worker's Start may wait for a delayed start.
+const START_WAIT: Duration = Duration::from_secs(60);
+
+/// The directory of dynamic applications' sockets and of the control socket.
+pub fn dynamic_dir(config: &Config) -> PathBuf {
+    config.ipc_dir.join("dynamic")
+}
 
 /// One static application under management.
-struct App<'c> {
+struct StaticEntry<'c> {
     server: &'c Server,
     schedule: StaticApp,
     spec: unix::SpawnSpec,
     listener: Option<OwnedFd>,
+}
+
+/// Dynamic applications: the policy, their sockets, and workers waiting for
+/// a start.
+struct OnDemand {
+    policy: Dynamic,
+    opts: DynamicOptions,
+    dir: PathBuf,
+    control: OwnedFd,
+    listeners: HashMap<Vec<u8>, OwnedFd>,
+    waiters: Vec<(OwnedFd, Vec<u8>, Instant)>,
 }
 
 /// Runs the manager until Apache stops it; returns the exit code.
@@ -44,7 +68,14 @@ struct App<'c> {
 pub fn run(config: &Config, identity: Option<Identity>, parent: libc::pid_t, log: &dyn Fn(Level, &str)) -> i32 {
     unix::become_manager();
     unix::die_with_parent();
-    let mut apps = Vec::new();
+    let signals = match unix::signal_fd() {
+        Ok(fd) => fd,
+        Err(e) => {
+            log(Level::Alert, &format!("FastCGI: process manager exiting, signalfd() failed: {e}"));
+            return 1;
+        }
+    };
+    let mut statics = Vec::new();
     for server in &config.servers {
         let Some(spawn) = &server.spawn else { continue };
         let spec = match unix::SpawnSpec::new(&server.path, &spawn.initial_env, spawn.priority) {
@@ -61,8 +92,18 @@ pub fn run(config: &Config, identity: Option<Identity>, parent: libc::pid_t, log
                 None
             }
         };
-        apps.push(App { server, schedule: StaticApp::new(spawn), spec, listener });
+        statics.push(StaticEntry { server, schedule: StaticApp::new(spawn), spec, listener });
     }
+    let dir = dynamic_dir(config);
+    let dirs_ok = unix::ensure_dir(&config.ipc_dir, identity.as_ref())
+        .and_then(|()| unix::ensure_dir(&dir, identity.as_ref()))
+        .map_err(|e| {
+            log(
+                Level::Error,
+                &format!("FastCGI: can't create \"{}\": {e}; dynamic servers are disabled", dir.display()),
+            )
+        })
+        .is_ok();
     if let Some(id) = &identity {
         if let Err(why) = unix::drop_privileges(id) {
             log(Level::Alert, &format!("FastCGI: process manager exiting, {why}"));
@@ -71,9 +112,30 @@ pub fn run(config: &Config, identity: Option<Identity>, parent: libc::pid_t, log
         // A change of credentials clears the parent-death signal.
         unix::die_with_parent();
     }
+    let on_demand = dirs_ok
+        .then(|| {
+            unix::clear_dir(&dir);
+            match control::listen(&dir.join(control::CONTROL_NAME)) {
+                Ok(control) => Some(OnDemand {
+                    policy: Dynamic::new(config.dynamic.clone(), Instant::now()),
+                    opts: config.dynamic.clone(),
+                    dir: dir.clone(),
+                    control,
+                    listeners: HashMap::new(),
+                    waiters: Vec::new(),
+                }),
+                Err(e) => {
+                    log(
+                        Level::Error,
+                        &format!("FastCGI: can't listen in \"{}\": {e}; dynamic servers are disabled", dir.display()),
+                    );
+                    None
+                }
+            }
+        })
+        .flatten();
     log(Level::Notice, &format!("FastCGI: process manager initialized (pid {})", std::process::id()));
-    let mut manager = Manager { apps, log };
-    manager.serve(parent)
+    Manager { statics, on_demand, signals, log }.serve(parent)
 }
 
 fn open_listener(server: &Server, backlog: u32, config: &Config, owner: Option<&Identity>) -> Result<OwnedFd, String> {
@@ -98,38 +160,80 @@ fn orphaned(parent: libc::pid_t) -> bool {
     unsafe { libc::getppid() != parent }
 }
 
+fn exit_line(kind: &str, path: &str, pid: i32, how: Exit) -> String {
+    match how {
+        Exit::Code(code) => {
+            format!("FastCGI:{kind} server \"{path}\" (pid {pid}) terminated by calling exit with status '{code}'")
+        }
+        Exit::Signal { signal, core } => format!(
+            "FastCGI:{kind} server \"{path}\" (pid {pid}) terminated due to uncaught signal '{signal}' ({}){}",
+            unix::signal_name(signal),
+            if core { ", a core file may have been generated" } else { "" }
+        ),
+    }
+}
+
 struct Manager<'c, 'l> {
-    apps: Vec<App<'c>>,
+    statics: Vec<StaticEntry<'c>>,
+    on_demand: Option<OnDemand>,
+    signals: OwnedFd,
     log: &'l dyn Fn(Level, &str),
+}
+
+/// What the main loop was told to do.
+enum Next {
+    Serve,
+    Stop,
+    Retire,
 }
 
 impl Manager<'_, '_> {
     fn serve(&mut self, parent: libc::pid_t) -> i32 {
         loop {
-            let wake = self.start_due(Instant::now());
+            let now = Instant::now();
+            let mut wake = self.start_statics(now);
+            if let Some(w) = self.tick_dynamic(now) {
+                wake = Some(wake.map_or(w, |x| x.min(w)));
+            }
             let timeout = wake.map_or(TICK, |w| w.saturating_duration_since(Instant::now()).min(TICK));
-            let signal = unix::wait_signal(timeout);
+            let mut fds = vec![self.signals.as_raw_fd()];
+            if let Some(od) = &self.on_demand {
+                fds.push(od.control.as_raw_fd());
+            }
+            let ready = unix::wait_readable(&fds, timeout);
+            let mut next = Next::Serve;
+            if ready.contains(&0) {
+                for sig in unix::take_signals(&self.signals) {
+                    match sig {
+                        libc::SIGUSR1 => next = Next::Retire,
+                        libc::SIGTERM | libc::SIGINT | libc::SIGHUP => next = Next::Stop,
+                        _ => {}
+                    }
+                }
+            }
             self.reap_all();
-            let orphaned = orphaned(parent);
-            match signal {
-                Some(libc::SIGUSR1) => return self.retire(parent),
-                Some(libc::SIGTERM | libc::SIGINT | libc::SIGHUP) => return self.stop(true),
-                _ if orphaned => {
+            if ready.contains(&1) {
+                self.serve_control();
+            }
+            match next {
+                Next::Retire => return self.retire(parent),
+                Next::Stop => return self.stop(true),
+                Next::Serve if orphaned(parent) => {
                     (self.log)(
                         Level::Alert,
                         "FastCGI: the PM is shutting down, Apache seems to have disappeared - bye",
                     );
                     return self.stop(true);
                 }
-                _ => {}
+                Next::Serve => {}
             }
         }
     }
 
-    /// Starts every instance that is due; returns when the next one is.
-    fn start_due(&mut self, now: Instant) -> Option<Instant> {
+    /// Starts every static instance that is due; returns when the next one is.
+    fn start_statics(&mut self, now: Instant) -> Option<Instant> {
         let mut next: Option<Instant> = None;
-        for app in &mut self.apps {
+        for app in &mut self.statics {
             let Some(listener) = &app.listener else { continue };
             loop {
                 let decision = app.schedule.poll(now, &app.server.path);
@@ -162,6 +266,124 @@ impl Manager<'_, '_> {
         next
     }
 
+    /// Due dynamic starts, smoothing and the kill policy; answers waiting
+    /// workers.
+    fn tick_dynamic(&mut self, now: Instant) -> Option<Instant> {
+        let od = self.on_demand.as_mut()?;
+        let mut actions = Actions::default();
+        let wake = od.policy.tick(now, &mut actions);
+        self.apply(actions);
+        self.answer_waiters(now);
+        Some(wake)
+    }
+
+    /// Carries out the dynamic policy's decisions.
+    fn apply(&mut self, actions: Actions) {
+        let log = self.log;
+        for line in &actions.log {
+            log(Level::Warn, line);
+        }
+        let Some(od) = self.on_demand.as_mut() else { return };
+        for pid in actions.kill {
+            unix::signal_group(pid, libc::SIGTERM);
+        }
+        for path in actions.close {
+            od.listeners.remove(&path);
+            let _ = std::fs::remove_file(control::socket_path(&od.dir, &path));
+        }
+        for path in actions.start {
+            let now = Instant::now();
+            let shown = String::from_utf8_lossy(&path).into_owned();
+            let started =
+                od.start(&path).map_err(|e| format!("FastCGI: can't start (dynamic) server \"{shown}\": {e}"));
+            match started {
+                Ok(pid) => {
+                    od.policy.started(&path, pid, now);
+                    log(Level::Warn, &format!("FastCGI: (dynamic) server \"{shown}\" started (pid {pid})"));
+                }
+                Err(msg) => {
+                    log(Level::Crit, &msg);
+                    let mut more = Actions::default();
+                    od.policy.start_failed(&path, now, &mut more);
+                    for line in &more.log {
+                        log(Level::Warn, line);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads and handles the requests of workers that connected.
+    fn serve_control(&mut self) {
+        while let Some(conn) = self.on_demand.as_ref().and_then(|od| unix::accept(&od.control)) {
+            let Some(packet) = unix::recv_packet(&conn, control::MAX_MESSAGE, Duration::from_millis(200)) else {
+                continue;
+            };
+            let Some(req) = control::Request::decode(&packet) else {
+                (self.log)(Level::Error, "FastCGI: bogus message from a worker, ignored");
+                continue;
+            };
+            let now = Instant::now();
+            let mut actions = Actions::default();
+            let Some(od) = self.on_demand.as_mut() else { return };
+            let answer = match req.op {
+                control::Op::More => {
+                    od.policy.more(&req.path, now, &mut actions);
+                    None
+                }
+                control::Op::Done => {
+                    od.policy.done(&req.path, req.micros);
+                    None
+                }
+                control::Op::Start => Some(od.policy.start(&req.path, now, &mut actions)),
+                control::Op::Restart => {
+                    let path = String::from_utf8_lossy(&req.path).into_owned();
+                    let mtime = std::fs::metadata(&path).and_then(|m| m.modified());
+                    if let Ok(mtime) = mtime {
+                        let old = od.policy.outdated(&req.path, mtime, now);
+                        if !old.is_empty() {
+                            actions.log.push(format!(
+                                "FastCGI: restarting old server \"{path}\" processes, newer version found"
+                            ));
+                            actions.kill.extend(old);
+                        }
+                    }
+                    Some(od.policy.start(&req.path, now, &mut actions))
+                }
+            };
+            self.apply(actions);
+            let Some(od) = self.on_demand.as_mut() else { return };
+            if req.op == control::Op::Restart {
+                unix::touch(&control::socket_path(&od.dir, &req.path));
+            }
+            match answer {
+                None => {}
+                Some(StartAnswer::Refused(why)) => unix::send_packet(&conn, &control::encode_reply(&Err(why))),
+                Some(_) => od.waiters.push((conn, req.path, now + START_WAIT)),
+            }
+        }
+        self.answer_waiters(Instant::now());
+    }
+
+    /// Answers workers whose application is now listening (or will not be).
+    fn answer_waiters(&mut self, now: Instant) {
+        let Some(od) = self.on_demand.as_mut() else { return };
+        let waiters = std::mem::take(&mut od.waiters);
+        for (conn, path, deadline) in waiters {
+            let reply = if od.listeners.contains_key(&path) && od.policy.is_running(&path) {
+                Ok(())
+            } else if od.policy.is_failed(&path) {
+                Err("it exited as soon as it started; see the error log".to_string())
+            } else if now >= deadline {
+                Err("timed out waiting for it to start".to_string())
+            } else {
+                od.waiters.push((conn, path, deadline));
+                continue;
+            };
+            unix::send_packet(&conn, &control::encode_reply(&reply));
+        }
+    }
+
     fn reap_all(&mut self) {
         while let Some((pid, status)) = unix::reap() {
             let now = Instant::now();
@@ -170,26 +392,25 @@ impl Manager<'_, '_> {
             } else {
                 Exit::Code(libc::WEXITSTATUS(status))
             };
-            let Some(app) = self.apps.iter_mut().find_map(|a| a.schedule.exited(pid, now, how).then_some(a)) else {
+            if let Some(app) = self.statics.iter_mut().find_map(|a| a.schedule.exited(pid, now, how).then_some(a)) {
+                (self.log)(Level::Warn, &exit_line("", &app.server.path, pid, how));
                 continue;
-            };
-            let path = &app.server.path;
-            let line = match how {
-                Exit::Code(code) => {
-                    format!("FastCGI: server \"{path}\" (pid {pid}) terminated by calling exit with status '{code}'")
-                }
-                Exit::Signal { signal, core } => format!(
-                    "FastCGI: server \"{path}\" (pid {pid}) terminated due to uncaught signal '{signal}' ({}){}",
-                    unix::signal_name(signal),
-                    if core { ", a core file may have been generated" } else { "" }
-                ),
-            };
-            (self.log)(Level::Warn, &line);
+            }
+            let Some(od) = self.on_demand.as_mut() else { continue };
+            let mut actions = Actions::default();
+            if let Some(path) = od.policy.exited(pid, how == Exit::Code(0), now, &mut actions) {
+                (self.log)(Level::Warn, &exit_line(" (dynamic)", &String::from_utf8_lossy(&path), pid, how));
+                self.apply(actions);
+            }
         }
     }
 
     fn running(&self) -> Vec<libc::pid_t> {
-        self.apps.iter().flat_map(|a| a.schedule.pids()).collect()
+        let mut pids: Vec<_> = self.statics.iter().flat_map(|a| a.schedule.pids()).collect();
+        if let Some(od) = &self.on_demand {
+            pids.extend(od.policy.pids());
+        }
+        pids
     }
 
     /// Waits up to `grace` for every application to exit.
@@ -200,7 +421,8 @@ impl Manager<'_, '_> {
             if left.is_zero() {
                 break;
             }
-            unix::wait_signal(left.min(Duration::from_millis(100)));
+            unix::wait_readable(&[self.signals.as_raw_fd()], left.min(Duration::from_millis(100)));
+            unix::take_signals(&self.signals);
             self.reap_all();
         }
     }
@@ -208,6 +430,11 @@ impl Manager<'_, '_> {
     /// Stops every application (SIGTERM, then SIGKILL after the grace) and,
     /// when `own_sockets`, removes the socket files.
     fn stop(&mut self, own_sockets: bool) -> i32 {
+        if let Some(od) = &mut self.on_demand {
+            // Restarting anything now would be wrong.
+            od.opts.restart = false;
+            od.waiters.clear();
+        }
         for pid in self.running() {
             unix::signal_group(pid, libc::SIGTERM);
         }
@@ -218,10 +445,13 @@ impl Manager<'_, '_> {
         self.wait_exit(Duration::from_secs(2));
         while unix::reap().is_some() {}
         if own_sockets {
-            for app in &self.apps {
+            for app in &self.statics {
                 if let (Endpoint::Unix(path), Some(_)) = (&app.server.endpoint, &app.listener) {
                     let _ = std::fs::remove_file(path);
                 }
+            }
+            if let Some(od) = &self.on_demand {
+                unix::clear_dir(&od.dir);
             }
         }
         0
@@ -236,18 +466,44 @@ impl Manager<'_, '_> {
                 std::process::id()
             ),
         );
-        for app in &mut self.apps {
+        for app in &mut self.statics {
             app.listener = None;
         }
-        let linger = self.apps.iter().map(|a| a.server.options.idle_timeout).max().unwrap_or(0);
+        let mut linger = self.statics.iter().map(|a| a.server.options.idle_timeout).max().unwrap_or(0);
+        if let Some(od) = &mut self.on_demand {
+            od.listeners.clear();
+            od.waiters.clear();
+            linger = linger.max(od.opts.app.idle_timeout);
+        }
         let deadline = Instant::now() + Duration::from_secs(linger.into());
         while Instant::now() < deadline && !self.running().is_empty() {
-            let signal = unix::wait_signal(TICK);
+            let ready = unix::wait_readable(&[self.signals.as_raw_fd()], TICK);
+            let stop = !ready.is_empty()
+                && unix::take_signals(&self.signals)
+                    .iter()
+                    .any(|s| matches!(*s, libc::SIGTERM | libc::SIGINT | libc::SIGHUP));
             self.reap_all();
-            if matches!(signal, Some(libc::SIGTERM | libc::SIGINT | libc::SIGHUP)) || orphaned(parent) {
+            if stop || orphaned(parent) {
                 break;
             }
         }
         self.stop(false)
+    }
+}
+
+impl OnDemand {
+    /// Starts one instance of the dynamic application `path`, creating its
+    /// socket if it has none.
+    fn start(&mut self, path: &[u8]) -> std::io::Result<libc::pid_t> {
+        let text = std::str::from_utf8(path)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path is not UTF-8"))?;
+        if !self.listeners.contains_key(path) {
+            let endpoint = Endpoint::Unix(control::socket_path(&self.dir, path));
+            let fd = unix::listen(&endpoint, self.opts.spawn.listen_queue_depth, None)?;
+            self.listeners.insert(path.to_vec(), fd);
+        }
+        let spec = unix::SpawnSpec::new(text, &self.opts.spawn.initial_env, self.opts.spawn.priority)?;
+        let listener = self.listeners.get(path).map(|fd| fd.as_raw_fd()).unwrap_or(-1);
+        unix::spawn(&spec, listener)
     }
 }

@@ -140,7 +140,7 @@ impl SpawnSpec {
 /// Starts an application: its own session and process group, cwd its
 /// directory, `nice(priority)`, the listening socket on fd 0, stdout and
 /// stderr into httpd's error log (our fd 2), no other fds, default signals
-/// but SIGPIPE ignored, SIGTERM when the manager dies.
+/// but SIGPIPE ignored, SIGKILL if the manager dies.
 pub fn spawn(spec: &SpawnSpec, listener: RawFd) -> io::Result<libc::pid_t> {
     let argv: [*const libc::c_char; 2] = [spec.path.as_ptr(), std::ptr::null()];
     let mut envp: Vec<*const libc::c_char> = spec.env.iter().map(|e| e.as_ptr()).collect();
@@ -157,7 +157,9 @@ pub fn spawn(spec: &SpawnSpec, listener: RawFd) -> io::Result<libc::pid_t> {
     // SAFETY: in the child; every pointer refers to memory prepared before fork.
     unsafe {
         libc::setsid();
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+        // The manager stops its applications gently; if it is itself killed,
+        // they must not outlive it (flup, for one, ignores a lone SIGTERM).
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         let mut none: libc::sigset_t = mem::zeroed();
         libc::sigemptyset(&mut none);
         libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
@@ -236,16 +238,100 @@ pub fn die_with_parent() {
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) };
 }
 
-/// Waits up to `timeout` for one of [`manager_signals`]; None on timeout.
-pub fn wait_signal(timeout: Duration) -> Option<libc::c_int> {
+/// A descriptor that becomes readable when one of [`manager_signals`]
+/// arrives (they are blocked, so they queue there).
+pub fn signal_fd() -> io::Result<OwnedFd> {
     let set = manager_signals();
-    let ts = libc::timespec {
-        tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
-        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    // SAFETY: a new signalfd for a live set; the result is checked.
+    let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor nobody else owns.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
+}
+
+/// The signals queued on `fd` since the last call.
+pub fn take_signals(fd: &OwnedFd) -> Vec<libc::c_int> {
+    let mut out = Vec::new();
+    loop {
+        // SAFETY: signalfd_siginfo is plain data; all-zero is valid.
+        let mut info: libc::signalfd_siginfo = unsafe { mem::zeroed() };
+        let size = mem::size_of::<libc::signalfd_siginfo>();
+        // SAFETY: info is a live, writable buffer of `size` bytes.
+        let n = unsafe { libc::read(fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
+        if n != size as isize {
+            return out;
+        }
+        out.push(info.ssi_signo as libc::c_int);
+    }
+}
+
+/// Waits until one of `fds` is readable or `timeout` passes; returns the
+/// readable ones (indexes into `fds`).
+pub fn wait_readable(fds: &[RawFd], timeout: Duration) -> Vec<usize> {
+    let mut pfds: Vec<libc::pollfd> =
+        fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: pfds is a live array of pfds.len() pollfds.
+    let rc = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+    if rc <= 0 {
+        return Vec::new();
+    }
+    pfds.iter().enumerate().filter(|(_, p)| p.revents != 0).map(|(i, _)| i).collect()
+}
+
+/// Accepts one connection on `listener` (non-blocking); None when none is
+/// waiting.
+pub fn accept(listener: &OwnedFd) -> Option<OwnedFd> {
+    // SAFETY: accept4 on our listening socket; the result is checked.
+    let fd =
+        unsafe { libc::accept4(listener.as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
+    // SAFETY: a fresh descriptor nobody else owns.
+    (fd >= 0).then(|| unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
+}
+
+/// Receives one packet, waiting at most `timeout` for it.
+pub fn recv_packet(fd: &OwnedFd, max: usize, timeout: Duration) -> Option<Vec<u8>> {
+    if wait_readable(&[fd.as_raw_fd()], timeout).is_empty() {
+        return None;
+    }
+    let mut buf = vec![0u8; max];
+    // SAFETY: buf is a live writable buffer of its length.
+    let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+    if n <= 0 {
+        return None;
+    }
+    buf.truncate(n as usize);
+    Some(buf)
+}
+
+/// Sends one packet; errors (the worker gave up) are ignored.
+pub fn send_packet(fd: &OwnedFd, packet: &[u8]) {
+    // SAFETY: packet is a live buffer of its length.
+    unsafe {
+        libc::send(fd.as_raw_fd(), packet.as_ptr().cast(), packet.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
     };
-    // SAFETY: set and ts are live locals; the info pointer may be NULL.
-    let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) };
-    (sig > 0).then_some(sig)
+}
+
+/// Sets `path`'s modification time to now (`-autoUpdate` compares the
+/// application's file with its socket's).
+pub fn touch(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    if let Ok(c) = cstring(path.as_os_str().as_bytes()) {
+        // SAFETY: c is a valid C path; NULL times mean now.
+        unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), std::ptr::null(), 0) };
+    }
+}
+
+/// Removes every entry of `dir` (stale dynamic sockets of an earlier run;
+/// the original meant to and never did on httpd 2.x).
+pub fn clear_dir(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// The text of a signal number, e.g. "Killed".

@@ -1,0 +1,87 @@
+//! Requests to dynamic applications: any file handled by `fastcgi-script`
+//! that no FastCgiServer or FastCgiExternalServer defines. Its instances
+//! listen on a socket named after its path in `<FastCgiIpcDir>/dynamic/`;
+//! when none answers, the process manager is asked to start one and the
+//! request waits for its answer (no polling of the file system, as the
+//! original did).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::exchange::{connect, run_with};
+use super::{Client, Outcome};
+use crate::config::{Config, Server};
+use crate::pm::{self, control};
+use crate::transport::{Conn, Endpoint};
+
+/// How long a request waits for the manager to start an instance.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a request needs to talk to the manager.
+pub(super) struct OnDemand {
+    control: PathBuf,
+    /// `-startDelay`.
+    pub(super) start_delay: Duration,
+    auto_update: bool,
+}
+
+/// Runs one request against the dynamic application `path` (an existing,
+/// executable file: the caller checked, as the original did).
+pub fn run_dynamic(client: &mut dyn Client, path: &str, config: &Config) -> Outcome {
+    let dir = pm::dynamic_dir(config);
+    let server = Server {
+        path: path.to_string(),
+        endpoint: Endpoint::Unix(control::socket_path(&dir, path.as_bytes())),
+        options: config.dynamic.app.clone(),
+        spawn: None,
+    };
+    let on_demand = OnDemand {
+        control: dir.join(control::CONTROL_NAME),
+        start_delay: Duration::from_secs(config.dynamic.start_delay.into()),
+        auto_update: config.dynamic.auto_update,
+    };
+    let began = Instant::now();
+    let outcome = run_with(client, &server, config, Some(&on_demand));
+    // Load statistics for the kill policy; the answer does not matter.
+    let micros = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let _ = on_demand.tell(control::Op::Done, path, micros);
+    outcome
+}
+
+impl OnDemand {
+    fn tell(&self, op: control::Op, path: &str, micros: u64) -> Result<(), String> {
+        let request = control::Request { op, micros, path: path.as_bytes().to_vec() };
+        control::ask(&self.control, &request, START_TIMEOUT)
+    }
+
+    /// A request waited `-startDelay`: ask for another instance.
+    pub(super) fn more(&self, path: &str) {
+        let _ = self.tell(control::Op::More, path, 0);
+    }
+
+    /// Connects to a running instance, having the manager start one (or
+    /// replace outdated ones, `-autoUpdate`) first when needed.
+    pub(super) fn connect(&self, server: &Server) -> Result<Conn, (i32, String)> {
+        let Endpoint::Unix(socket) = &server.endpoint else { return connect(server) };
+        let refused =
+            |why: String| (0, format!("FastCGI: failed to connect to (dynamic) server \"{}\": {why}", server.path));
+        if self.auto_update && newer(Path::new(&server.path), socket) {
+            self.tell(control::Op::Restart, &server.path, 0).map_err(refused)?;
+        }
+        match connect(server) {
+            Ok(conn) => return Ok(conn),
+            Err((errno, _)) if errno == libc::ENOENT || errno == libc::ECONNREFUSED => {}
+            Err(e) => return Err(e),
+        }
+        self.tell(control::Op::Start, &server.path, 0).map_err(refused)?;
+        connect(server).map_err(|(errno, _)| {
+            (errno, format!("FastCGI: failed to connect to (dynamic) server \"{}\": connect() failed", server.path))
+        })
+    }
+}
+
+/// Whether the application file changed after its socket was made.
+fn newer(app: &Path, socket: &Path) -> bool {
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    matches!((mtime(app), mtime(socket)), (Some(a), Some(s)) if a > s)
+}

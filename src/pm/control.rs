@@ -1,0 +1,253 @@
+//! The channel between Apache's workers and the process manager for dynamic
+//! applications: a SOCK_SEQPACKET Unix socket in `<FastCgiIpcDir>/dynamic/`,
+//! one message per packet, binary, so any path works (the original's text
+//! pipe broke on spaces, `*` and newlines). Where an application's socket
+//! lives is derived from its path, so workers find running instances
+//! without asking.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The manager's socket, in the `dynamic/` directory.
+pub const CONTROL_NAME: &str = ".pm";
+/// The longest message: an op, a number and a path.
+pub const MAX_MESSAGE: usize = 1 + 8 + 4096;
+
+/// What a worker asks of the manager.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// No instance is listening: start one (reply follows).
+    Start,
+    /// A request waited `-startDelay` for an instance: start another if
+    /// the caps allow (no reply).
+    More,
+    /// A request finished; the number is its duration in µs, for the load
+    /// statistics (no reply).
+    Done,
+    /// The application's file is newer than its instances (`-autoUpdate`):
+    /// replace them (reply follows).
+    Restart,
+}
+
+impl Op {
+    fn byte(self) -> u8 {
+        match self {
+            Op::Start => b'S',
+            Op::More => b'M',
+            Op::Done => b'C',
+            Op::Restart => b'R',
+        }
+    }
+
+    /// Whether the manager answers this op.
+    pub fn wants_reply(self) -> bool {
+        matches!(self, Op::Start | Op::Restart)
+    }
+}
+
+/// One message from a worker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub op: Op,
+    pub micros: u64,
+    pub path: Vec<u8>,
+}
+
+impl Request {
+    /// The packet for this request.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(9 + self.path.len());
+        out.push(self.op.byte());
+        out.extend_from_slice(&self.micros.to_be_bytes());
+        out.extend_from_slice(&self.path);
+        out
+    }
+
+    /// Parses a packet; None for anything malformed.
+    pub fn decode(packet: &[u8]) -> Option<Request> {
+        let (&op, rest) = packet.split_first()?;
+        let op = match op {
+            b'S' => Op::Start,
+            b'M' => Op::More,
+            b'C' => Op::Done,
+            b'R' => Op::Restart,
+            _ => return None,
+        };
+        let micros = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+        let path = rest.get(8..)?.to_vec();
+        if path.is_empty() || path.contains(&0) {
+            return None;
+        }
+        Some(Request { op, micros, path })
+    }
+}
+
+/// The manager's answer to Start/Restart: Ok when an instance is
+/// listening, else why not.
+pub fn encode_reply(result: &Result<(), String>) -> Vec<u8> {
+    match result {
+        Ok(()) => vec![0],
+        Err(why) => {
+            let mut out = vec![1];
+            out.extend_from_slice(why.as_bytes());
+            out
+        }
+    }
+}
+
+/// Parses the manager's answer.
+pub fn decode_reply(packet: &[u8]) -> Result<(), String> {
+    match packet.split_first() {
+        Some((0, _)) => Ok(()),
+        Some((_, why)) => Err(String::from_utf8_lossy(why).into_owned()),
+        None => Err("the process manager closed the connection".into()),
+    }
+}
+
+/// Where the dynamic application at `path` listens: a name derived from the
+/// path (FNV-1a, 64 bits), so every worker computes the same one.
+pub fn socket_path(dynamic_dir: &Path, path: &[u8]) -> PathBuf {
+    let hash = path.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    dynamic_dir.join(format!("{hash:016x}"))
+}
+
+fn seqpacket(flags: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2); the result is checked.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC | flags, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn sockaddr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: sockaddr_un is plain data; all-zero is valid.
+    let mut sun: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.len() >= sun.sun_path.len() {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    for (d, s) in sun.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    Ok((sun, (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t))
+}
+
+/// The manager's listening control socket at `path` (replacing a stale
+/// one); non-blocking, so the manager's loop never waits in accept.
+pub fn listen(path: &Path) -> io::Result<OwnedFd> {
+    let fd = seqpacket(libc::SOCK_NONBLOCK)?;
+    let (sun, len) = sockaddr(path)?;
+    let _ = std::fs::remove_file(path);
+    // SAFETY: sun is a valid address of len bytes; fd is ours.
+    if unsafe { libc::bind(fd.as_raw_fd(), &sun as *const _ as *const libc::sockaddr, len) } < 0
+        // SAFETY: fd is a bound socket we own.
+        || unsafe { libc::listen(fd.as_raw_fd(), 128) } < 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// Sends `request` to the manager at `control` and, for ops that have one,
+/// waits up to `timeout` for the reply.
+pub fn ask(control: &Path, request: &Request, timeout: Duration) -> Result<(), String> {
+    let talk = || -> io::Result<Vec<u8>> {
+        let fd = seqpacket(0)?;
+        let (sun, len) = sockaddr(control)?;
+        // SAFETY: sun is a valid address of len bytes; fd is ours.
+        if unsafe { libc::connect(fd.as_raw_fd(), &sun as *const _ as *const libc::sockaddr, len) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let packet = request.encode();
+        // SAFETY: packet is a live buffer of its length.
+        if unsafe { libc::send(fd.as_raw_fd(), packet.as_ptr().cast(), packet.len(), libc::MSG_NOSIGNAL) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if !request.op.wants_reply() {
+            return Ok(Vec::new());
+        }
+        let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+        // SAFETY: one live pollfd.
+        if unsafe { libc::poll(&mut pfd, 1, ms) } <= 0 {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "no answer from the process manager"));
+        }
+        let mut buf = vec![0u8; 4096];
+        // SAFETY: buf is a live writable buffer of its length.
+        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        buf.truncate(n as usize);
+        Ok(buf)
+    };
+    match talk() {
+        Ok(reply) if request.op.wants_reply() => decode_reply(&reply),
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("can't reach the process manager at {}: {e}", control.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_any_path() {
+        for path in [&b"/a b/*x\nnl"[..], b"/srv/app.fcgi"] {
+            for op in [Op::Start, Op::More, Op::Done, Op::Restart] {
+                let r = Request { op, micros: 123_456, path: path.to_vec() };
+                assert_eq!(Request::decode(&r.encode()), Some(r));
+            }
+        }
+        assert_eq!(Request::decode(b"S1234567"), None);
+        assert_eq!(Request::decode(b"X12345678/p"), None);
+        assert_eq!(Request::decode(b"S12345678"), None);
+        assert_eq!(Request::decode(b"S12345678/a\0b"), None);
+    }
+
+    #[test]
+    fn replies_and_socket_names() {
+        assert_eq!(decode_reply(&encode_reply(&Ok(()))), Ok(()));
+        assert_eq!(decode_reply(&encode_reply(&Err("exited".into()))), Err("exited".into()));
+        let a = socket_path(Path::new("/ipc/dynamic"), b"/x/app.fcgi");
+        assert_eq!(a, socket_path(Path::new("/ipc/dynamic"), b"/x/app.fcgi"));
+        assert_ne!(a, socket_path(Path::new("/ipc/dynamic"), b"/x/app.fcgj"));
+        assert!(a.starts_with("/ipc/dynamic"));
+    }
+
+    #[test]
+    fn ask_and_answer_over_a_real_socket() {
+        let dir = std::env::temp_dir().join(format!("fcgi-control-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join(CONTROL_NAME);
+        let listener = listen(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let mut pfd = libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            // SAFETY: one live pollfd; then accept on our listening socket.
+            unsafe { libc::poll(&mut pfd, 1, 5000) };
+            // SAFETY: accept on our listening socket.
+            let conn = unsafe { libc::accept(listener.as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut()) };
+            let mut buf = [0u8; MAX_MESSAGE];
+            // SAFETY: buf is live and writable.
+            let n = unsafe { libc::recv(conn, buf.as_mut_ptr().cast(), buf.len(), 0) };
+            let req = Request::decode(&buf[..n as usize]).unwrap();
+            let reply = encode_reply(&Err(format!("no {}", String::from_utf8_lossy(&req.path))));
+            // SAFETY: reply is live.
+            unsafe {
+                libc::send(conn, reply.as_ptr().cast(), reply.len(), 0);
+                libc::close(conn);
+            }
+        });
+        let req = Request { op: Op::Start, micros: 0, path: b"/p q".to_vec() };
+        assert_eq!(ask(&path, &req, Duration::from_secs(5)), Err("no /p q".into()));
+        server.join().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
