@@ -10,6 +10,7 @@ use super::{c_str, guard, state};
 const STATIC_SERVER: c_int = 1;
 const EXTERNAL_SERVER: c_int = 2;
 const DYNAMIC_CONFIG: c_int = 3;
+const WRAPPER: c_int = 5;
 const IPC_DIR: c_int = 4;
 const CHUNKED_BODY_MAX: c_int = 6;
 
@@ -47,6 +48,7 @@ fn apply(cmd: &cmd_parms, which: c_int, name: &str, args: &str) -> Result<(), St
         STATIC_SERVER => b.static_server(name, args),
         EXTERNAL_SERVER => b.external_server(name, args),
         DYNAMIC_CONFIG => b.dynamic_config(name, args),
+        WRAPPER => b.wrapper(name, args),
         IPC_DIR => b.ipc_dir(name, args),
         CHUNKED_BODY_MAX => b.chunked_body_max(name, args),
         _ => Err(format!("{name}: not supported by mod_fastcgi_rs yet")),

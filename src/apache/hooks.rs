@@ -62,6 +62,17 @@ pub extern "C" fn fcgi_rs_fixups(r: *mut request_rec) -> i32 {
     })
 }
 
+/// The request's suexec identity (`SuexecUserGroup`, `~user`) when it is
+/// not Apache's own user and group.
+fn suexec_identity(req: &request_rec) -> Option<(u32, u32)> {
+    // SAFETY: req is the live request; the hook returns NULL or an identity
+    // allocated in a pool that outlives the request.
+    let id = unsafe { ffi::ap_run_get_suexec_identity(req).as_ref() }?;
+    // SAFETY: ap_unixd_config is set by the User/Group directives before requests.
+    let own = unsafe { std::ptr::addr_of!(ffi::ap_unixd_config).read() };
+    ((id.uid, id.gid) != (own.user_id, own.group_id)).then_some((id.uid, id.gid))
+}
+
 /// The original's checks before a dynamic application runs: ExecCGI (unless
 /// ScriptAlias'd), the file exists, is no directory, may be executed.
 fn dynamic_check(req: &mut request_rec, filename: &str) -> Result<(), (i32, String)> {
@@ -111,7 +122,10 @@ pub extern "C" fn fcgi_rs_handler(r: *mut request_rec) -> i32 {
         let outcome = match config.find(filename) {
             Some(server) => gateway::run(&mut client, server, &config),
             None => match dynamic_check(req, filename) {
-                Ok(()) => gateway::run_dynamic(&mut client, filename, &config),
+                Ok(()) => {
+                    let identity = if config.wrapper.is_some() { suexec_identity(req) } else { None };
+                    gateway::run_dynamic(&mut client, filename, identity, &config)
+                }
                 Err((status, msg)) => {
                     client.log_error(&msg);
                     return status;

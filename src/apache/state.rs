@@ -63,6 +63,7 @@ pub(super) fn commit() -> (Arc<Config>, Vec<String>) {
                 ipc_dir: PathBuf::from("/"),
                 chunked_body_max: DEFAULT_CHUNKED_BODY_MAX,
                 dynamic: DynamicOptions::default(),
+                wrapper: None,
             };
             (empty, Vec::new())
         }

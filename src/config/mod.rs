@@ -44,7 +44,13 @@ pub struct Config {
     pub chunked_body_max: u64,
     /// `FastCgiConfig`: how dynamic applications are run.
     pub dynamic: DynamicOptions,
+    /// `FastCgiWrapper`: the program (suexec) that starts applications
+    /// under another identity (`SuexecUserGroup`, `-user`/`-group`).
+    pub wrapper: Option<PathBuf>,
 }
+
+/// What `FastCgiWrapper On` means: Debian's suexec.
+pub const DEFAULT_WRAPPER: &str = "/usr/lib/apache2/suexec";
 
 /// Default for `FastCgiChunkedBodyMax`: 128 MiB.
 pub const DEFAULT_CHUNKED_BODY_MAX: u64 = 128 << 20;
@@ -98,6 +104,7 @@ impl Builder {
                 ipc_dir: default_ipc_dir,
                 chunked_body_max: DEFAULT_CHUNKED_BODY_MAX,
                 dynamic: DynamicOptions::default(),
+                wrapper: None,
             },
             ipc_dir_set: false,
             server_root,
@@ -148,7 +155,7 @@ impl Builder {
 
     /// `-user`/`-group` mean something only under a wrapper.
     fn note_identity(&mut self, spawn: &SpawnOptions) {
-        if spawn.user.is_some() || spawn.group.is_some() {
+        if self.config.wrapper.is_none() && (spawn.user.is_some() || spawn.group.is_some()) {
             self.warnings.push("FastCGI: there is no fastcgi wrapper set, user/group options are ignored".into());
         }
     }
@@ -195,6 +202,26 @@ impl Builder {
         dynamic.app = parsed.app;
         dynamic.spawn = parsed.spawn;
         self.config.dynamic = dynamic;
+        Ok(())
+    }
+
+    /// `FastCgiWrapper On | Off | path` (alias `FastCgiSuexec`): once, and
+    /// before any server definition.
+    pub fn wrapper(&mut self, directive: &str, args: &str) -> Result<(), String> {
+        let word = one_word(directive, args)?;
+        if let Some(w) = &self.config.wrapper {
+            return Err(format!("{directive} was already set to \"{}\"", w.display()));
+        }
+        if !self.config.servers.is_empty() {
+            return Err(format!("The {directive} command must preceed static FastCGI server definitions"));
+        }
+        let path = match word.to_ascii_lowercase().as_str() {
+            "off" => return Ok(()),
+            "on" => DEFAULT_WRAPPER.to_string(),
+            _ => self.absolute(&word),
+        };
+        self.host.check_executable(&path).map_err(|why| format!("{directive}: \"{path}\" {why}"))?;
+        self.config.wrapper = Some(PathBuf::from(path));
         Ok(())
     }
 
@@ -447,6 +474,24 @@ mod tests {
             e(&mut b, "-maxProcesses 4 -processSlack 5"),
             "processSlack (5) must be less than maxProcesses (4) + 1"
         );
+    }
+
+    #[test]
+    fn wrapper_rules() {
+        let mut b = builder();
+        b.wrapper("FastCgiWrapper", "Off").unwrap();
+        b.wrapper("FastCgiSuexec", "bin/suexec").unwrap();
+        assert_eq!(b.config.wrapper.as_deref(), Some(Path::new("/etc/apache2/bin/suexec")));
+        assert!(b.wrapper("FastCgiWrapper", "On").unwrap_err().contains("was already set to"));
+        b.static_server("FastCgiServer", "/a -user www").unwrap();
+        assert!(b.take_warnings().is_empty(), "-user means something with a wrapper");
+        let mut b = builder();
+        b.external_server("E", "/a -socket s").unwrap();
+        assert_eq!(
+            b.wrapper("FastCgiWrapper", "On").unwrap_err(),
+            "The FastCgiWrapper command must preceed static FastCGI server definitions"
+        );
+        assert!(builder().wrapper("FastCgiWrapper", "/missing/suexec").unwrap_err().contains("stat() failed"));
     }
 
     #[test]

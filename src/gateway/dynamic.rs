@@ -20,23 +20,29 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// What a request needs to talk to the manager.
 pub(super) struct OnDemand {
     control: PathBuf,
+    /// The uid/gid the application runs as through the wrapper.
+    identity: Option<(u32, u32)>,
     /// `-startDelay`.
     pub(super) start_delay: Duration,
     auto_update: bool,
 }
 
 /// Runs one request against the dynamic application `path` (an existing,
-/// executable file: the caller checked, as the original did).
-pub fn run_dynamic(client: &mut dyn Client, path: &str, config: &Config) -> Outcome {
+/// executable file: the caller checked, as the original did). `identity`
+/// is the request's suexec uid/gid when a FastCgiWrapper is set and it
+/// differs from Apache's own; one application runs per path and identity.
+pub fn run_dynamic(client: &mut dyn Client, path: &str, identity: Option<(u32, u32)>, config: &Config) -> Outcome {
     let dir = pm::dynamic_dir(config);
+    let key = control::class_key(path.as_bytes(), identity);
     let server = Server {
         path: path.to_string(),
-        endpoint: Endpoint::Unix(control::socket_path(&dir, path.as_bytes())),
+        endpoint: Endpoint::Unix(control::socket_path(&dir, &key)),
         options: config.dynamic.app.clone(),
         spawn: None,
     };
     let on_demand = OnDemand {
         control: dir.join(control::CONTROL_NAME),
+        identity,
         start_delay: Duration::from_secs(config.dynamic.start_delay.into()),
         auto_update: config.dynamic.auto_update,
     };
@@ -50,7 +56,7 @@ pub fn run_dynamic(client: &mut dyn Client, path: &str, config: &Config) -> Outc
 
 impl OnDemand {
     fn tell(&self, op: control::Op, path: &str, micros: u64) -> Result<(), String> {
-        let request = control::Request { op, micros, path: path.as_bytes().to_vec() };
+        let request = control::Request { op, micros, identity: self.identity, path: path.as_bytes().to_vec() };
         control::ask(&self.control, &request, START_TIMEOUT)
     }
 

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 /// The manager's socket, in the `dynamic/` directory.
 pub const CONTROL_NAME: &str = ".pm";
-/// The longest message: an op, a number and a path.
-pub const MAX_MESSAGE: usize = 1 + 8 + 4096;
+/// The longest message: an op, a number, an identity and a path.
+pub const MAX_MESSAGE: usize = 1 + 8 + 9 + 4096;
 
 /// What a worker asks of the manager.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,15 +52,25 @@ impl Op {
 pub struct Request {
     pub op: Op,
     pub micros: u64,
+    /// The uid and gid to run the application as, through the
+    /// FastCgiWrapper (SuexecUserGroup); None for Apache's own user.
+    pub identity: Option<(u32, u32)>,
     pub path: Vec<u8>,
 }
 
 impl Request {
     /// The packet for this request.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(9 + self.path.len());
+        let mut out = Vec::with_capacity(18 + self.path.len());
         out.push(self.op.byte());
         out.extend_from_slice(&self.micros.to_be_bytes());
+        let (flag, (uid, gid)) = match self.identity {
+            Some(id) => (1u8, id),
+            None => (0, (0, 0)),
+        };
+        out.push(flag);
+        out.extend_from_slice(&uid.to_be_bytes());
+        out.extend_from_slice(&gid.to_be_bytes());
         out.extend_from_slice(&self.path);
         out
     }
@@ -76,11 +86,18 @@ impl Request {
             _ => return None,
         };
         let micros = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
-        let path = rest.get(8..)?.to_vec();
+        let uid = u32::from_be_bytes(rest.get(9..13)?.try_into().ok()?);
+        let gid = u32::from_be_bytes(rest.get(13..17)?.try_into().ok()?);
+        let identity = match rest.get(8)? {
+            0 => None,
+            1 => Some((uid, gid)),
+            _ => return None,
+        };
+        let path = rest.get(17..)?.to_vec();
         if path.is_empty() || path.contains(&0) {
             return None;
         }
-        Some(Request { op, micros, path })
+        Some(Request { op, micros, identity, path })
     }
 }
 
@@ -106,10 +123,20 @@ pub fn decode_reply(packet: &[u8]) -> Result<(), String> {
     }
 }
 
-/// Where the dynamic application at `path` listens: a name derived from the
-/// path (FNV-1a, 64 bits), so every worker computes the same one.
-pub fn socket_path(dynamic_dir: &Path, path: &[u8]) -> PathBuf {
-    let hash = path.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+/// The key of a dynamic application: its path, and the identity it runs
+/// as (one application per path and identity, as in the original).
+pub fn class_key(path: &[u8], identity: Option<(u32, u32)>) -> Vec<u8> {
+    let mut key = path.to_vec();
+    if let Some((uid, gid)) = identity {
+        key.extend_from_slice(format!("\0{uid}:{gid}").as_bytes());
+    }
+    key
+}
+
+/// Where the dynamic application with `key` ([`class_key`]) listens: a name
+/// derived from it (FNV-1a, 64 bits), so every worker computes the same one.
+pub fn socket_path(dynamic_dir: &Path, key: &[u8]) -> PathBuf {
+    let hash = key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
     dynamic_dir.join(format!("{hash:016x}"))
 }
 
@@ -202,14 +229,18 @@ mod tests {
     fn requests_round_trip_any_path() {
         for path in [&b"/a b/*x\nnl"[..], b"/srv/app.fcgi"] {
             for op in [Op::Start, Op::More, Op::Done, Op::Restart] {
-                let r = Request { op, micros: 123_456, path: path.to_vec() };
-                assert_eq!(Request::decode(&r.encode()), Some(r));
+                for identity in [None, Some((1000, 100))] {
+                    let r = Request { op, micros: 123_456, identity, path: path.to_vec() };
+                    assert_eq!(Request::decode(&r.encode()), Some(r));
+                }
             }
         }
         assert_eq!(Request::decode(b"S1234567"), None);
-        assert_eq!(Request::decode(b"X12345678/p"), None);
-        assert_eq!(Request::decode(b"S12345678"), None);
-        assert_eq!(Request::decode(b"S12345678/a\0b"), None);
+        assert_eq!(Request::decode(b"X12345678\0uid.gid./p"), None);
+        assert_eq!(Request::decode(b"S12345678\0uid.gid."), None);
+        assert_eq!(Request::decode(b"S12345678\x02uid.gid./p"), None);
+        assert_eq!(Request::decode(b"S12345678\0uid.gid./a\0b"), None);
+        assert_ne!(class_key(b"/a", None), class_key(b"/a", Some((1, 1))));
     }
 
     #[test]
@@ -245,7 +276,7 @@ mod tests {
                 libc::close(conn);
             }
         });
-        let req = Request { op: Op::Start, micros: 0, path: b"/p q".to_vec() };
+        let req = Request { op: Op::Start, micros: 0, identity: None, path: b"/p q".to_vec() };
         assert_eq!(ask(&path, &req, Duration::from_secs(5)), Err("no /p q".into()));
         server.join().unwrap();
         let _ = std::fs::remove_dir_all(&dir);

@@ -77,7 +77,9 @@ pub struct Dynamic {
     last_update: Instant,
 }
 
-fn show(path: &[u8]) -> String {
+/// The path of an application key (which may carry an identity after a NUL).
+fn show(key: &[u8]) -> String {
+    let path = key.split(|&b| b == 0).next().unwrap_or(key);
     String::from_utf8_lossy(path).into_owned()
 }
 

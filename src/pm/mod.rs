@@ -56,6 +56,9 @@ struct OnDemand {
     policy: Dynamic,
     opts: DynamicOptions,
     dir: PathBuf,
+    wrapper: Option<PathBuf>,
+    /// Path and identity of each application key ([`control::class_key`]).
+    classes: HashMap<Vec<u8>, (String, Option<(u32, u32)>)>,
     control: OwnedFd,
     listeners: HashMap<Vec<u8>, OwnedFd>,
     waiters: Vec<(OwnedFd, Vec<u8>, Instant)>,
@@ -78,7 +81,15 @@ pub fn run(config: &Config, identity: Option<Identity>, parent: libc::pid_t, log
     let mut statics = Vec::new();
     for server in &config.servers {
         let Some(spawn) = &server.spawn else { continue };
-        let spec = match unix::SpawnSpec::new(&server.path, &spawn.initial_env, spawn.priority) {
+        let wrapped = match static_identity(config, spawn, identity.as_ref()) {
+            Ok(w) => w,
+            Err(msg) => {
+                log(Level::Crit, &format!("FastCGI: can't start server \"{}\": {msg}", server.path));
+                continue;
+            }
+        };
+        let wrapper = config.wrapper.as_deref().zip(wrapped).map(|(w, (uid, gid))| (w, uid, gid));
+        let spec = match unix::SpawnSpec::new(&server.path, &spawn.initial_env, spawn.priority, wrapper) {
             Ok(spec) => spec,
             Err(e) => {
                 log(Level::Crit, &format!("FastCGI: can't start server \"{}\": {e}", server.path));
@@ -105,7 +116,7 @@ pub fn run(config: &Config, identity: Option<Identity>, parent: libc::pid_t, log
         })
         .is_ok();
     if let Some(id) = &identity {
-        if let Err(why) = unix::drop_privileges(id) {
+        if let Err(why) = unix::drop_privileges(id, config.wrapper.is_some()) {
             log(Level::Alert, &format!("FastCGI: process manager exiting, {why}"));
             return 1;
         }
@@ -120,6 +131,8 @@ pub fn run(config: &Config, identity: Option<Identity>, parent: libc::pid_t, log
                     policy: Dynamic::new(config.dynamic.clone(), Instant::now()),
                     opts: config.dynamic.clone(),
                     dir: dir.clone(),
+                    wrapper: config.wrapper.clone(),
+                    classes: HashMap::new(),
                     control,
                     listeners: HashMap::new(),
                     waiters: Vec::new(),
@@ -136,6 +149,32 @@ pub fn run(config: &Config, identity: Option<Identity>, parent: libc::pid_t, log
         .flatten();
     log(Level::Notice, &format!("FastCGI: process manager initialized (pid {})", std::process::id()));
     Manager { statics, on_demand, signals, log }.serve(parent)
+}
+
+/// The identity a static server runs as under a wrapper: None when it is
+/// Apache's own (no wrapper needed), or without a wrapper.
+fn static_identity(
+    config: &Config,
+    spawn: &crate::config::SpawnOptions,
+    apache: Option<&Identity>,
+) -> Result<Option<(u32, u32)>, String> {
+    if config.wrapper.is_none() || (spawn.user.is_none() && spawn.group.is_none()) {
+        return Ok(None);
+    }
+    // SAFETY: getuid/getgid cannot fail.
+    let (own_uid, own_gid) = apache.map_or_else(|| unsafe { (libc::getuid(), libc::getgid()) }, |a| (a.uid, a.gid));
+    let uid = match &spawn.user {
+        Some(u) => unix::lookup_id(u, false).ok_or_else(|| format!("can't get uid for -user {u}"))?,
+        None => own_uid,
+    };
+    let gid = match &spawn.group {
+        Some(g) => unix::lookup_id(g, true).ok_or_else(|| format!("can't get gid for -group {g}"))?,
+        None => own_gid,
+    };
+    if uid == 0 || gid == 0 {
+        return Err("invalid uid or gid, see the -user and -group options".into());
+    }
+    Ok(((uid, gid) != (own_uid, own_gid)).then_some((uid, gid)))
 }
 
 fn open_listener(server: &Server, backlog: u32, config: &Config, owner: Option<&Identity>) -> Result<OwnedFd, String> {
@@ -293,7 +332,8 @@ impl Manager<'_, '_> {
         }
         for path in actions.start {
             let now = Instant::now();
-            let shown = String::from_utf8_lossy(&path).into_owned();
+            let shown =
+                od.classes.get(&path).map_or_else(|| String::from_utf8_lossy(&path).into_owned(), |c| c.0.clone());
             let started =
                 od.start(&path).map_err(|e| format!("FastCGI: can't start (dynamic) server \"{shown}\": {e}"));
             match started {
@@ -326,21 +366,28 @@ impl Manager<'_, '_> {
             let now = Instant::now();
             let mut actions = Actions::default();
             let Some(od) = self.on_demand.as_mut() else { return };
+            if req.identity.is_some_and(|(uid, gid)| uid == 0 || gid == 0) {
+                let why = "FastCGI never runs an application as root".to_string();
+                unix::send_packet(&conn, &control::encode_reply(&Err(why)));
+                continue;
+            }
+            let key = control::class_key(&req.path, req.identity);
+            let path = String::from_utf8_lossy(&req.path).into_owned();
+            od.classes.entry(key.clone()).or_insert_with(|| (path.clone(), req.identity));
             let answer = match req.op {
                 control::Op::More => {
-                    od.policy.more(&req.path, now, &mut actions);
+                    od.policy.more(&key, now, &mut actions);
                     None
                 }
                 control::Op::Done => {
-                    od.policy.done(&req.path, req.micros);
+                    od.policy.done(&key, req.micros);
                     None
                 }
-                control::Op::Start => Some(od.policy.start(&req.path, now, &mut actions)),
+                control::Op::Start => Some(od.policy.start(&key, now, &mut actions)),
                 control::Op::Restart => {
-                    let path = String::from_utf8_lossy(&req.path).into_owned();
                     let mtime = std::fs::metadata(&path).and_then(|m| m.modified());
                     if let Ok(mtime) = mtime {
-                        let old = od.policy.outdated(&req.path, mtime, now);
+                        let old = od.policy.outdated(&key, mtime, now);
                         if !old.is_empty() {
                             actions.log.push(format!(
                                 "FastCGI: restarting old server \"{path}\" processes, newer version found"
@@ -348,18 +395,18 @@ impl Manager<'_, '_> {
                             actions.kill.extend(old);
                         }
                     }
-                    Some(od.policy.start(&req.path, now, &mut actions))
+                    Some(od.policy.start(&key, now, &mut actions))
                 }
             };
             self.apply(actions);
             let Some(od) = self.on_demand.as_mut() else { return };
             if req.op == control::Op::Restart {
-                unix::touch(&control::socket_path(&od.dir, &req.path));
+                unix::touch(&control::socket_path(&od.dir, &key));
             }
             match answer {
                 None => {}
                 Some(StartAnswer::Refused(why)) => unix::send_packet(&conn, &control::encode_reply(&Err(why))),
-                Some(_) => od.waiters.push((conn, req.path, now + START_WAIT)),
+                Some(_) => od.waiters.push((conn, key, now + START_WAIT)),
             }
         }
         self.answer_waiters(Instant::now());
@@ -398,8 +445,10 @@ impl Manager<'_, '_> {
             }
             let Some(od) = self.on_demand.as_mut() else { continue };
             let mut actions = Actions::default();
-            if let Some(path) = od.policy.exited(pid, how == Exit::Code(0), now, &mut actions) {
-                (self.log)(Level::Warn, &exit_line(" (dynamic)", &String::from_utf8_lossy(&path), pid, how));
+            if let Some(key) = od.policy.exited(pid, how == Exit::Code(0), now, &mut actions) {
+                let shown =
+                    od.classes.get(&key).map_or_else(|| String::from_utf8_lossy(&key).into_owned(), |c| c.0.clone());
+                (self.log)(Level::Warn, &exit_line(" (dynamic)", &shown, pid, how));
                 self.apply(actions);
             }
         }
@@ -492,18 +541,19 @@ impl Manager<'_, '_> {
 }
 
 impl OnDemand {
-    /// Starts one instance of the dynamic application `path`, creating its
-    /// socket if it has none.
-    fn start(&mut self, path: &[u8]) -> std::io::Result<libc::pid_t> {
-        let text = std::str::from_utf8(path)
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path is not UTF-8"))?;
-        if !self.listeners.contains_key(path) {
-            let endpoint = Endpoint::Unix(control::socket_path(&self.dir, path));
+    /// Starts one instance of the dynamic application `key`, creating its
+    /// socket if it has none; through the wrapper when it has an identity.
+    fn start(&mut self, key: &[u8]) -> std::io::Result<libc::pid_t> {
+        let unknown = || std::io::Error::new(std::io::ErrorKind::InvalidInput, "unknown application");
+        let (path, identity) = self.classes.get(key).ok_or_else(unknown)?;
+        if !self.listeners.contains_key(key) {
+            let endpoint = Endpoint::Unix(control::socket_path(&self.dir, key));
             let fd = unix::listen(&endpoint, self.opts.spawn.listen_queue_depth, None)?;
-            self.listeners.insert(path.to_vec(), fd);
+            self.listeners.insert(key.to_vec(), fd);
         }
-        let spec = unix::SpawnSpec::new(text, &self.opts.spawn.initial_env, self.opts.spawn.priority)?;
-        let listener = self.listeners.get(path).map(|fd| fd.as_raw_fd()).unwrap_or(-1);
+        let wrapper = self.wrapper.as_deref().zip(*identity).map(|(w, (uid, gid))| (w, uid, gid));
+        let spec = unix::SpawnSpec::new(path, &self.opts.spawn.initial_env, self.opts.spawn.priority, wrapper)?;
+        let listener = self.listeners.get(key).map(|fd| fd.as_raw_fd()).unwrap_or(-1);
         unix::spawn(&spec, listener)
     }
 }

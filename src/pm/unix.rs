@@ -97,8 +97,12 @@ pub fn ensure_dir(dir: &Path, owner: Option<&Identity>) -> io::Result<()> {
     Ok(())
 }
 
-/// Becomes `id` for good: group, supplementary groups, then user.
-pub fn drop_privileges(id: &Identity) -> Result<(), String> {
+/// Becomes `id`: group, supplementary groups, then user. With
+/// `keep_root` (a FastCgiWrapper is set) only the effective uid changes and
+/// root stays the real and saved uid, so that applications started under
+/// other users can still be signalled, as the original did; applications
+/// themselves never keep it (see [`spawn`]).
+pub fn drop_privileges(id: &Identity, keep_root: bool) -> Result<(), String> {
     // SAFETY: plain credential system calls with values from httpd's config.
     unsafe {
         if libc::setgid(id.gid) != 0 {
@@ -107,17 +111,49 @@ pub fn drop_privileges(id: &Identity) -> Result<(), String> {
         if libc::initgroups(id.name.as_ptr(), id.gid) != 0 {
             return Err(format!("initgroups({},{}) failed", id.name.to_string_lossy(), id.gid));
         }
-        if libc::setuid(id.uid) != 0 {
+        let rc = if keep_root { libc::setresuid(u32::MAX, id.uid, 0) } else { libc::setuid(id.uid) };
+        if rc != 0 {
             return Err(format!("setuid({}) failed", id.uid));
         }
     }
     Ok(())
 }
 
+/// Whether root was kept as the real uid (a wrapper is in use).
+fn kept_root() -> bool {
+    // SAFETY: getuid/geteuid cannot fail.
+    unsafe { libc::getuid() == 0 && libc::geteuid() != 0 }
+}
+
+/// A user or group as `-user`/`-group` give it: a name, or `#id`.
+pub fn lookup_id(name: &str, group: bool) -> Option<u32> {
+    if let Some(n) = name.strip_prefix('#') {
+        return n.parse().ok();
+    }
+    let c = CString::new(name).ok()?;
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: reentrant lookups into local buffers; results checked before use.
+    unsafe {
+        if group {
+            let mut g: libc::group = mem::zeroed();
+            let mut out = std::ptr::null_mut();
+            let rc = libc::getgrnam_r(c.as_ptr(), &mut g, buf.as_mut_ptr(), buf.len(), &mut out);
+            (rc == 0 && !out.is_null()).then_some(g.gr_gid)
+        } else {
+            let mut p: libc::passwd = mem::zeroed();
+            let mut out = std::ptr::null_mut();
+            let rc = libc::getpwnam_r(c.as_ptr(), &mut p, buf.as_mut_ptr(), buf.len(), &mut out);
+            (rc == 0 && !out.is_null()).then_some(p.pw_uid)
+        }
+    }
+}
+
 /// Everything a spawn needs, prepared before `fork` so the child only makes
 /// system calls.
 pub struct SpawnSpec {
-    path: CString,
+    /// What is executed: the application, or the wrapper.
+    program: CString,
+    argv: Vec<CString>,
     dir: CString,
     env: Vec<CString>,
     priority: libc::c_int,
@@ -125,11 +161,29 @@ pub struct SpawnSpec {
 
 impl SpawnSpec {
     /// The program at `path` (argv[0] is the full path, as the original),
-    /// run in its own directory with exactly `env` as its environment.
-    pub fn new(path: &str, env: &[String], priority: u32) -> io::Result<Self> {
-        let dir = Path::new(path).parent().unwrap_or(Path::new("/"));
+    /// run in its own directory with exactly `env` as its environment. With
+    /// `wrapper` (path, uid, gid) the wrapper is executed instead, as
+    /// `wrapper uid gid basename` (suexec's argument order).
+    pub fn new(path: &str, env: &[String], priority: u32, wrapper: Option<(&Path, u32, u32)>) -> io::Result<Self> {
+        let app = Path::new(path);
+        let dir = app.parent().unwrap_or(Path::new("/"));
+        let (program, argv) = match wrapper {
+            None => (cstring(path.as_bytes())?, vec![cstring(path.as_bytes())?]),
+            Some((w, uid, gid)) => {
+                let base = app.file_name().map(|b| b.as_bytes()).unwrap_or_default();
+                let w = cstring(w.as_os_str().as_bytes())?;
+                let argv = vec![
+                    w.clone(),
+                    cstring(uid.to_string().as_bytes())?,
+                    cstring(gid.to_string().as_bytes())?,
+                    cstring(base)?,
+                ];
+                (w, argv)
+            }
+        };
         Ok(SpawnSpec {
-            path: cstring(path.as_bytes())?,
+            program,
+            argv,
             dir: cstring(dir.as_os_str().as_bytes())?,
             env: env.iter().map(|e| cstring(e.as_bytes())).collect::<io::Result<_>>()?,
             priority: priority.min(40) as libc::c_int,
@@ -142,7 +196,9 @@ impl SpawnSpec {
 /// stderr into httpd's error log (our fd 2), no other fds, default signals
 /// but SIGPIPE ignored, SIGKILL if the manager dies.
 pub fn spawn(spec: &SpawnSpec, listener: RawFd) -> io::Result<libc::pid_t> {
-    let argv: [*const libc::c_char; 2] = [spec.path.as_ptr(), std::ptr::null()];
+    let mut argv: Vec<*const libc::c_char> = spec.argv.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let become_user = kept_root();
     let mut envp: Vec<*const libc::c_char> = spec.env.iter().map(|e| e.as_ptr()).collect();
     envp.push(std::ptr::null());
     // SAFETY: the manager is single-threaded, so the child may run any code;
@@ -176,11 +232,19 @@ pub fn spawn(spec: &SpawnSpec, listener: RawFd) -> io::Result<libc::pid_t> {
         }
         libc::dup2(2, 1);
         libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
-        libc::execve(spec.path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+        if become_user {
+            // The manager kept root as its real uid: the child gives it up
+            // (a wrapper must be started by Apache's user anyway).
+            let uid = libc::geteuid();
+            if libc::setresuid(uid, uid, uid) != 0 {
+                libc::_exit(254);
+            }
+        }
+        libc::execve(spec.program.as_ptr(), argv.as_ptr(), envp.as_ptr());
         let err = io::Error::last_os_error();
         let msg = format!(
             "FastCGI: can't start server \"{}\" (pid {}), execve() failed: {err}\n",
-            spec.path.to_string_lossy(),
+            spec.program.to_string_lossy(),
             libc::getpid()
         );
         libc::write(2, msg.as_ptr().cast(), msg.len());
@@ -191,10 +255,20 @@ pub fn spawn(spec: &SpawnSpec, listener: RawFd) -> io::Result<libc::pid_t> {
 /// Sends `sig` to an application's whole process group (it may have forked
 /// workers of its own).
 pub fn signal_group(pid: libc::pid_t, sig: libc::c_int) {
-    // SAFETY: kill(2) on a process group we created with setsid.
-    if unsafe { libc::kill(-pid, sig) } != 0 {
-        // SAFETY: as above, on the process alone if the group is gone.
-        unsafe { libc::kill(pid, sig) };
+    let regain = kept_root();
+    // SAFETY: credential switches allowed by the saved uid 0, and kill(2) on
+    // a process group we created with setsid.
+    unsafe {
+        let euid = libc::geteuid();
+        if regain {
+            libc::seteuid(0);
+        }
+        if libc::kill(-pid, sig) != 0 {
+            libc::kill(pid, sig);
+        }
+        if regain {
+            libc::seteuid(euid);
+        }
     }
 }
 
