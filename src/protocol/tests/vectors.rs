@@ -430,3 +430,19 @@ fn params_decoder_any_split() {
         assert_eq!(got[1], (vec![b'k'; 200], vec![b'v'; 300]));
     }
 }
+
+#[test]
+fn response_decoder_knows_when_the_stream_stops_inside_a_record() {
+    let mut stream = Vec::new();
+    ResponseEncoder::new(1).stdout(&mut stream, b"hello");
+    // Header, content and padding: every cut but the record's end is inside it.
+    for cut in 0..=stream.len() {
+        let mut dec = ResponseDecoder::new(1);
+        let mut input = &stream[..cut];
+        while !input.is_empty() {
+            let (n, _) = dec.decode(input).unwrap();
+            input = &input[n..];
+        }
+        assert_eq!(dec.in_record(), cut != 0 && cut != stream.len(), "cut at {cut}");
+    }
+}
