@@ -14,7 +14,7 @@ use options::{parse_options, OptionSet, Parsed};
 pub use options::{AppOptions, DynamicOptions, SpawnOptions};
 pub use words::split as split_words;
 
-use crate::transport::Endpoint;
+use crate::transport::{hashed_name, Endpoint};
 
 /// A FastCGI application the gateway can reach.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -137,7 +137,8 @@ impl Builder {
                     if bind.contains(':') && !bind.starts_with('[') { format!("[{bind}]") } else { bind.to_string() };
                 Endpoint::tcp(&format!("{bind}:{port}"))
             }
-            (None, None) => Endpoint::unix(self.config.ipc_dir.join(socket_name(&path))),
+            // Named after the path, stable across restarts.
+            (None, None) => Endpoint::unix(self.config.ipc_dir.join(format!("{}.sock", hashed_name(path.as_bytes())))),
         }
         .map_err(|e| format!("{directive} {path}: {e}"))?;
         if self.config.servers.iter().any(|s| covers(&s.path, &path) || covers(&path, &s.path)) {
@@ -281,13 +282,6 @@ impl Builder {
             self.config.ipc_dir.join(name)
         }
     }
-}
-
-/// The socket of a static server without `-socket` or `-port`: a name
-/// derived from its path (FNV-1a, 64 bits), stable across restarts.
-fn socket_name(path: &str) -> String {
-    let hash = path.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    format!("{hash:016x}.sock")
 }
 
 fn one_word(directive: &str, args: &str) -> Result<String, String> {

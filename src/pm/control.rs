@@ -134,10 +134,9 @@ pub fn class_key(path: &[u8], identity: Option<(u32, u32)>) -> Vec<u8> {
 }
 
 /// Where the dynamic application with `key` ([`class_key`]) listens: a name
-/// derived from it (FNV-1a, 64 bits), so every worker computes the same one.
+/// derived from it, so every worker computes the same one.
 pub fn socket_path(dynamic_dir: &Path, key: &[u8]) -> PathBuf {
-    let hash = key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    dynamic_dir.join(format!("{hash:016x}"))
+    dynamic_dir.join(crate::transport::hashed_name(key))
 }
 
 fn seqpacket(flags: libc::c_int) -> io::Result<OwnedFd> {

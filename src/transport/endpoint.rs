@@ -72,6 +72,13 @@ impl Endpoint {
     }
 }
 
+/// A socket file name derived from `key` (FNV-1a, 64 bits, in hex): for
+/// sockets named after an application's path, which may hold any byte.
+pub fn hashed_name(key: &[u8]) -> String {
+    let hash = key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{hash:016x}")
+}
+
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -6,4 +6,4 @@ mod conn;
 mod endpoint;
 
 pub use conn::{connect, Conn, Ready};
-pub use endpoint::{Endpoint, EndpointError};
+pub use endpoint::{hashed_name, Endpoint, EndpointError};
