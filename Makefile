@@ -6,6 +6,7 @@
 #   make bench    wrk against our module and mod_proxy_fcgi, same backend, ratios
 #   make install  the module into Apache's module dir, .load/.conf into mods-available
 
+SHELL   := /bin/bash
 CARGO   ?= cargo
 RELEASE := target/release
 MODULE  := $(RELEASE)/mod_fastcgi_rs.so
@@ -33,8 +34,13 @@ deps:
 run: deps all
 	./scripts/run.sh
 
+# Every suite runs (--no-fail-fast); the last line sums them up.
 test: deps all
-	FASTCGI_RS_MODULE=$(CURDIR)/$(MODULE) $(CARGO) test --no-default-features
+	@set -o pipefail 2>/dev/null; mkdir -p build; \
+	FASTCGI_RS_MODULE=$(CURDIR)/$(MODULE) $(CARGO) test --no-default-features --no-fail-fast 2>&1 | tee build/test.log; \
+	rc=$$?; \
+	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "%d passed, %d failed\n", p, f }' build/test.log; \
+	exit $$rc
 
 bench: deps all
 	FASTCGI_RS_MODULE=$(CURDIR)/$(MODULE) ./scripts/bench.sh
