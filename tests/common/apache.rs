@@ -68,6 +68,8 @@ pub struct ApacheBuilder {
     log_level: String,
     config: String,
     load_module: bool,
+    /// Start httpd as this (uid, gid) instead of the test's own user.
+    run_as: Option<(u32, u32)>,
 }
 
 impl ApacheBuilder {
@@ -85,6 +87,23 @@ impl ApacheBuilder {
     pub fn config(mut self, text: &str) -> Self {
         self.config.push_str(text);
         self.config.push('\n');
+        self
+    }
+
+    /// Starts httpd as the plain user `name` (only when the tests run as
+    /// root; otherwise they already run as a plain user): no User/Group
+    /// lines, and the ServerRoot (conf, logs, run) is chowned to that user.
+    /// Listen ports are always above 1024.
+    pub fn run_as_user(mut self, name: &str) -> Self {
+        if util::is_root() {
+            let c = std::ffi::CString::new(name).expect("user name");
+            // SAFETY: getpwnam with a valid C string; the fields are copied
+            // out at once, before any other passwd call.
+            let pw = unsafe { libc::getpwnam(c.as_ptr()) };
+            assert!(!pw.is_null(), "no such user: {name}");
+            // SAFETY: pw is non-null and points to libc's static passwd entry.
+            self.run_as = Some(unsafe { ((*pw).pw_uid, (*pw).pw_gid) });
+        }
         self
     }
 
@@ -117,7 +136,7 @@ impl ApacheBuilder {
         if self.load_module {
             let _ = writeln!(c, "LoadModule fastcgi_module \"{}\"", util::module_path().display());
         }
-        if util::is_root() {
+        if util::is_root() && self.run_as.is_none() {
             c.push_str("User www-data\nGroup www-data\n");
         }
         c.push_str("Timeout 60\nKeepAlive On\nMaxKeepAliveRequests 1000\n");
@@ -147,6 +166,13 @@ impl ApacheBuilder {
         util::write_file(&conf, self.conf_text(port));
         // Fresh logs for each start.
         let _ = fs::remove_file(self.root.join("logs/error.log"));
+        if let Some((uid, gid)) = self.run_as {
+            for sub in ["", "logs", "run", "conf", "conf/httpd.conf"] {
+                let p = if sub.is_empty() { self.root.clone() } else { self.root.join(sub) };
+                std::os::unix::fs::chown(&p, Some(uid), Some(gid))
+                    .unwrap_or_else(|e| panic!("chown {}: {e}", p.display()));
+            }
+        }
         conf
     }
 
@@ -172,7 +198,7 @@ impl ApacheBuilder {
         for _attempt in 0..3 {
             let port = util::free_port();
             let conf = self.prepare(port);
-            match Apache::launch(&self.root, &conf, port) {
+            match Apache::launch(&self.root, &conf, port, self.run_as) {
                 Ok(a) => return a,
                 Err(e) => {
                     // Another test may have taken the port between our probe
@@ -214,15 +240,20 @@ impl Apache {
             log_level: "info".to_string(),
             config: String::new(),
             load_module: true,
+            run_as: None,
         }
     }
 
-    fn launch(root: &Path, conf: &Path, port: u16) -> Result<Apache, String> {
+    fn launch(root: &Path, conf: &Path, port: u16, run_as: Option<(u32, u32)>) -> Result<Apache, String> {
         let out = fs::File::create(root.join("logs/stdout.log")).expect("stdout log");
         let err = fs::File::create(root.join("logs/stderr.log")).expect("stderr log");
         let mut cmd = Command::new(apache_binary());
         cmd.arg("-f").arg(conf).arg("-DFOREGROUND");
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        if let Some((uid, gid)) = run_as {
+            // std drops the supplementary groups too when it switches from root.
+            cmd.uid(uid).gid(gid);
+        }
         // SAFETY: setsid() is async-signal-safe; prefork signals its whole
         // process group on shutdown, so httpd gets a session of its own.
         unsafe {
