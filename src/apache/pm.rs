@@ -177,8 +177,24 @@ extern "C" fn cleanup(data: *mut c_void) -> ffi::apr_status_t {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        remove_sockets();
         0
     })
+}
+
+/// Removes the static servers' socket files: the manager (no longer root)
+/// may lack the right to, in a directory only root can write. Only sockets
+/// are removed.
+fn remove_sockets() {
+    use std::os::unix::fs::FileTypeExt;
+    let Some(config) = super::state::active() else { return };
+    for server in config.servers.iter().filter(|s| s.spawn.is_some()) {
+        if let crate::transport::Endpoint::Unix(path) = &server.endpoint {
+            if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
 }
 
 /// Names the manager `fcgi-pm` for `ps`: the kernel's comm, and the

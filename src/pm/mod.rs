@@ -522,7 +522,9 @@ impl Manager<'_, '_> {
         if let Some(od) = &mut self.on_demand {
             od.listeners.clear();
             od.waiters.clear();
-            linger = linger.max(od.opts.app.idle_timeout);
+            if !od.policy.pids().is_empty() {
+                linger = linger.max(od.opts.app.idle_timeout);
+            }
         }
         let deadline = Instant::now() + Duration::from_secs(linger.into());
         while Instant::now() < deadline && !self.running().is_empty() {
