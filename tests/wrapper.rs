@@ -1,6 +1,7 @@
 //! FastCgiWrapper with Apache's own suexec (apache2-suexec-custom, installed
-//! by `make deps`): a dynamic application requested under SuexecUserGroup
-//! runs as that user, through the wrapper, and is stopped with Apache.
+//! by `make deps`): a request under SuexecUserGroup for a path whose static
+//! definition runs as Apache's user runs as a dynamic application under the
+//! request's identity, through the wrapper, and is stopped with Apache.
 
 mod common;
 
@@ -48,10 +49,12 @@ fn dynamic_app_runs_as_the_suexec_identity() {
         .config(&format!(
             "LoadModule suexec_module /usr/lib/apache2/modules/mod_suexec.so\n\
              FastCgiWrapper On\n\
+             FastCgiServer {app} -init-start-delay 0\n\
              SuexecUserGroup nobody nogroup\n\
              Alias /sx {dir}\n\
              <Directory {dir}>\n  Options +ExecCGI\n  SetHandler fastcgi-script\n  Require all granted\n</Directory>",
-            dir = root.0.display()
+            dir = root.0.display(),
+            app = app.display()
         ))
         .start();
     let r = apache.get("/sx/who.fcgi");
@@ -59,8 +62,12 @@ fn dynamic_app_runs_as_the_suexec_identity() {
     let body = r.text();
     assert!(body.starts_with(&format!("uid={NOBODY} gid={NOBODY} ")), "{body}");
     let pid: i32 = body.trim().rsplit("pid=").next().and_then(|p| p.parse().ok()).expect("pid in body");
-    // Started through the wrapper by the manager, which logged it.
-    assert!(apache.error_log().contains(&format!("(dynamic) server \"{}\" started", app.display())));
+    // The static definition runs as Apache's user, not as the request's
+    // identity: as in the original, the path then runs as a dynamic
+    // application under that identity, started through the wrapper.
+    let log = apache.error_log();
+    assert!(log.contains(&format!("FastCGI: server \"{}\" started", app.display())), "{log}");
+    assert!(log.contains(&format!("(dynamic) server \"{}\" started", app.display())), "{log}");
     let again = apache.get("/sx/who.fcgi");
     assert_eq!(again.text(), body, "the same instance serves again");
 

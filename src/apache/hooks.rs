@@ -7,6 +7,7 @@ use super::ffi::{self, apr_pool_t, request_rec, server_rec};
 use super::request::ApacheRequest;
 use super::{c_str, guard, state};
 use crate::gateway::{self, Outcome};
+use crate::pm;
 
 /// The handler name, as in the original.
 const HANDLER: &std::ffi::CStr = c"fastcgi-script";
@@ -68,9 +69,14 @@ fn suexec_identity(req: &request_rec) -> Option<(u32, u32)> {
     // SAFETY: req is the live request; the hook returns NULL or an identity
     // allocated in a pool that outlives the request.
     let id = unsafe { ffi::ap_run_get_suexec_identity(req).as_ref() }?;
+    ((id.uid, id.gid) != own_identity()).then_some((id.uid, id.gid))
+}
+
+/// Apache's own User and Group.
+fn own_identity() -> (u32, u32) {
     // SAFETY: ap_unixd_config is set by the User/Group directives before requests.
     let own = unsafe { std::ptr::addr_of!(ffi::ap_unixd_config).read() };
-    ((id.uid, id.gid) != (own.user_id, own.group_id)).then_some((id.uid, id.gid))
+    (own.user_id, own.group_id)
 }
 
 /// The original's checks before a dynamic application runs: ExecCGI (unless
@@ -119,13 +125,17 @@ pub extern "C" fn fcgi_rs_handler(r: *mut request_rec) -> i32 {
         // SAFETY: NULL or a pool string.
         let filename = unsafe { c_str(req.filename) }.unwrap_or("");
         let mut client = ApacheRequest::new(r);
-        let outcome = match config.find(filename) {
+        // Under a wrapper, a request goes to a defined server only if it runs
+        // as the request's identity; otherwise the path runs as a dynamic
+        // application under that identity (as the original did).
+        let identity = if config.wrapper.is_some() { suexec_identity(req) } else { None };
+        let defined = config.find(filename).filter(|s| {
+            config.wrapper.is_none() || pm::run_as(&config, &s.options, own_identity()).ok().flatten() == identity
+        });
+        let outcome = match defined {
             Some(server) => gateway::run(&mut client, server, &config),
             None => match dynamic_check(req, filename) {
-                Ok(()) => {
-                    let identity = if config.wrapper.is_some() { suexec_identity(req) } else { None };
-                    gateway::run_dynamic(&mut client, filename, identity, &config)
-                }
+                Ok(()) => gateway::run_dynamic(&mut client, filename, identity, &config),
                 Err((status, msg)) => {
                     client.log_error(&msg);
                     return status;

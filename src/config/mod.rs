@@ -144,7 +144,7 @@ impl Builder {
         if self.config.servers.iter().any(|s| covers(&s.path, &path) || covers(&path, &s.path)) {
             return Err(format!("{directive}: redefinition of a previously defined FastCGI server \"{path}\""));
         }
-        self.note_identity(&parsed.spawn);
+        self.note_identity(&parsed.app);
         self.config.servers.push(Server { path, endpoint, options: parsed.app, spawn: Some(parsed.spawn) });
         Ok(())
     }
@@ -155,8 +155,8 @@ impl Builder {
     }
 
     /// `-user`/`-group` mean something only under a wrapper.
-    fn note_identity(&mut self, spawn: &SpawnOptions) {
-        if self.config.wrapper.is_none() && (spawn.user.is_some() || spawn.group.is_some()) {
+    fn note_identity(&mut self, app: &AppOptions) {
+        if self.config.wrapper.is_none() && (app.user.is_some() || app.group.is_some()) {
             self.warnings.push("FastCGI: there is no fastcgi wrapper set, user/group options are ignored".into());
         }
     }
@@ -181,7 +181,7 @@ impl Builder {
         if self.config.servers.iter().any(|s| covers(&s.path, &path) || covers(&path, &s.path)) {
             return Err(format!("{directive}: redefinition of previously defined class \"{path}\""));
         }
-        self.note_identity(&parsed.spawn);
+        self.note_identity(&parsed.app);
         self.config.servers.push(Server { path, endpoint, options: parsed.app, spawn: None });
         Ok(())
     }

@@ -17,11 +17,24 @@ pub struct AppOptions {
     pub flush: bool,
     /// `-nph`: the application writes the whole HTTP response itself.
     pub nph: bool,
+    /// `-user`: under a FastCgiWrapper, the user the server runs as; only
+    /// requests of that identity go to it.
+    pub user: Option<String>,
+    /// `-group`: see `user`.
+    pub group: Option<String>,
 }
 
 impl Default for AppOptions {
     fn default() -> Self {
-        AppOptions { app_conn_timeout: 0, idle_timeout: 30, pass_headers: Vec::new(), flush: false, nph: false }
+        AppOptions {
+            app_conn_timeout: 0,
+            idle_timeout: 30,
+            pass_headers: Vec::new(),
+            flush: false,
+            nph: false,
+            user: None,
+            group: None,
+        }
     }
 }
 
@@ -45,10 +58,6 @@ pub struct SpawnOptions {
     pub priority: u32,
     /// `-listen-queue-depth`: listen() backlog of its socket (default 100).
     pub listen_queue_depth: u32,
-    /// `-user`/`-group`: identity under a FastCgiWrapper.
-    pub user: Option<String>,
-    /// See `user`.
-    pub group: Option<String>,
 }
 
 impl Default for SpawnOptions {
@@ -61,8 +70,6 @@ impl Default for SpawnOptions {
             min_server_life: 30,
             priority: 0,
             listen_queue_depth: 100,
-            user: None,
-            group: None,
         }
     }
 }
@@ -193,8 +200,8 @@ pub(super) fn parse_options(
                 }
                 p.socket = Some(v.clone());
             }
-            (Static | External, "-user") => p.spawn.user = Some(non_empty(value()?).map_err(|w| invalid(w))?),
-            (Static | External, "-group") => p.spawn.group = Some(non_empty(value()?).map_err(|w| invalid(w))?),
+            (Static | External, "-user") => p.app.user = Some(non_empty(value()?).map_err(|w| invalid(w))?),
+            (Static | External, "-group") => p.app.group = Some(non_empty(value()?).map_err(|w| invalid(w))?),
             (External, "-host") => p.host = Some(value()?.clone()),
             (Static, "-port") => {
                 let v = value()?;

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 pub use unix::Identity;
 
-use crate::config::{Config, DynamicOptions, Server};
+use crate::config::{AppOptions, Config, DynamicOptions, Server};
 use crate::log::Level;
 use crate::transport::Endpoint;
 use dynamic::{Actions, Dynamic, StartAnswer};
@@ -81,7 +81,9 @@ pub fn run(config: &Config, identity: Option<Identity>, parent: libc::pid_t, log
     let mut statics = Vec::new();
     for server in &config.servers {
         let Some(spawn) = &server.spawn else { continue };
-        let wrapped = match static_identity(config, spawn, identity.as_ref()) {
+        // SAFETY: getuid/getgid cannot fail.
+        let own = identity.as_ref().map_or_else(|| unsafe { (libc::getuid(), libc::getgid()) }, |a| (a.uid, a.gid));
+        let wrapped = match run_as(config, &server.options, own) {
             Ok(w) => w,
             Err(msg) => {
                 log(Level::Crit, &format!("FastCGI: can't start server \"{}\": {msg}", server.path));
@@ -151,30 +153,25 @@ pub fn run(config: &Config, identity: Option<Identity>, parent: libc::pid_t, log
     Manager { statics, on_demand, signals, log }.serve(parent)
 }
 
-/// The identity a static server runs as under a wrapper: None when it is
-/// Apache's own (no wrapper needed), or without a wrapper.
-fn static_identity(
-    config: &Config,
-    spawn: &crate::config::SpawnOptions,
-    apache: Option<&Identity>,
-) -> Result<Option<(u32, u32)>, String> {
-    if config.wrapper.is_none() || (spawn.user.is_none() && spawn.group.is_none()) {
+/// The uid/gid a server runs as under a FastCgiWrapper (`-user`, `-group`;
+/// a missing one is Apache's): None when that is Apache's own identity
+/// (no wrapper needed) or no wrapper is set. Requests are matched on it too.
+pub fn run_as(config: &Config, options: &AppOptions, own: (u32, u32)) -> Result<Option<(u32, u32)>, String> {
+    if config.wrapper.is_none() || (options.user.is_none() && options.group.is_none()) {
         return Ok(None);
     }
-    // SAFETY: getuid/getgid cannot fail.
-    let (own_uid, own_gid) = apache.map_or_else(|| unsafe { (libc::getuid(), libc::getgid()) }, |a| (a.uid, a.gid));
-    let uid = match &spawn.user {
+    let uid = match &options.user {
         Some(u) => unix::lookup_id(u, false).ok_or_else(|| format!("can't get uid for -user {u}"))?,
-        None => own_uid,
+        None => own.0,
     };
-    let gid = match &spawn.group {
+    let gid = match &options.group {
         Some(g) => unix::lookup_id(g, true).ok_or_else(|| format!("can't get gid for -group {g}"))?,
-        None => own_gid,
+        None => own.1,
     };
     if uid == 0 || gid == 0 {
         return Err("invalid uid or gid, see the -user and -group options".into());
     }
-    Ok(((uid, gid) != (own_uid, own_gid)).then_some((uid, gid)))
+    Ok(((uid, gid) != own).then_some((uid, gid)))
 }
 
 fn open_listener(server: &Server, backlog: u32, config: &Config, owner: Option<&Identity>) -> Result<OwnedFd, String> {
