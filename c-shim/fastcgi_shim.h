@@ -18,11 +18,18 @@ enum fcgi_directive {
     FCGI_DIRECTIVE_CONFIG = 3,
     FCGI_DIRECTIVE_IPC_DIR = 4,
     FCGI_DIRECTIVE_WRAPPER = 5,
-    FCGI_DIRECTIVE_CHUNKED_BODY_MAX = 6
+    FCGI_DIRECTIVE_CHUNKED_BODY_MAX = 6,
+    /* Per-directory authorizers: base + 2 * phase (+1 for ...Authoritative);
+     * phase 0 authenticator, 1 authorizer, 2 access checker. */
+    FCGI_DIRECTIVE_AUTH = 10
 };
 
 /* Rust side */
-const char *fcgi_rs_directive(cmd_parms *cmd, int which, const char *args);
+const char *fcgi_rs_directive(cmd_parms *cmd, void *dir_config, int which, const char *args);
+void *fcgi_rs_create_dir_config(apr_pool_t *p);
+int fcgi_rs_check_user_id(request_rec *r);
+int fcgi_rs_auth_checker(request_rec *r);
+int fcgi_rs_access_checker(request_rec *r);
 int fcgi_rs_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp);
 int fcgi_rs_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
 int fcgi_rs_fixups(request_rec *r);
@@ -36,5 +43,6 @@ apr_status_t fcgi_shim_send(request_rec *r, apr_bucket_brigade *bb,
                             const char *data, apr_size_t len, int flush);
 apr_status_t fcgi_shim_send_broken(request_rec *r, apr_bucket_brigade *bb);
 void fcgi_shim_skip_protocol_filters(request_rec *r);
+void *fcgi_shim_dir_config(const request_rec *r);
 
 #endif

@@ -20,7 +20,7 @@ module AP_MODULE_DECLARE_DATA fastcgi_module;
 
 static const char *raw_directive(cmd_parms *cmd, void *mconfig, const char *args)
 {
-    return fcgi_rs_directive(cmd, (int)(apr_uintptr_t)cmd->info, args);
+    return fcgi_rs_directive(cmd, mconfig, (int)(apr_uintptr_t)cmd->info, args);
 }
 
 #define FCGI_CMD(name, which, where, help) \
@@ -45,6 +45,18 @@ static const command_rec fastcgi_cmds[] = {
              "alias of FastCgiWrapper"),
     FCGI_CMD("FastCgiIpcDir", FCGI_DIRECTIVE_IPC_DIR, RSRC_CONF,
              "directory for the Unix sockets of FastCGI applications"),
+    FCGI_CMD("FastCgiAuthenticator", FCGI_DIRECTIVE_AUTH + 0, ACCESS_CONF,
+             "a fastcgi application path run in the authentication phase, then optionally -compat"),
+    FCGI_CMD("FastCgiAuthenticatorAuthoritative", FCGI_DIRECTIVE_AUTH + 1, ACCESS_CONF,
+             "Off lets other modules authenticate when the application denies (default On)"),
+    FCGI_CMD("FastCgiAuthorizer", FCGI_DIRECTIVE_AUTH + 2, ACCESS_CONF,
+             "a fastcgi application path run in the authorization phase, then optionally -compat"),
+    FCGI_CMD("FastCgiAuthorizerAuthoritative", FCGI_DIRECTIVE_AUTH + 3, ACCESS_CONF,
+             "Off lets other modules authorize when the application denies (default On)"),
+    FCGI_CMD("FastCgiAccessChecker", FCGI_DIRECTIVE_AUTH + 4, ACCESS_CONF,
+             "a fastcgi application path run in the access check phase, then optionally -compat"),
+    FCGI_CMD("FastCgiAccessCheckerAuthoritative", FCGI_DIRECTIVE_AUTH + 5, ACCESS_CONF,
+             "Off lets other modules allow access when the application denies (default On)"),
     FCGI_CMD("FastCgiChunkedBodyMax", FCGI_DIRECTIVE_CHUNKED_BODY_MAX, RSRC_CONF,
              "largest chunked request body (bytes) spooled to learn its CONTENT_LENGTH"),
     {NULL}
@@ -60,17 +72,27 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     return fcgi_rs_post_config(pconf, plog, ptemp, s);
 }
 
+static void *create_dir_config(apr_pool_t *p, char *dir)
+{
+    return fcgi_rs_create_dir_config(p);
+}
+
 static void register_hooks(apr_pool_t *p)
 {
     ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_fixups(fcgi_rs_fixups, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(fcgi_rs_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    /* First, so that a configured authorizer decides before mod_auth_basic
+     * and mod_authz_core (they decline where none is configured). */
+    ap_hook_check_user_id(fcgi_rs_check_user_id, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_auth_checker(fcgi_rs_auth_checker, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_access_checker(fcgi_rs_access_checker, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 AP_DECLARE_MODULE(fastcgi) = {
     STANDARD20_MODULE_STUFF,
-    NULL,           /* per-directory config: none yet */
+    create_dir_config, /* authorizers; no merge, as in the original */
     NULL,
     NULL,           /* definitions are global, as in the original */
     NULL,
@@ -132,6 +154,11 @@ apr_status_t fcgi_shim_send_broken(request_rec *r, apr_bucket_brigade *bb)
     rv = ap_pass_brigade(r->output_filters, bb);
     apr_brigade_cleanup(bb);
     return rv;
+}
+
+void *fcgi_shim_dir_config(const request_rec *r)
+{
+    return ap_get_module_config(r->per_dir_config, &fastcgi_module);
 }
 
 void fcgi_shim_skip_protocol_filters(request_rec *r)

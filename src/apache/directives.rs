@@ -11,6 +11,8 @@ const STATIC_SERVER: c_int = 1;
 const EXTERNAL_SERVER: c_int = 2;
 const DYNAMIC_CONFIG: c_int = 3;
 const WRAPPER: c_int = 5;
+/// Authorizer directives: AUTH + 2 * phase, + 1 for `...Authoritative`.
+const AUTH: c_int = 10;
 const IPC_DIR: c_int = 4;
 const CHUNKED_BODY_MAX: c_int = 6;
 
@@ -18,7 +20,12 @@ const CHUNKED_BODY_MAX: c_int = 6;
 /// allocated in the configuration pool (httpd prints it and fails the
 /// configuration test).
 #[no_mangle]
-pub extern "C" fn fcgi_rs_directive(cmd: *mut cmd_parms, which: c_int, args: *const c_char) -> *const c_char {
+pub extern "C" fn fcgi_rs_directive(
+    cmd: *mut cmd_parms,
+    dir_config: *mut std::os::raw::c_void,
+    which: c_int,
+    args: *const c_char,
+) -> *const c_char {
     guard(std::ptr::null(), || {
         // SAFETY: httpd passes a valid cmd_parms for the directive being read.
         let cmd = unsafe { &*cmd };
@@ -26,7 +33,17 @@ pub extern "C" fn fcgi_rs_directive(cmd: *mut cmd_parms, which: c_int, args: *co
         let name = unsafe { cmd.cmd.as_ref().and_then(|c| c_str(c.name)) }.unwrap_or("FastCGI");
         // SAFETY: RAW_ARGS hands over a NUL-terminated string valid during the call.
         let args = unsafe { c_str(args) }.unwrap_or("");
-        match apply(cmd, which, name, args) {
+        let result = if which >= AUTH {
+            // SAFETY: for ACCESS_CONF directives httpd passes the section's
+            // config made by fcgi_rs_create_dir_config.
+            match unsafe { super::auth::dir_config_mut(dir_config) } {
+                Some(dir) => apply_auth(dir, which - AUTH, name, args),
+                None => Err(format!("{name}: no directory configuration")),
+            }
+        } else {
+            apply(cmd, which, name, args)
+        };
+        match result {
             Ok(()) => std::ptr::null(),
             Err(msg) => pool_string(cmd.pool, &msg),
         }
@@ -53,6 +70,14 @@ fn apply(cmd: &cmd_parms, which: c_int, name: &str, args: &str) -> Result<(), St
         CHUNKED_BODY_MAX => b.chunked_body_max(name, args),
         _ => Err(format!("{name}: not supported by mod_fastcgi_rs yet")),
     })
+}
+
+fn apply_auth(dir: &mut crate::config::DirConfig, n: c_int, name: &str, args: &str) -> Result<(), String> {
+    let phase = usize::try_from(n / 2).unwrap_or(usize::MAX);
+    if n % 2 == 1 {
+        return crate::config::Builder::auth_authoritative(dir, phase, name, args);
+    }
+    state::with_builder(|b| b.auth_app(dir, phase, name, args))
 }
 
 /// A copy of `s` in `pool`, NUL-terminated.

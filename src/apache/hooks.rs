@@ -65,7 +65,7 @@ pub extern "C" fn fcgi_rs_fixups(r: *mut request_rec) -> i32 {
 
 /// The request's suexec identity (`SuexecUserGroup`, `~user`) when it is
 /// not Apache's own user and group.
-fn suexec_identity(req: &request_rec) -> Option<(u32, u32)> {
+pub(super) fn suexec_identity(req: &request_rec) -> Option<(u32, u32)> {
     // SAFETY: req is the live request; the hook returns NULL or an identity
     // allocated in a pool that outlives the request.
     let id = unsafe { ffi::ap_run_get_suexec_identity(req).as_ref() }?;

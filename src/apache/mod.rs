@@ -3,6 +3,7 @@
 //! FFI), and the [`request::ApacheRequest`] implementation of the gateway's
 //! `Client` over `request_rec`.
 
+mod auth;
 mod directives;
 mod ffi;
 mod hooks;

@@ -30,6 +30,49 @@ impl ApacheRequest {
         unsafe { ffi::apr_pstrmemdup((*self.r).pool, s.as_ptr().cast(), s.len()) }
     }
 
+    /// The original's authorizer variables, added by hand where
+    /// `ap_add_cgi_vars` would run a sub-request.
+    fn authorizer_vars(&self, role: &str) -> Vec<(String, Vec<u8>)> {
+        // SAFETY: r is live; its strings are NULL or pool strings.
+        let r = unsafe { &*self.r };
+        // SAFETY: as above.
+        let text = |p: *const std::os::raw::c_char| unsafe { c_str(p) }.unwrap_or("").as_bytes().to_vec();
+        let uri = text(r.uri);
+        let path_info = text(r.path_info);
+        let script_name = match uri.strip_suffix(path_info.as_slice()) {
+            Some(prefix) if !path_info.is_empty() => prefix.to_vec(),
+            _ => uri.clone(),
+        };
+        let mut vars = vec![
+            ("GATEWAY_INTERFACE".to_string(), b"CGI/1.1".to_vec()),
+            ("SERVER_PROTOCOL".to_string(), text(r.protocol)),
+            ("REQUEST_METHOD".to_string(), text(r.method)),
+            ("QUERY_STRING".to_string(), text(r.args)),
+            ("REQUEST_URI".to_string(), text(r.unparsed_uri)),
+            ("SCRIPT_NAME".to_string(), script_name),
+            ("FCGI_APACHE_ROLE".to_string(), role.as_bytes().to_vec()),
+        ];
+        if !path_info.is_empty() {
+            vars.push(("PATH_INFO".to_string(), path_info));
+        }
+        vars
+    }
+
+    /// Adds a variable to the request's environment (what an authorizer
+    /// grants to later phases and the handler).
+    pub(super) fn set_env(&mut self, name: &str, value: &str) {
+        let (k, v) = (self.pool_cstr(name.as_bytes()), self.pool_cstr(value.as_bytes()));
+        // SAFETY: r is live; key and value live in its pool, as setn requires.
+        unsafe { ffi::apr_table_setn((*self.r).subprocess_env, k, v) };
+    }
+
+    /// Adds a header to the error response (an authorizer's denial).
+    pub(super) fn add_err_header(&mut self, name: &str, value: &str) {
+        let (k, v) = (self.pool_cstr(name.as_bytes()), self.pool_cstr(value.as_bytes()));
+        // SAFETY: r is live; key and value live in its pool, as addn requires.
+        unsafe { ffi::apr_table_addn((*self.r).err_headers_out, k, v) };
+    }
+
     pub(super) fn log_error(&self, msg: &str) {
         self.log(Level::Error, 0, msg);
     }
@@ -83,15 +126,26 @@ impl Client for ApacheRequest {
         (!v.is_null()).then(|| unsafe { CStr::from_ptr(v) }.to_bytes().to_vec())
     }
 
-    fn cgi_vars(&mut self, overrides: &[(String, Vec<u8>)], emit: &mut dyn FnMut(&[u8], &[u8])) {
+    fn cgi_vars(
+        &mut self,
+        auth_role: Option<&str>,
+        overrides: &[(String, Vec<u8>)],
+        emit: &mut dyn FnMut(&[u8], &[u8]),
+    ) {
         // SAFETY: r is live; these fill r->subprocess_env from the request.
         unsafe {
             ffi::ap_add_common_vars(self.r);
-            ffi::ap_add_cgi_vars(self.r);
+            if auth_role.is_none() {
+                ffi::ap_add_cgi_vars(self.r);
+            }
         }
         // SAFETY: r is live; subprocess_env is its table.
         let env = unsafe { (*self.r).subprocess_env };
-        for (name, value) in overrides {
+        let mut vars: Vec<(String, Vec<u8>)> = Vec::new();
+        if let Some(role) = auth_role {
+            vars = self.authorizer_vars(role);
+        }
+        for (name, value) in vars.iter().chain(overrides) {
             let (k, v) = (self.pool_cstr(name.as_bytes()), self.pool_cstr(value));
             // SAFETY: key and value live in the request pool, as setn requires.
             unsafe { ffi::apr_table_setn(env, k, v) };

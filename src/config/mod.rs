@@ -78,6 +78,34 @@ pub trait Host {
     fn env(&self, name: &str) -> Option<String>;
 }
 
+/// An authorizer application of a directory (FastCgiAuthenticator,
+/// FastCgiAuthorizer, FastCgiAccessChecker).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthApp {
+    /// The application: a defined server's path, or a dynamic one.
+    pub path: String,
+    /// `-compat`: only `Variable-*` headers of a grant become variables.
+    pub compat: bool,
+}
+
+/// What a directory (`<Directory>`, `<Location>`, `<Files>`) says about
+/// authorizers. There is no merging, as in the original: a section that
+/// uses any of these directives starts from the defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirConfig {
+    /// Indexed by phase: authenticator, authorizer, access checker.
+    pub apps: [Option<AuthApp>; 3],
+    /// `...Authoritative`: a denial is final (On, the default) or lets other
+    /// modules try (Off).
+    pub authoritative: [bool; 3],
+}
+
+impl Default for DirConfig {
+    fn default() -> Self {
+        DirConfig { apps: [None, None, None], authoritative: [true; 3] }
+    }
+}
+
 /// Collects directives during one configuration read.
 pub struct Builder {
     config: Config,
@@ -223,6 +251,39 @@ impl Builder {
         };
         self.host.check_executable(&path).map_err(|why| format!("{directive}: \"{path}\" {why}"))?;
         self.config.wrapper = Some(PathBuf::from(path));
+        Ok(())
+    }
+
+    /// `FastCgiAuthenticator path [-compat]` and its two siblings (`phase`
+    /// 0, 1, 2): the path must be a defined server or an executable file.
+    pub fn auth_app(&self, dir: &mut DirConfig, phase: usize, directive: &str, args: &str) -> Result<(), String> {
+        let words = split_words(args);
+        let (path, compat) = match words.as_slice() {
+            [path] => (path, false),
+            [path, opt] if opt.eq_ignore_ascii_case("-compat") => (path, true),
+            [_, opt] => return Err(format!("{directive}: unknown option: \"{opt}\"")),
+            _ => return Err(format!("{directive} takes a path and an optional -compat")),
+        };
+        let path = self.absolute(path);
+        if self.config.find(&path).is_none() {
+            self.host.check_executable(&path).map_err(|why| format!("{directive}: \"{path}\" {why}"))?;
+        }
+        if let Some(slot) = dir.apps.get_mut(phase) {
+            *slot = Some(AuthApp { path, compat });
+        }
+        Ok(())
+    }
+
+    /// `FastCgiAuthenticatorAuthoritative On|Off` and its two siblings.
+    pub fn auth_authoritative(dir: &mut DirConfig, phase: usize, directive: &str, args: &str) -> Result<(), String> {
+        let on = match one_word(directive, args)?.to_ascii_lowercase().as_str() {
+            "on" => true,
+            "off" => false,
+            _ => return Err(format!("{directive} must be On or Off")),
+        };
+        if let Some(slot) = dir.authoritative.get_mut(phase) {
+            *slot = on;
+        }
         Ok(())
     }
 
@@ -486,6 +547,27 @@ mod tests {
             "The FastCgiWrapper command must preceed static FastCGI server definitions"
         );
         assert!(builder().wrapper("FastCgiWrapper", "/missing/suexec").unwrap_err().contains("stat() failed"));
+    }
+
+    #[test]
+    fn authorizer_directives() {
+        let mut b = builder();
+        b.external_server("E", "/srv/auth -socket /s").unwrap();
+        let mut dir = DirConfig::default();
+        b.auth_app(&mut dir, 0, "FastCgiAuthenticator", "/srv/auth").unwrap();
+        b.auth_app(&mut dir, 2, "FastCgiAccessChecker", "/usr/bin/check -COMPAT").unwrap();
+        assert_eq!(dir.apps[0], Some(AuthApp { path: "/srv/auth".into(), compat: false }));
+        assert_eq!(dir.apps[2], Some(AuthApp { path: "/usr/bin/check".into(), compat: true }));
+        assert_eq!(dir.apps[1], None);
+        assert_eq!(
+            b.auth_app(&mut dir, 1, "FastCgiAuthorizer", "/srv/auth -x").unwrap_err(),
+            "FastCgiAuthorizer: unknown option: \"-x\""
+        );
+        assert!(b.auth_app(&mut dir, 1, "FastCgiAuthorizer", "/missing/app").unwrap_err().contains("stat() failed"));
+        assert_eq!(dir.authoritative, [true; 3]);
+        Builder::auth_authoritative(&mut dir, 1, "FastCgiAuthorizerAuthoritative", "off").unwrap();
+        assert_eq!(dir.authoritative, [true, false, true]);
+        assert!(Builder::auth_authoritative(&mut dir, 1, "X", "maybe").unwrap_err().contains("On or Off"));
     }
 
     #[test]

@@ -32,6 +32,16 @@ pub(super) struct OnDemand {
 /// is the request's suexec uid/gid when a FastCgiWrapper is set and it
 /// differs from Apache's own; one application runs per path and identity.
 pub fn run_dynamic(client: &mut dyn Client, path: &str, identity: Option<(u32, u32)>, config: &Config) -> Outcome {
+    let (server, on_demand) = target(path, identity, config);
+    let began = Instant::now();
+    let outcome = run_with(client, &server, config, Some(&on_demand));
+    on_demand.done(path, began);
+    outcome
+}
+
+/// The server record and manager channel of the dynamic application
+/// `path` run as `identity`.
+pub(super) fn target(path: &str, identity: Option<(u32, u32)>, config: &Config) -> (Server, OnDemand) {
     let dir = pm::dynamic_dir(config);
     let key = control::class_key(path.as_bytes(), identity);
     let server = Server {
@@ -46,18 +56,20 @@ pub fn run_dynamic(client: &mut dyn Client, path: &str, identity: Option<(u32, u
         start_delay: Duration::from_secs(config.dynamic.start_delay.into()),
         auto_update: config.dynamic.auto_update,
     };
-    let began = Instant::now();
-    let outcome = run_with(client, &server, config, Some(&on_demand));
-    // Load statistics for the kill policy; the answer does not matter.
-    let micros = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
-    let _ = on_demand.tell(control::Op::Done, path, micros);
-    outcome
+    (server, on_demand)
 }
 
 impl OnDemand {
     fn tell(&self, op: control::Op, path: &str, micros: u64) -> Result<(), String> {
         let request = control::Request { op, micros, identity: self.identity, path: path.as_bytes().to_vec() };
         control::ask(&self.control, &request, START_TIMEOUT)
+    }
+
+    /// A request that began at `began` finished: load statistics for the
+    /// kill policy (the answer does not matter).
+    pub(super) fn done(&self, path: &str, began: Instant) {
+        let micros = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let _ = self.tell(control::Op::Done, path, micros);
     }
 
     /// A request waited `-startDelay`: ask for another instance.

@@ -42,31 +42,59 @@ pub(super) fn run_with(
     if let Body::Spooled(spool) = &body {
         overrides.push(("CONTENT_LENGTH".to_string(), spool.len().to_string().into_bytes()));
     }
+    match open(client, server, dynamic, None, overrides) {
+        Ok((conn, out)) => {
+            let phase = if server.options.nph { Phase::Nph } else { Phase::Headers(Vec::new()) };
+            Exchange::new(client, server, conn, body, out, dynamic, phase).run()
+        }
+        Err(status) => Outcome::Status(status),
+    }
+}
+
+/// Runs an AUTHORIZER-role request (`role`: the FCGI_APACHE_ROLE value) and
+/// returns the application's whole output (bounded), or the status to
+/// answer with when talking to it failed (already logged).
+pub(super) fn run_authorizer(
+    client: &mut dyn Client,
+    server: &Server,
+    dynamic: Option<&OnDemand>,
+    role: &str,
+    overrides: Vec<(String, Vec<u8>)>,
+) -> Result<Vec<u8>, u16> {
+    let (conn, out) = open(client, server, dynamic, Some(role), overrides)?;
+    Exchange::new(client, server, conn, Body::None, out, dynamic, Phase::Collect(Vec::new())).collect()
+}
+
+/// Connects to the application with BEGIN_REQUEST and the PARAMS stream
+/// queued: the responder's CGI variables, or with `auth_role` the
+/// authorizer's, plus `-pass-header` values and `overrides`.
+fn open(
+    client: &mut dyn Client,
+    server: &Server,
+    dynamic: Option<&OnDemand>,
+    auth_role: Option<&str>,
+    mut overrides: Vec<(String, Vec<u8>)>,
+) -> Result<(Conn, Vec<u8>), u16> {
     for name in &server.options.pass_headers {
         if let Some(value) = client.request_header(name) {
             overrides.push((cgi_header_name(name), value));
         }
     }
-
     let enc = RequestEncoder::new(REQUEST_ID);
     let mut out = Vec::with_capacity(4096);
-    enc.begin_request(&mut out, Role::Responder, false);
+    let role = if auth_role.is_some() { Role::Authorizer } else { Role::Responder };
+    enc.begin_request(&mut out, role, false);
     let mut params = enc.params(&mut out);
-    client.cgi_vars(&overrides, &mut |name, value| params.pair(name, value));
+    client.cgi_vars(auth_role, &overrides, &mut |name, value| params.pair(name, value));
     params.finish();
-
     let conn = match dynamic {
         Some(on_demand) => on_demand.connect(server),
         None => connect(server),
     };
-    let conn = match conn {
-        Ok(conn) => conn,
-        Err((errno, msg)) => {
-            client.log(Level::Error, errno, &msg);
-            return Outcome::Status(503);
-        }
-    };
-    Exchange::new(client, server, conn, body, out, dynamic).run()
+    conn.map(|c| (c, out)).map_err(|(errno, msg)| {
+        client.log(Level::Error, errno, &msg);
+        503
+    })
 }
 
 /// Connects to `server`; on failure, the errno and the original's log line.
@@ -152,6 +180,8 @@ fn prepare_body(client: &mut dyn Client, config: &Config) -> Result<Body, u16> {
 
 /// Where the response stands.
 enum Phase {
+    /// An authorizer: keep the whole output (bounded) for the caller.
+    Collect(Vec<u8>),
     /// Collecting the CGI header block.
     Headers(Vec<u8>),
     /// Streaming the body to the client.
@@ -202,6 +232,7 @@ impl<'c> Exchange<'c> {
         body: Body,
         out: Vec<u8>,
         dynamic: Option<&'c OnDemand>,
+        phase: Phase,
     ) -> Self {
         Exchange {
             client,
@@ -214,7 +245,7 @@ impl<'c> Exchange<'c> {
             out_pos: 0,
             stdin_done: false,
             write_closed: false,
-            phase: if server.options.nph { Phase::Nph } else { Phase::Headers(Vec::new()) },
+            phase,
             sent: false,
             unflushed: false,
             stderr: Vec::new(),
@@ -235,6 +266,24 @@ impl<'c> Exchange<'c> {
                 self.client.send_broken();
                 Outcome::Sent
             }
+        }
+    }
+
+    /// Runs an authorizer exchange to its end: the collected output, or the
+    /// status to answer with.
+    fn collect(mut self) -> Result<Vec<u8>, u16> {
+        let result = self.pump();
+        self.flush_stderr();
+        match (result, std::mem::replace(&mut self.phase, Phase::Body)) {
+            (Ok(()), Phase::Collect(output)) if !output.is_empty() => Ok(output),
+            (Ok(()), _) => {
+                let msg =
+                    format!("FastCGI: incomplete headers (0 bytes) received from server \"{}\"", self.server.path);
+                self.log(Level::Error, 0, &msg);
+                Err(502)
+            }
+            (Err(Stop::Failed(status)), _) => Err(status),
+            (Err(Stop::ClientGone), _) => Err(400),
         }
     }
 
@@ -365,6 +414,18 @@ impl<'c> Exchange<'c> {
 
     fn on_stdout(&mut self, data: &[u8]) -> Result<(), Stop> {
         match &mut self.phase {
+            Phase::Collect(output) => {
+                if output.len() + data.len() > MAX_HEADER_BLOCK {
+                    let msg = format!(
+                        "FastCGI: comm with server \"{}\" aborted: authorizer output exceeds {} bytes",
+                        self.server.path, MAX_HEADER_BLOCK
+                    );
+                    self.log(Level::Error, 0, &msg);
+                    return Err(Stop::Failed(502));
+                }
+                output.extend_from_slice(data);
+                Ok(())
+            }
             Phase::Body => self.send(data),
             Phase::Discard(_) => Ok(()),
             Phase::Nph => {

@@ -8,6 +8,7 @@
 //! the `apache` layer and by in-memory fakes in tests, so this module never
 //! touches FFI.
 
+mod authorizer;
 mod dynamic;
 mod exchange;
 mod headers;
@@ -15,6 +16,7 @@ mod spool;
 
 use std::io;
 
+pub use authorizer::{authorize, AuthPhase, AuthResult};
 pub use dynamic::run_dynamic;
 pub use exchange::run;
 pub use spool::Spool;
@@ -64,7 +66,16 @@ pub trait Client {
     fn request_header(&self, name: &str) -> Option<Vec<u8>>;
     /// Calls `emit` with each CGI variable httpd computes for the request
     /// (`ap_add_common_vars` + `ap_add_cgi_vars`), after setting `overrides`.
-    fn cgi_vars(&mut self, overrides: &[(String, Vec<u8>)], emit: &mut dyn FnMut(&[u8], &[u8]));
+    /// With `auth_role` (an authorizer phase: `AUTHENTICATOR`,
+    /// `AUTHORIZER`, `ACCESS_CHECKER`) the original's authorizer variant:
+    /// no PATH_TRANSLATED (its sub-request would run the auth phases again),
+    /// and FCGI_APACHE_ROLE.
+    fn cgi_vars(
+        &mut self,
+        auth_role: Option<&str>,
+        overrides: &[(String, Vec<u8>)],
+        emit: &mut dyn FnMut(&[u8], &[u8]),
+    );
     /// Prepares to read the body; `Err(status)` for a request httpd rejects.
     fn body_length(&mut self) -> Result<BodyLength, u16>;
     /// Reads request body bytes (de-chunked); `Ok(0)` at its end.

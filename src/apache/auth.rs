@@ -1,0 +1,114 @@
+//! The authorizer phases: per-directory configuration (created by httpd for
+//! each section) and the `check_user_id`, `auth_checker` and
+//! `access_checker` hooks, which run the configured application through
+//! `gateway::authorize`.
+
+use std::os::raw::{c_char, c_int, c_void};
+
+use super::ffi::{self, apr_pool_t, request_rec};
+use super::request::ApacheRequest;
+use super::{c_str, guard, state};
+use crate::config::DirConfig;
+use crate::gateway::{self, AuthPhase, AuthResult};
+
+/// Drops a section's DirConfig when its pool goes.
+extern "C" fn drop_dir_config(data: *mut c_void) -> ffi::apr_status_t {
+    guard(0, || {
+        // SAFETY: data came from Box::into_raw in fcgi_rs_create_dir_config and
+        // this cleanup runs once.
+        drop(unsafe { Box::from_raw(data as *mut DirConfig) });
+        0
+    })
+}
+
+/// httpd's create_dir_config: a default DirConfig owned by `p`.
+#[no_mangle]
+pub extern "C" fn fcgi_rs_create_dir_config(p: *mut apr_pool_t) -> *mut c_void {
+    guard(std::ptr::null_mut(), || {
+        let raw = Box::into_raw(Box::<DirConfig>::default()) as *mut c_void;
+        // SAFETY: p is the section's live pool; the cleanup frees raw with it.
+        unsafe { ffi::apr_pool_cleanup_register(p, raw, Some(drop_dir_config), Some(ffi::apr_pool_cleanup_null)) };
+        raw
+    })
+}
+
+/// The DirConfig behind httpd's per-directory pointer.
+///
+/// # Safety
+/// `p` is NULL or a pointer returned by `fcgi_rs_create_dir_config` whose
+/// pool is alive, used by one thread at a time (configuration reading).
+pub(super) unsafe fn dir_config_mut<'a>(p: *mut c_void) -> Option<&'a mut DirConfig> {
+    // SAFETY: per the contract.
+    unsafe { (p as *mut DirConfig).as_mut() }
+}
+
+fn run(r: *mut request_rec, phase: AuthPhase) -> c_int {
+    let index = phase as usize;
+    // SAFETY: r is the live request; its per-dir config is ours or NULL.
+    let dir = unsafe { (ffi::fcgi_shim_dir_config(r) as *const DirConfig).as_ref() };
+    let Some(app) = dir.and_then(|d| d.apps.get(index).cloned().flatten()) else { return ffi::DECLINED as c_int };
+    let authoritative = dir.is_none_or(|d| d.authoritative.get(index).copied().unwrap_or(true));
+    let Some(config) = state::active() else { return ffi::DECLINED as c_int };
+    let mut password = None;
+    if phase == AuthPhase::Authenticator {
+        let mut pw: *const c_char = std::ptr::null();
+        // SAFETY: r is live; pw receives a pool string. This also sets r->user.
+        let rc = unsafe { ffi::ap_get_basic_auth_pw(r, &mut pw) };
+        if rc != ffi::OK as c_int {
+            return rc;
+        }
+        // SAFETY: NULL or a pool string.
+        password = Some(unsafe { c_str(pw) }.unwrap_or("").to_string());
+    }
+    // SAFETY: r is live.
+    let req = unsafe { &mut *r };
+    let identity = if config.wrapper.is_some() { super::hooks::suexec_identity(req) } else { None };
+    let mut client = ApacheRequest::new(r);
+    let result = gateway::authorize(&mut client, &app.path, identity, phase, password.as_deref(), app.compat, &config);
+    match result {
+        AuthResult::Granted(vars) => {
+            for (name, value) in vars {
+                client.set_env(&name, &value);
+            }
+            ffi::OK as c_int
+        }
+        AuthResult::Denied(headers) => {
+            for (name, value) in headers {
+                client.add_err_header(&name, &value);
+            }
+            // SAFETY: NULL or pool strings of the live request.
+            let (user, uri) = unsafe { (c_str(req.user).unwrap_or(""), c_str(req.uri).unwrap_or("")) };
+            let msg = match phase {
+                AuthPhase::Authenticator => format!("FastCGI: authentication failed for user \"{user}\": {uri}"),
+                AuthPhase::Authorizer => format!("FastCGI: authorization failed for user \"{user}\": {uri}"),
+                AuthPhase::AccessChecker => format!("FastCGI: access denied: {uri}"),
+            };
+            client.log_error(&msg);
+            if !authoritative {
+                return ffi::DECLINED as c_int;
+            }
+            if phase == AuthPhase::AccessChecker {
+                return ffi::HTTP_FORBIDDEN as c_int;
+            }
+            // SAFETY: r is live; adds the WWW-Authenticate challenge.
+            unsafe { ffi::ap_note_auth_failure(r) };
+            ffi::HTTP_UNAUTHORIZED as c_int
+        }
+        AuthResult::Failed(status) => c_int::from(status),
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn fcgi_rs_check_user_id(r: *mut request_rec) -> c_int {
+    guard(ffi::HTTP_INTERNAL_SERVER_ERROR as c_int, || run(r, AuthPhase::Authenticator))
+}
+
+#[no_mangle]
+pub extern "C" fn fcgi_rs_auth_checker(r: *mut request_rec) -> c_int {
+    guard(ffi::HTTP_INTERNAL_SERVER_ERROR as c_int, || run(r, AuthPhase::Authorizer))
+}
+
+#[no_mangle]
+pub extern "C" fn fcgi_rs_access_checker(r: *mut request_rec) -> c_int {
+    guard(ffi::HTTP_INTERNAL_SERVER_ERROR as c_int, || run(r, AuthPhase::AccessChecker))
+}
