@@ -17,6 +17,9 @@ pub struct AppOptions {
     pub flush: bool,
     /// `-nph`: the application writes the whole HTTP response itself.
     pub nph: bool,
+    /// `-keep-conn` (new): keep connections open between requests
+    /// (FCGI_KEEP_CONN), pooled per Apache child.
+    pub keep_conn: bool,
     /// `-user`: under a FastCgiWrapper, the user the server runs as; only
     /// requests of that identity go to it.
     pub user: Option<String>,
@@ -32,6 +35,7 @@ impl Default for AppOptions {
             pass_headers: Vec::new(),
             flush: false,
             nph: false,
+            keep_conn: false,
             user: None,
             group: None,
         }
@@ -193,6 +197,7 @@ pub(super) fn parse_options(
             }
             (_, "-flush") => p.app.flush = true,
             (Static | External, "-nph") => p.app.nph = true,
+            (Static | External, "-keep-conn") => p.app.keep_conn = true,
             (Static | External, "-socket") => {
                 let v = value()?;
                 if v.is_empty() {

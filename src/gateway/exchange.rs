@@ -42,13 +42,38 @@ pub(super) fn run_with(
     if let Body::Spooled(spool) = &body {
         overrides.push(("CONTENT_LENGTH".to_string(), spool.len().to_string().into_bytes()));
     }
-    match open(client, server, dynamic, None, overrides) {
-        Ok((conn, out)) => {
-            let phase = if server.options.nph { Phase::Nph } else { Phase::Headers(Vec::new()) };
-            Exchange::new(client, server, conn, body, out, dynamic, phase).run()
+    let head = params_head(client, server, None, overrides);
+    let keep = server.options.keep_conn && dynamic.is_none();
+    let mut body = body;
+    // A pooled connection may have been closed by the application while it
+    // sat idle: then the request is replayed once on a fresh one.
+    for pooled in [keep, false] {
+        let reused = if pooled { transport::pool::checkout(&server.endpoint) } else { None };
+        let conn = match reused {
+            Some(conn) => conn,
+            None if pooled => continue,
+            None => match dynamic.map_or_else(|| connect(server), |d| d.connect(server)) {
+                Ok(conn) => conn,
+                Err((errno, msg)) => {
+                    client.log(Level::Error, errno, &msg);
+                    return Outcome::Status(503);
+                }
+            },
+        };
+        let phase = if server.options.nph { Phase::Nph } else { Phase::Headers(Vec::new()) };
+        let mut exchange = Exchange::new(client, server, conn, body, head.clone(), dynamic, phase);
+        exchange.reused = pooled;
+        match exchange.run() {
+            Ok(outcome) => return outcome,
+            Err(stale_body) => body = stale_body,
         }
-        Err(status) => Outcome::Status(status),
+        if let Body::Spooled(spool) = &mut body {
+            if spool.rewind().is_err() {
+                return Outcome::Status(500);
+            }
+        }
     }
+    Outcome::Status(502)
 }
 
 /// Runs an AUTHORIZER-role request (`role`: the FCGI_APACHE_ROLE value) and
@@ -61,20 +86,23 @@ pub(super) fn run_authorizer(
     role: &str,
     overrides: Vec<(String, Vec<u8>)>,
 ) -> Result<Vec<u8>, u16> {
-    let (conn, out) = open(client, server, dynamic, Some(role), overrides)?;
-    Exchange::new(client, server, conn, Body::None, out, dynamic, Phase::Collect(Vec::new())).collect()
+    let head = params_head(client, server, Some(role), overrides);
+    let conn = dynamic.map_or_else(|| connect(server), |d| d.connect(server)).map_err(|(errno, msg)| {
+        client.log(Level::Error, errno, &msg);
+        503u16
+    })?;
+    Exchange::new(client, server, conn, Body::None, head, dynamic, Phase::Collect(Vec::new())).collect()
 }
 
-/// Connects to the application with BEGIN_REQUEST and the PARAMS stream
-/// queued: the responder's CGI variables, or with `auth_role` the
-/// authorizer's, plus `-pass-header` values and `overrides`.
-fn open(
+/// BEGIN_REQUEST and the PARAMS stream: the responder's CGI variables, or
+/// with `auth_role` the authorizer's, plus `-pass-header` values and
+/// `overrides`. FCGI_KEEP_CONN for responders of `-keep-conn` servers.
+fn params_head(
     client: &mut dyn Client,
     server: &Server,
-    dynamic: Option<&OnDemand>,
     auth_role: Option<&str>,
     mut overrides: Vec<(String, Vec<u8>)>,
-) -> Result<(Conn, Vec<u8>), u16> {
+) -> Vec<u8> {
     for name in &server.options.pass_headers {
         if let Some(value) = client.request_header(name) {
             overrides.push((cgi_header_name(name), value));
@@ -83,18 +111,11 @@ fn open(
     let enc = RequestEncoder::new(REQUEST_ID);
     let mut out = Vec::with_capacity(4096);
     let role = if auth_role.is_some() { Role::Authorizer } else { Role::Responder };
-    enc.begin_request(&mut out, role, false);
+    enc.begin_request(&mut out, role, server.options.keep_conn && auth_role.is_none());
     let mut params = enc.params(&mut out);
     client.cgi_vars(auth_role, &overrides, &mut |name, value| params.pair(name, value));
     params.finish();
-    let conn = match dynamic {
-        Some(on_demand) => on_demand.connect(server),
-        None => connect(server),
-    };
-    conn.map(|c| (c, out)).map_err(|(errno, msg)| {
-        client.log(Level::Error, errno, &msg);
-        503
-    })
+    out
 }
 
 /// Connects to `server`; on failure, the errno and the original's log line.
@@ -196,6 +217,9 @@ enum Phase {
 enum Stop {
     /// The client went away; nothing more to send.
     ClientGone,
+    /// A pooled connection turned out closed before any answer, and the
+    /// request can be replayed on a new one.
+    Stale,
     /// The application misbehaved; already logged. The status applies if
     /// nothing was sent yet.
     Failed(u16),
@@ -208,6 +232,14 @@ struct Exchange<'c> {
     dynamic: Option<&'c OnDemand>,
     /// Whether any byte came from the application yet.
     answered: bool,
+    /// The connection came from the pool.
+    reused: bool,
+    /// Whether request body bytes were read from the client (then the
+    /// request cannot be replayed).
+    body_read: bool,
+    /// The application ended the request cleanly with the connection
+    /// clean too: it can go back to the pool.
+    reusable: bool,
     conn: Conn,
     body: Body,
     /// Records waiting to be written, from `out_pos`.
@@ -239,6 +271,9 @@ impl<'c> Exchange<'c> {
             server,
             dynamic,
             answered: false,
+            reused: false,
+            body_read: false,
+            reusable: false,
             conn,
             body,
             out,
@@ -252,21 +287,28 @@ impl<'c> Exchange<'c> {
         }
     }
 
-    fn run(mut self) -> Outcome {
+    /// Runs the exchange; Err gives the body back when a pooled connection
+    /// was stale and the request can be replayed.
+    fn run(mut self) -> Result<Outcome, Body> {
         let result = self.pump();
         self.flush_stderr();
-        match result {
+        let outcome = match result {
             Ok(()) => match std::mem::replace(&mut self.phase, Phase::Body) {
                 Phase::Discard(outcome) => outcome,
                 _ => Outcome::Sent,
             },
+            Err(Stop::Stale) => return Err(self.body),
             Err(Stop::ClientGone) => Outcome::Sent,
             Err(Stop::Failed(status)) if !self.sent => Outcome::Status(status),
             Err(Stop::Failed(_)) => {
                 self.client.send_broken();
                 Outcome::Sent
             }
+        };
+        if self.reusable {
+            transport::pool::checkin(&self.server.endpoint, self.conn);
         }
+        Ok(outcome)
     }
 
     /// Runs an authorizer exchange to its end: the collected output, or the
@@ -283,7 +325,7 @@ impl<'c> Exchange<'c> {
                 Err(502)
             }
             (Err(Stop::Failed(status)), _) => Err(status),
-            (Err(Stop::ClientGone), _) => Err(400),
+            (Err(Stop::ClientGone | Stop::Stale), _) => Err(400),
         }
     }
 
@@ -348,6 +390,7 @@ impl<'c> Exchange<'c> {
                     self.log(Level::Error, 0, &msg);
                     return Err(Stop::Failed(502));
                 }
+                Ok(0) if self.replayable() => return Err(Stop::Stale),
                 Ok(0) => return self.end_of_output(),
                 Ok(n) => {
                     last_io = Instant::now();
@@ -355,6 +398,7 @@ impl<'c> Exchange<'c> {
                     n
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(_) if self.replayable() => return Err(Stop::Stale),
                 Err(e) => return Err(self.comm_failed("read failed", &e)),
             };
             let mut input = &inbuf[..n];
@@ -369,6 +413,12 @@ impl<'c> Exchange<'c> {
                     Some(ResponseEvent::Stdout(data)) => self.on_stdout(data)?,
                     Some(ResponseEvent::Stderr(data)) => self.on_stderr(data),
                     Some(ResponseEvent::EndRequest { protocol_status, .. }) => {
+                        self.reusable = self.server.options.keep_conn
+                            && input.is_empty()
+                            && !decoder.in_record()
+                            && self.stdin_done
+                            && self.out_pos == self.out.len()
+                            && !self.write_closed;
                         return self.on_end_request(protocol_status);
                     }
                     Some(ResponseEvent::StdoutEnd)
@@ -390,7 +440,10 @@ impl<'c> Exchange<'c> {
         }
         let read = match &mut self.body {
             Body::None => Ok(0),
-            Body::Streamed => self.client.read_body(buf),
+            Body::Streamed => {
+                self.body_read = true;
+                self.client.read_body(buf)
+            }
             Body::Spooled(spool) => spool.read(buf),
         };
         let enc = RequestEncoder::new(REQUEST_ID);
@@ -565,6 +618,12 @@ impl<'c> Exchange<'c> {
             &format!("FastCGI: comm with server \"{}\" aborted: {what}", self.server.path),
         );
         Stop::Failed(self.no_answer_status())
+    }
+
+    /// A pooled connection that closed before any answer, when nothing of
+    /// the client's body was consumed.
+    fn replayable(&self) -> bool {
+        self.reused && !self.answered && !self.body_read
     }
 
     /// A dynamic application that went away without a byte could not start

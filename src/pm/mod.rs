@@ -390,6 +390,11 @@ impl Manager<'_, '_> {
                                 "FastCGI: restarting old server \"{path}\" processes, newer version found"
                             ));
                             actions.kill.extend(old);
+                            // The new version gets a socket of its own: a
+                            // request must not reach an old instance that is
+                            // about to exit.
+                            od.listeners.remove(&key);
+                            let _ = std::fs::remove_file(control::socket_path(&od.dir, &key));
                         }
                     }
                     Some(od.policy.start(&key, now, &mut actions))

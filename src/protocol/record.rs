@@ -242,7 +242,12 @@ impl Splitter {
 
     /// True between records: the stream may end here without losing data.
     pub fn at_boundary(&self) -> bool {
-        matches!(self.state, State::Header) && self.hdr_len == 0
+        match self.state {
+            State::Header => self.hdr_len == 0,
+            // A record just ended and has no padding left to read.
+            State::Padding => self.padding_left == 0,
+            State::Content => false,
+        }
     }
 
     /// Bytes held internally: a partial header plus a buffered body.

@@ -9,7 +9,7 @@ pub const MAX_UNIX_PATH: usize = 107;
 
 /// An application's listening address, resolved once at configuration time
 /// (as the original did), so a request never waits on DNS.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Endpoint {
     /// A Unix domain socket path (absolute).
     Unix(PathBuf),

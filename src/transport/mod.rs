@@ -4,6 +4,7 @@
 
 mod conn;
 mod endpoint;
+pub mod pool;
 
 pub use conn::{connect, Conn, Ready};
 pub use endpoint::{hashed_name, Endpoint, EndpointError};
