@@ -35,7 +35,7 @@ pub extern "C" fn fcgi_rs_create_dir_config(p: *mut apr_pool_t) -> *mut c_void {
 /// The DirConfig behind httpd's per-directory pointer.
 ///
 /// # Safety
-/// `p` is NULL or a pointer returned by `fcgi_rs_create_dir_config` whose
+/// SAFETY: the caller guarantees `p` is NULL or a pointer returned by `fcgi_rs_create_dir_config` whose
 /// pool is alive, used by one thread at a time (configuration reading).
 pub(super) unsafe fn dir_config_mut<'a>(p: *mut c_void) -> Option<&'a mut DirConfig> {
     // SAFETY: per the contract.

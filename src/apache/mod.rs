@@ -24,7 +24,7 @@ fn guard<T>(fallback: T, f: impl FnOnce() -> T) -> T {
 /// A C string from httpd as `&str`, None for NULL or invalid UTF-8.
 ///
 /// # Safety
-/// `p` is NULL or a NUL-terminated string that outlives `'a`.
+/// SAFETY: the caller guarantees `p` is NULL or a NUL-terminated string that outlives `'a`.
 unsafe fn c_str<'a>(p: *const c_char) -> Option<&'a str> {
     if p.is_null() {
         return None;

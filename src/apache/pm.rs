@@ -201,7 +201,7 @@ fn remove_sockets() {
 /// command line rewritten in place as `fcgi-pm <Apache's arguments>`.
 ///
 /// # Safety
-/// Called in the freshly forked manager only; `s` is the live main server.
+/// SAFETY: the caller guarantees this runs in the freshly forked manager only; `s` is the live main server.
 unsafe fn name_process(s: *mut server_rec) {
     const NAME: &[u8] = b"fcgi-pm";
     // SAFETY: PR_SET_NAME copies at most 16 bytes from a NUL-terminated string.

@@ -1,6 +1,7 @@
 //! Every error variant, produced from bytes, with its log text; and
 //! stickiness.
 
+#[cfg(test)] // test code only, like the whole `tests` module
 use super::support::*;
 use crate::protocol::*;
 

@@ -4,6 +4,7 @@
 //! them run in a few seconds in a debug build; the fuzz targets in `fuzz/`
 //! cover long inputs.
 
+#[cfg(test)] // test code only, like the whole `tests` module
 use super::support::*;
 use crate::protocol::*;
 

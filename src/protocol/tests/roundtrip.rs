@@ -1,6 +1,7 @@
 //! Seeded round-trip property test: random environments, bodies and read
 //! splits through both encoder/decoder pairs must come back unchanged.
 
+#[cfg(test)] // test code only, like the whole `tests` module
 use super::support::*;
 use crate::protocol::*;
 

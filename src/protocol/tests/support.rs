@@ -1,6 +1,7 @@
 //! Shared helpers: a seeded PRNG and owned copies of decoder events, so
 //! that results of differently split inputs can be compared.
 
+#[cfg(test)] // test code only, like the whole `tests` module
 use crate::protocol::*;
 
 /// xorshift64*: deterministic, dependency-free randomness for the tests.

@@ -1,6 +1,7 @@
 //! Byte vectors written out by hand from the spec, for every record type,
 //! every name-value length layout, padding and record splitting.
 
+#[cfg(test)] // test code only, like the whole `tests` module
 use super::support::*;
 use crate::protocol::*;
 
