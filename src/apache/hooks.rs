@@ -11,6 +11,8 @@ use crate::pm;
 
 /// The handler name, as in the original.
 const HANDLER: &std::ffi::CStr = c"fastcgi-script";
+/// The status page's handler.
+const STATUS_HANDLER: &str = "fastcgi-status";
 
 #[no_mangle]
 pub extern "C" fn fcgi_rs_pre_config(pconf: *mut apr_pool_t, _plog: *mut apr_pool_t, _ptemp: *mut apr_pool_t) -> i32 {
@@ -116,12 +118,17 @@ pub extern "C" fn fcgi_rs_handler(r: *mut request_rec) -> i32 {
         // SAFETY: httpd passes the live request.
         let req = unsafe { &mut *r };
         // SAFETY: NULL or a pool string.
-        if unsafe { c_str(req.handler) } != HANDLER.to_str().ok() {
+        let handler = unsafe { c_str(req.handler) };
+        if handler != HANDLER.to_str().ok() && handler != Some(STATUS_HANDLER) {
             return ffi::DECLINED as i32;
         }
         let Some(config) = state::active() else {
             return ffi::DECLINED as i32;
         };
+        if handler == Some(STATUS_HANDLER) {
+            gateway::status_page(&mut ApacheRequest::new(r), &config);
+            return ffi::OK as i32;
+        }
         // SAFETY: NULL or a pool string.
         let filename = unsafe { c_str(req.filename) }.unwrap_or("");
         let mut client = ApacheRequest::new(r);

@@ -231,6 +231,12 @@ impl Client for ApacheRequest {
         HeaderVerdict::Body
     }
 
+    fn set_content_type(&mut self, content_type: &str) {
+        let ct = self.pool_cstr(content_type.as_bytes());
+        // SAFETY: r is live; ct lives in its pool.
+        unsafe { ffi::ap_set_content_type(self.r, ct) };
+    }
+
     fn start_nph(&mut self) {
         // SAFETY: r and its connection are live.
         unsafe {

@@ -62,7 +62,7 @@ pub(super) fn target(path: &str, identity: Option<(u32, u32)>, config: &Config) 
 impl OnDemand {
     fn tell(&self, op: control::Op, path: &str, micros: u64) -> Result<(), String> {
         let request = control::Request { op, micros, identity: self.identity, path: path.as_bytes().to_vec() };
-        control::ask(&self.control, &request, START_TIMEOUT)
+        control::ask(&self.control, &request, START_TIMEOUT).map(drop)
     }
 
     /// A request that began at `began` finished: load statistics for the

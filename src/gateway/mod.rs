@@ -13,6 +13,7 @@ mod dynamic;
 mod exchange;
 mod headers;
 mod spool;
+mod status;
 
 use std::io;
 
@@ -20,6 +21,7 @@ pub use authorizer::{authorize, AuthPhase, AuthResult};
 pub use dynamic::run_dynamic;
 pub use exchange::run;
 pub use spool::Spool;
+pub use status::status_page;
 
 use crate::log::Level;
 
@@ -83,6 +85,8 @@ pub trait Client {
     /// Hands a complete CGI header block (ending with its blank line) to
     /// httpd's header scanner.
     fn apply_headers(&mut self, block: &[u8]) -> HeaderVerdict;
+    /// Sets the response's Content-Type (pages the module writes itself).
+    fn set_content_type(&mut self, content_type: &str);
     /// For `-nph`: the output is a whole HTTP response; bypass httpd's
     /// protocol filters.
     fn start_nph(&mut self);

@@ -29,6 +29,8 @@ pub enum Op {
     /// The application's file is newer than its instances (`-autoUpdate`):
     /// replace them (reply follows).
     Restart,
+    /// What runs (for the status page): the reply carries a JSON document.
+    Status,
 }
 
 impl Op {
@@ -38,12 +40,13 @@ impl Op {
             Op::More => b'M',
             Op::Done => b'C',
             Op::Restart => b'R',
+            Op::Status => b'Q',
         }
     }
 
     /// Whether the manager answers this op.
     pub fn wants_reply(self) -> bool {
-        matches!(self, Op::Start | Op::Restart)
+        matches!(self, Op::Start | Op::Restart | Op::Status)
     }
 }
 
@@ -83,6 +86,7 @@ impl Request {
             b'M' => Op::More,
             b'C' => Op::Done,
             b'R' => Op::Restart,
+            b'Q' => Op::Status,
             _ => return None,
         };
         let micros = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
@@ -101,23 +105,23 @@ impl Request {
     }
 }
 
-/// The manager's answer to Start/Restart: Ok when an instance is
-/// listening, else why not.
-pub fn encode_reply(result: &Result<(), String>) -> Vec<u8> {
-    match result {
-        Ok(()) => vec![0],
-        Err(why) => {
-            let mut out = vec![1];
-            out.extend_from_slice(why.as_bytes());
-            out
-        }
-    }
+/// The manager's answer: Ok with a payload (empty for Start/Restart: an
+/// instance is listening; JSON for Status), or why not.
+pub fn encode_reply(result: Result<&[u8], &str>) -> Vec<u8> {
+    let (flag, bytes) = match result {
+        Ok(payload) => (0, payload),
+        Err(why) => (1, why.as_bytes()),
+    };
+    let mut out = Vec::with_capacity(1 + bytes.len());
+    out.push(flag);
+    out.extend_from_slice(bytes);
+    out
 }
 
 /// Parses the manager's answer.
-pub fn decode_reply(packet: &[u8]) -> Result<(), String> {
+pub fn decode_reply(packet: &[u8]) -> Result<Vec<u8>, String> {
     match packet.split_first() {
-        Some((0, _)) => Ok(()),
+        Some((0, payload)) => Ok(payload.to_vec()),
         Some((_, why)) => Err(String::from_utf8_lossy(why).into_owned()),
         None => Err("the process manager closed the connection".into()),
     }
@@ -180,9 +184,12 @@ pub fn listen(path: &Path) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// The largest reply (a status document for many applications).
+const MAX_REPLY: usize = 256 * 1024;
+
 /// Sends `request` to the manager at `control` and, for ops that have one,
-/// waits up to `timeout` for the reply.
-pub fn ask(control: &Path, request: &Request, timeout: Duration) -> Result<(), String> {
+/// waits up to `timeout` for the reply's payload.
+pub fn ask(control: &Path, request: &Request, timeout: Duration) -> Result<Vec<u8>, String> {
     let talk = || -> io::Result<Vec<u8>> {
         let fd = seqpacket(0)?;
         let (sun, len) = sockaddr(control)?;
@@ -204,7 +211,7 @@ pub fn ask(control: &Path, request: &Request, timeout: Duration) -> Result<(), S
         if unsafe { libc::poll(&mut pfd, 1, ms) } <= 0 {
             return Err(io::Error::new(io::ErrorKind::TimedOut, "no answer from the process manager"));
         }
-        let mut buf = vec![0u8; 4096];
+        let mut buf = vec![0u8; MAX_REPLY];
         // SAFETY: buf is a live writable buffer of its length.
         let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
         if n < 0 {
@@ -215,7 +222,7 @@ pub fn ask(control: &Path, request: &Request, timeout: Duration) -> Result<(), S
     };
     match talk() {
         Ok(reply) if request.op.wants_reply() => decode_reply(&reply),
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(Vec::new()),
         Err(e) => Err(format!("can't reach the process manager at {}: {e}", control.display())),
     }
 }
@@ -227,7 +234,7 @@ mod tests {
     #[test]
     fn requests_round_trip_any_path() {
         for path in [&b"/a b/*x\nnl"[..], b"/srv/app.fcgi"] {
-            for op in [Op::Start, Op::More, Op::Done, Op::Restart] {
+            for op in [Op::Start, Op::More, Op::Done, Op::Restart, Op::Status] {
                 for identity in [None, Some((1000, 100))] {
                     let r = Request { op, micros: 123_456, identity, path: path.to_vec() };
                     assert_eq!(Request::decode(&r.encode()), Some(r));
@@ -244,8 +251,9 @@ mod tests {
 
     #[test]
     fn replies_and_socket_names() {
-        assert_eq!(decode_reply(&encode_reply(&Ok(()))), Ok(()));
-        assert_eq!(decode_reply(&encode_reply(&Err("exited".into()))), Err("exited".into()));
+        assert_eq!(decode_reply(&encode_reply(Ok(b""))), Ok(Vec::new()));
+        assert_eq!(decode_reply(&encode_reply(Ok(b"{}"))), Ok(b"{}".to_vec()));
+        assert_eq!(decode_reply(&encode_reply(Err("exited"))), Err("exited".into()));
         let a = socket_path(Path::new("/ipc/dynamic"), b"/x/app.fcgi");
         assert_eq!(a, socket_path(Path::new("/ipc/dynamic"), b"/x/app.fcgi"));
         assert_ne!(a, socket_path(Path::new("/ipc/dynamic"), b"/x/app.fcgj"));
@@ -268,7 +276,7 @@ mod tests {
             // SAFETY: buf is live and writable.
             let n = unsafe { libc::recv(conn, buf.as_mut_ptr().cast(), buf.len(), 0) };
             let req = Request::decode(&buf[..n as usize]).unwrap();
-            let reply = encode_reply(&Err(format!("no {}", String::from_utf8_lossy(&req.path))));
+            let reply = encode_reply(Err(&format!("no {}", String::from_utf8_lossy(&req.path))));
             // SAFETY: reply is live.
             unsafe {
                 libc::send(conn, reply.as_ptr().cast(), reply.len(), 0);

@@ -326,6 +326,22 @@ impl Dynamic {
         self.apps.get(path).is_some_and(|a| a.live() == 0 && a.pending.is_none() && a.failures > 0)
     }
 
+    /// For the status page: each application's key, instances (pid, start),
+    /// failure count and whether starts are refused.
+    pub fn snapshot(&self) -> Vec<(Vec<u8>, Vec<(i32, Instant)>, u32, bool)> {
+        let now = Instant::now();
+        let mut out: Vec<_> = self
+            .apps
+            .iter()
+            .map(|(key, a)| {
+                let list = a.instances.iter().filter(|i| !i.dying).map(|i| (i.pid, i.started)).collect();
+                (key.clone(), list, a.failures, a.backoff_until.is_some_and(|t| t > now))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Pids of every instance.
     pub fn pids(&self) -> Vec<i32> {
         self.apps.values().flat_map(|a| a.instances.iter().map(|i| i.pid)).collect()

@@ -190,6 +190,22 @@ fn open_listener(server: &Server, backlog: u32, config: &Config, owner: Option<&
     })
 }
 
+/// `s` as a JSON string literal.
+pub fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// Whether Apache's parent is gone (we were re-parented).
 fn orphaned(parent: libc::pid_t) -> bool {
     // SAFETY: getppid cannot fail.
@@ -360,12 +376,16 @@ impl Manager<'_, '_> {
                 (self.log)(Level::Error, "FastCGI: bogus message from a worker, ignored");
                 continue;
             };
+            if req.op == control::Op::Status {
+                unix::send_packet(&conn, &control::encode_reply(Ok(self.status_json().as_bytes())));
+                continue;
+            }
             let now = Instant::now();
             let mut actions = Actions::default();
             let Some(od) = self.on_demand.as_mut() else { return };
             if req.identity.is_some_and(|(uid, gid)| uid == 0 || gid == 0) {
                 let why = "FastCGI never runs an application as root".to_string();
-                unix::send_packet(&conn, &control::encode_reply(&Err(why)));
+                unix::send_packet(&conn, &control::encode_reply(Err(&why)));
                 continue;
             }
             let key = control::class_key(&req.path, req.identity);
@@ -381,6 +401,8 @@ impl Manager<'_, '_> {
                     None
                 }
                 control::Op::Start => Some(od.policy.start(&key, now, &mut actions)),
+                // Answered above.
+                control::Op::Status => None,
                 control::Op::Restart => {
                     let mtime = std::fs::metadata(&path).and_then(|m| m.modified());
                     if let Ok(mtime) = mtime {
@@ -407,7 +429,7 @@ impl Manager<'_, '_> {
             }
             match answer {
                 None => {}
-                Some(StartAnswer::Refused(why)) => unix::send_packet(&conn, &control::encode_reply(&Err(why))),
+                Some(StartAnswer::Refused(why)) => unix::send_packet(&conn, &control::encode_reply(Err(&why))),
                 Some(_) => od.waiters.push((conn, key, now + START_WAIT)),
             }
         }
@@ -429,7 +451,11 @@ impl Manager<'_, '_> {
                 od.waiters.push((conn, path, deadline));
                 continue;
             };
-            unix::send_packet(&conn, &control::encode_reply(&reply));
+            let packet = match &reply {
+                Ok(()) => control::encode_reply(Ok(b"")),
+                Err(why) => control::encode_reply(Err(why)),
+            };
+            unix::send_packet(&conn, &packet);
         }
     }
 
@@ -454,6 +480,42 @@ impl Manager<'_, '_> {
                 self.apply(actions);
             }
         }
+    }
+
+    /// What runs, for the status page: a JSON document.
+    fn status_json(&self) -> String {
+        let now = Instant::now();
+        let mut servers = Vec::new();
+        let instances = |list: &[(i32, Instant)]| {
+            let items: Vec<String> = list
+                .iter()
+                .map(|(pid, since)| {
+                    format!("{{\"pid\":{pid},\"up\":{}}}", now.saturating_duration_since(*since).as_secs())
+                })
+                .collect();
+            format!("[{}]", items.join(","))
+        };
+        for app in &self.statics {
+            servers.push(format!(
+                "{{\"path\":{},\"kind\":\"static\",\"listening\":{},\"failures\":{},\"instances\":{}}}",
+                json_str(&app.server.path),
+                app.listener.is_some(),
+                app.schedule.failures(),
+                instances(&app.schedule.instances())
+            ));
+        }
+        if let Some(od) = &self.on_demand {
+            for (key, list, failures, backed_off) in od.policy.snapshot() {
+                let (path, identity) = od.classes.get(&key).cloned().unwrap_or_default();
+                let identity = identity.map_or_else(|| "null".to_string(), |(u, g)| format!("\"{u}:{g}\""));
+                servers.push(format!(
+                    "{{\"path\":{},\"kind\":\"dynamic\",\"identity\":{identity},\"failures\":{failures},\"backed_off\":{backed_off},\"instances\":{}}}",
+                    json_str(&path),
+                    instances(&list)
+                ));
+            }
+        }
+        format!("{{\"manager_pid\":{},\"servers\":[{}]}}", std::process::id(), servers.join(","))
     }
 
     fn running(&self) -> Vec<libc::pid_t> {

@@ -153,6 +153,22 @@ impl StaticApp {
         true
     }
 
+    /// The running instances and when they started.
+    pub fn instances(&self) -> Vec<(i32, Instant)> {
+        self.slots
+            .iter()
+            .filter_map(|s| match *s {
+                Slot::Running { pid, since } => Some((pid, since)),
+                Slot::Waiting { .. } => None,
+            })
+            .collect()
+    }
+
+    /// Failed runs counted toward the back-off.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
     /// Pids of the running instances.
     pub fn pids(&self) -> impl Iterator<Item = i32> + '_ {
         self.slots.iter().filter_map(|s| match *s {
