@@ -24,6 +24,9 @@ pub struct Server {
     pub path: String,
     /// Where the application listens.
     pub endpoint: Endpoint,
+    /// FastCgiExternalServer with several `-host` (or `-socket`) options:
+    /// the others, tried in order when `endpoint` cannot be reached.
+    pub fallbacks: Vec<Endpoint>,
     /// Per-application options.
     pub options: AppOptions,
     /// Static servers (FastCgiServer): how the process manager runs them.
@@ -156,9 +159,9 @@ impl Builder {
         if parsed.bind.is_some() && parsed.port.is_none() {
             return Err(format!("{directive} {path}: -bind needs -port"));
         }
-        let endpoint = match (parsed.socket, parsed.port) {
+        let endpoint = match (parsed.sockets.last(), parsed.port) {
             (Some(_), Some(_)) => return Err("-port and -socket are mutually exclusive options".into()),
-            (Some(sock), None) => Endpoint::unix(self.socket_path(&sock)),
+            (Some(sock), None) => Endpoint::unix(self.socket_path(sock)),
             (None, Some(port)) => {
                 let bind = parsed.bind.as_deref().unwrap_or("127.0.0.1");
                 let bind =
@@ -173,7 +176,13 @@ impl Builder {
             return Err(format!("{directive}: redefinition of a previously defined FastCGI server \"{path}\""));
         }
         self.note_identity(&parsed.app);
-        self.config.servers.push(Server { path, endpoint, options: parsed.app, spawn: Some(parsed.spawn) });
+        self.config.servers.push(Server {
+            path,
+            endpoint,
+            fallbacks: Vec::new(),
+            options: parsed.app,
+            spawn: Some(parsed.spawn),
+        });
         Ok(())
     }
 
@@ -199,18 +208,21 @@ impl Builder {
         let host = &self.host;
         let mut parsed = Parsed::default();
         parse_options(directive, &path, opts, OptionSet::External, &|n| host.env(n), &mut parsed)?;
-        let endpoint = match (parsed.socket, parsed.host) {
-            (Some(_), Some(_)) => return Err("-host and -socket are mutually exclusive options".into()),
-            (None, None) => return Err("-socket or -host option missing".into()),
-            (Some(sock), None) => Endpoint::unix(self.socket_path(&sock)),
-            (None, Some(host)) => Endpoint::tcp(&host),
-        }
-        .map_err(|e| format!("{directive} {path}: {e}"))?;
+        let endpoints: Result<Vec<Endpoint>, _> = match (parsed.sockets.is_empty(), parsed.hosts.is_empty()) {
+            (false, false) => return Err("-host and -socket are mutually exclusive options".into()),
+            (true, true) => return Err("-socket or -host option missing".into()),
+            (false, true) => parsed.sockets.iter().map(|s| Endpoint::unix(self.socket_path(s))).collect(),
+            (true, false) => parsed.hosts.iter().map(|h| Endpoint::tcp(h)).collect(),
+        };
+        let endpoints = endpoints.map_err(|e| format!("{directive} {path}: {e}"))?;
         if self.config.servers.iter().any(|s| covers(&s.path, &path) || covers(&path, &s.path)) {
             return Err(format!("{directive}: redefinition of previously defined class \"{path}\""));
         }
         self.note_identity(&parsed.app);
-        self.config.servers.push(Server { path, endpoint, options: parsed.app, spawn: None });
+        let mut endpoints = endpoints.into_iter();
+        let Some(endpoint) = endpoints.next() else { return Err("-socket or -host option missing".into()) };
+        let fallbacks = endpoints.collect();
+        self.config.servers.push(Server { path, endpoint, fallbacks, options: parsed.app, spawn: None });
         Ok(())
     }
 
@@ -568,6 +580,21 @@ mod tests {
         Builder::auth_authoritative(&mut dir, 1, "FastCgiAuthorizerAuthoritative", "off").unwrap();
         assert_eq!(dir.authoritative, [true, false, true]);
         assert!(Builder::auth_authoritative(&mut dir, 1, "X", "maybe").unwrap_err().contains("On or Off"));
+    }
+
+    #[test]
+    fn external_server_failover_list() {
+        let mut b = builder();
+        b.external_server("E", "/a -host 127.0.0.1:9001 -host [::1]:9002 -host localhost:9003").unwrap();
+        b.external_server("E", "/b -socket one.sock -socket /run/two.sock").unwrap();
+        let c = b.build();
+        assert_eq!(c.servers[0].endpoint, Endpoint::tcp("127.0.0.1:9001").unwrap());
+        assert_eq!(c.servers[0].fallbacks.len(), 2);
+        assert_eq!(c.servers[1].fallbacks, [Endpoint::Unix("/run/two.sock".into())]);
+        assert_eq!(
+            builder().external_server("E", "/c -host h:1 -socket s").unwrap_err(),
+            "-host and -socket are mutually exclusive options"
+        );
     }
 
     #[test]

@@ -156,8 +156,10 @@ pub(super) struct Parsed {
     pub app: AppOptions,
     pub spawn: SpawnOptions,
     pub dynamic: DynamicOptions,
-    pub socket: Option<String>,
-    pub host: Option<String>,
+    /// Every `-socket` given (FastCgiExternalServer: failover order).
+    pub sockets: Vec<String>,
+    /// Every `-host` given (failover order).
+    pub hosts: Vec<String>,
     pub port: Option<u16>,
     pub bind: Option<String>,
 }
@@ -203,11 +205,11 @@ pub(super) fn parse_options(
                 if v.is_empty() {
                     return Err(invalid("empty"));
                 }
-                p.socket = Some(v.clone());
+                p.sockets.push(v.clone());
             }
             (Static | External, "-user") => p.app.user = Some(non_empty(value()?).map_err(|w| invalid(w))?),
             (Static | External, "-group") => p.app.group = Some(non_empty(value()?).map_err(|w| invalid(w))?),
-            (External, "-host") => p.host = Some(value()?.clone()),
+            (External, "-host") => p.hosts.push(value()?.clone()),
             (Static, "-port") => {
                 let v = value()?;
                 p.port = Some(match v.parse::<u16>() {

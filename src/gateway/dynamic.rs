@@ -47,6 +47,7 @@ pub(super) fn target(path: &str, identity: Option<(u32, u32)>, config: &Config) 
     let server = Server {
         path: path.to_string(),
         endpoint: Endpoint::Unix(control::socket_path(&dir, &key)),
+        fallbacks: Vec::new(),
         options: config.dynamic.app.clone(),
         spawn: None,
     };
@@ -79,7 +80,7 @@ impl OnDemand {
 
     /// Connects to a running instance, having the manager start one (or
     /// replace outdated ones, `-autoUpdate`) first when needed.
-    pub(super) fn connect(&self, server: &Server) -> Result<Conn, (i32, String)> {
+    pub(super) fn connect(&self, server: &Server) -> Result<(Conn, Endpoint, Option<String>), (i32, String)> {
         let Endpoint::Unix(socket) = &server.endpoint else { return connect(server) };
         let refused =
             |why: String| (0, format!("FastCGI: failed to connect to (dynamic) server \"{}\": {why}", server.path));

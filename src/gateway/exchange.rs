@@ -11,7 +11,7 @@ use crate::log::Level;
 use crate::protocol::{
     ProtocolError, RequestEncoder, ResponseDecoder, ResponseEvent, Role, CANT_MPX_CONN, OVERLOADED, REQUEST_COMPLETE,
 };
-use crate::transport::{self, Conn};
+use crate::transport::{self, Conn, Endpoint};
 
 /// Bytes read from the application, and from the client, per system call.
 const IO_CHUNK: usize = 64 * 1024;
@@ -48,12 +48,17 @@ pub(super) fn run_with(
     // A pooled connection may have been closed by the application while it
     // sat idle: then the request is replayed once on a fresh one.
     for pooled in [keep, false] {
-        let reused = if pooled { transport::pool::checkout(&server.endpoint) } else { None };
-        let conn = match reused {
-            Some(conn) => conn,
+        let reused = if pooled { checkout(server) } else { None };
+        let (conn, endpoint) = match reused {
+            Some(found) => found,
             None if pooled => continue,
             None => match dynamic.map_or_else(|| connect(server), |d| d.connect(server)) {
-                Ok(conn) => conn,
+                Ok((conn, endpoint, note)) => {
+                    if let Some(note) = note {
+                        client.log(Level::Warn, 0, &note);
+                    }
+                    (conn, endpoint)
+                }
                 Err((errno, msg)) => {
                     client.log(Level::Error, errno, &msg);
                     return Outcome::Status(503);
@@ -63,6 +68,7 @@ pub(super) fn run_with(
         let phase = if server.options.nph { Phase::Nph } else { Phase::Headers(Vec::new()) };
         let mut exchange = Exchange::new(client, server, conn, body, head.clone(), dynamic, phase);
         exchange.reused = pooled;
+        exchange.endpoint = endpoint;
         match exchange.run() {
             Ok(outcome) => return outcome,
             Err(stale_body) => body = stale_body,
@@ -76,6 +82,14 @@ pub(super) fn run_with(
     Outcome::Status(502)
 }
 
+/// A pooled connection to one of `server`'s endpoints, healthy ones first.
+fn checkout(server: &Server) -> Option<(Conn, Endpoint)> {
+    let endpoints: Vec<&Endpoint> = std::iter::once(&server.endpoint).chain(&server.fallbacks).collect();
+    transport::health::order(&endpoints)
+        .into_iter()
+        .find_map(|i| transport::pool::checkout(endpoints[i]).map(|c| (c, endpoints[i].clone())))
+}
+
 /// Runs an AUTHORIZER-role request (`role`: the FCGI_APACHE_ROLE value) and
 /// returns the application's whole output (bounded), or the status to
 /// answer with when talking to it failed (already logged).
@@ -87,10 +101,13 @@ pub(super) fn run_authorizer(
     overrides: Vec<(String, Vec<u8>)>,
 ) -> Result<Vec<u8>, u16> {
     let head = params_head(client, server, Some(role), overrides);
-    let conn = dynamic.map_or_else(|| connect(server), |d| d.connect(server)).map_err(|(errno, msg)| {
+    let (conn, _, note) = dynamic.map_or_else(|| connect(server), |d| d.connect(server)).map_err(|(errno, msg)| {
         client.log(Level::Error, errno, &msg);
         503u16
     })?;
+    if let Some(note) = note {
+        client.log(Level::Warn, 0, &note);
+    }
     Exchange::new(client, server, conn, Body::None, head, dynamic, Phase::Collect(Vec::new())).collect()
 }
 
@@ -118,20 +135,49 @@ fn params_head(
     out
 }
 
-/// Connects to `server`; on failure, the errno and the original's log line.
-pub(super) fn connect(server: &Server) -> Result<Conn, (i32, String)> {
+/// Connects to `server`: its endpoint, or with several (failover) each in
+/// turn, those that failed lately last. Ok gives the connection, the
+/// endpoint it reached and, after a failover, a line to log; Err the errno
+/// and the original's log line.
+pub(super) fn connect(server: &Server) -> Result<(Conn, Endpoint, Option<String>), (i32, String)> {
     let timeout = match server.options.app_conn_timeout {
         0 => None,
         n => Some(Duration::from_secs(n.into())),
     };
-    transport::connect(&server.endpoint, timeout).map_err(|e| {
-        let why = if e.kind() == io::ErrorKind::TimedOut {
-            format!("connect() timed out (appConnTimeout={}sec)", server.options.app_conn_timeout)
-        } else {
-            "connect() failed".to_string()
-        };
-        (e.raw_os_error().unwrap_or(0), format!("FastCGI: failed to connect to server \"{}\": {why}", server.path))
-    })
+    let endpoints: Vec<&Endpoint> = std::iter::once(&server.endpoint).chain(&server.fallbacks).collect();
+    let mut failed = Vec::new();
+    let mut last = (0, String::new());
+    for i in transport::health::order(&endpoints) {
+        let endpoint = endpoints[i];
+        match transport::connect(endpoint, timeout) {
+            Ok(conn) => {
+                transport::health::mark_up(endpoint);
+                let note = (!failed.is_empty()).then(|| {
+                    format!(
+                        "FastCGI: server \"{}\" failed over to {endpoint} ({} unreachable)",
+                        server.path,
+                        failed.join(", ")
+                    )
+                });
+                return Ok((conn, endpoint.clone(), note));
+            }
+            Err(e) => {
+                if endpoints.len() > 1 {
+                    transport::health::mark_down(endpoint);
+                }
+                let why = if e.kind() == io::ErrorKind::TimedOut {
+                    format!("connect() timed out (appConnTimeout={}sec)", server.options.app_conn_timeout)
+                } else {
+                    "connect() failed".to_string()
+                };
+                failed.push(endpoint.to_string());
+                last = (e.raw_os_error().unwrap_or(0), why);
+            }
+        }
+    }
+    let (errno, why) = last;
+    let tried = if endpoints.len() > 1 { format!(" (tried {})", failed.join(", ")) } else { String::new() };
+    Err((errno, format!("FastCGI: failed to connect to server \"{}\": {why}{tried}", server.path)))
 }
 
 /// `-pass-header Name` travels as `HTTP_NAME`: upper case, every other
@@ -234,6 +280,8 @@ struct Exchange<'c> {
     answered: bool,
     /// The connection came from the pool.
     reused: bool,
+    /// Which of the server's endpoints the connection reached.
+    endpoint: Endpoint,
     /// Whether request body bytes were read from the client (then the
     /// request cannot be replayed).
     body_read: bool,
@@ -272,6 +320,7 @@ impl<'c> Exchange<'c> {
             dynamic,
             answered: false,
             reused: false,
+            endpoint: server.endpoint.clone(),
             body_read: false,
             reusable: false,
             conn,
@@ -306,7 +355,7 @@ impl<'c> Exchange<'c> {
             }
         };
         if self.reusable {
-            transport::pool::checkin(&self.server.endpoint, self.conn);
+            transport::pool::checkin(&self.endpoint, self.conn);
         }
         Ok(outcome)
     }

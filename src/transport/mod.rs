@@ -4,6 +4,7 @@
 
 mod conn;
 mod endpoint;
+pub mod health;
 pub mod pool;
 
 pub use conn::{connect, Conn, Ready};
