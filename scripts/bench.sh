@@ -49,7 +49,7 @@ DocumentRoot "$dir/htdocs"
     Require all granted
 </Directory>
 Alias /ours "$dir/htdocs/ours"
-FastCgiExternalServer "$dir/htdocs/ours" -socket "$dir/sock/ours.sock" $OURS_OPTS
+FastCgiExternalServer "$dir/htdocs/ours" -socket "$dir/sock/ours.sock" ${OURS_OPTS:-}
 ProxyPass /theirs/ "unix:$dir/sock/theirs.sock|fcgi://localhost/" enablereuse=on
 CONF
 
