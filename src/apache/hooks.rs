@@ -51,17 +51,17 @@ pub extern "C" fn fcgi_rs_post_config(
 /// path, so they need no SetHandler (as the original did since 2.4.0).
 #[no_mangle]
 pub extern "C" fn fcgi_rs_fixups(r: *mut request_rec) -> i32 {
-    guard(ffi::DECLINED as i32, || {
+    guard(ffi::DECLINED, || {
         // SAFETY: httpd passes the live request.
         let req = unsafe { &mut *r };
         // SAFETY: r->filename is NULL or a pool string (NULL happens: the original crashed on it).
         let Some(filename) = (unsafe { c_str(req.filename) }) else {
-            return ffi::DECLINED as i32;
+            return ffi::DECLINED;
         };
         if state::active().is_some_and(|c| c.find(filename).is_some()) {
             req.handler = HANDLER.as_ptr();
         }
-        ffi::DECLINED as i32
+        ffi::DECLINED
     })
 }
 
@@ -120,10 +120,10 @@ pub extern "C" fn fcgi_rs_handler(r: *mut request_rec) -> i32 {
         // SAFETY: NULL or a pool string.
         let handler = unsafe { c_str(req.handler) };
         if handler != HANDLER.to_str().ok() && handler != Some(STATUS_HANDLER) {
-            return ffi::DECLINED as i32;
+            return ffi::DECLINED;
         }
         let Some(config) = state::active() else {
-            return ffi::DECLINED as i32;
+            return ffi::DECLINED;
         };
         if handler == Some(STATUS_HANDLER) {
             gateway::status_page(&mut ApacheRequest::new(r), &config);

@@ -207,8 +207,8 @@ pub(super) fn parse_options(
                 }
                 p.sockets.push(v.clone());
             }
-            (Static | External, "-user") => p.app.user = Some(non_empty(value()?).map_err(|w| invalid(w))?),
-            (Static | External, "-group") => p.app.group = Some(non_empty(value()?).map_err(|w| invalid(w))?),
+            (Static | External, "-user") => p.app.user = Some(non_empty(value()?).map_err(invalid)?),
+            (Static | External, "-group") => p.app.group = Some(non_empty(value()?).map_err(invalid)?),
             (External, "-host") => p.hosts.push(value()?.clone()),
             (Static, "-port") => {
                 let v = value()?;
@@ -217,7 +217,7 @@ pub(super) fn parse_options(
                     _ => return Err(invalid(&format!("expected a port number 1..65535, got \"{v}\""))),
                 });
             }
-            (Static, "-bind") => p.bind = Some(non_empty(value()?).map_err(|w| invalid(w))?),
+            (Static, "-bind") => p.bind = Some(non_empty(value()?).map_err(invalid)?),
             (Static, "-processes") => p.spawn.processes = number(value()?, 1).map_err(|w| invalid(&w))?,
             (Static | Dynamic, "-init-start-delay") => {
                 p.spawn.init_start_delay = number(value()?, 0).map_err(|w| invalid(&w))?
@@ -270,7 +270,7 @@ pub(super) fn parse_options(
             _ => return Err(format!("{who}: invalid option: {opt}")),
         }
     }
-    if set == Dynamic && p.dynamic.process_slack >= p.dynamic.max_processes + 1 {
+    if set == Dynamic && p.dynamic.process_slack > p.dynamic.max_processes {
         return Err(format!(
             "processSlack ({}) must be less than maxProcesses ({}) + 1",
             p.dynamic.process_slack, p.dynamic.max_processes

@@ -56,6 +56,19 @@ pub struct Actions {
     pub log: Vec<String>,
 }
 
+/// One dynamic application as the status page shows it.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Its key (path, and identity after a NUL).
+    pub key: Vec<u8>,
+    /// Running instances: pid and start.
+    pub instances: Vec<(i32, Instant)>,
+    /// Failed runs counted toward the back-off.
+    pub failures: u32,
+    /// Whether starts are refused now.
+    pub backed_off: bool,
+}
+
 /// The answer to a worker's Start.
 #[derive(Debug, PartialEq, Eq)]
 pub enum StartAnswer {
@@ -326,19 +339,20 @@ impl Dynamic {
         self.apps.get(path).is_some_and(|a| a.live() == 0 && a.pending.is_none() && a.failures > 0)
     }
 
-    /// For the status page: each application's key, instances (pid, start),
-    /// failure count and whether starts are refused.
-    pub fn snapshot(&self) -> Vec<(Vec<u8>, Vec<(i32, Instant)>, u32, bool)> {
+    /// For the status page, every application, sorted by key.
+    pub fn snapshot(&self) -> Vec<Snapshot> {
         let now = Instant::now();
         let mut out: Vec<_> = self
             .apps
             .iter()
-            .map(|(key, a)| {
-                let list = a.instances.iter().filter(|i| !i.dying).map(|i| (i.pid, i.started)).collect();
-                (key.clone(), list, a.failures, a.backoff_until.is_some_and(|t| t > now))
+            .map(|(key, a)| Snapshot {
+                key: key.clone(),
+                instances: a.instances.iter().filter(|i| !i.dying).map(|i| (i.pid, i.started)).collect(),
+                failures: a.failures,
+                backed_off: a.backoff_until.is_some_and(|t| t > now),
             })
             .collect();
-        out.sort();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
         out
     }
 

@@ -50,6 +50,9 @@ struct StaticEntry<'c> {
     listener: Option<OwnedFd>,
 }
 
+/// A dynamic application's path and the uid/gid it runs as.
+type Class = (String, Option<(u32, u32)>);
+
 /// Dynamic applications: the policy, their sockets, and workers waiting for
 /// a start.
 struct OnDemand {
@@ -58,7 +61,7 @@ struct OnDemand {
     dir: PathBuf,
     wrapper: Option<PathBuf>,
     /// Path and identity of each application key ([`control::class_key`]).
-    classes: HashMap<Vec<u8>, (String, Option<(u32, u32)>)>,
+    classes: HashMap<Vec<u8>, Class>,
     control: OwnedFd,
     listeners: HashMap<Vec<u8>, OwnedFd>,
     waiters: Vec<(OwnedFd, Vec<u8>, Instant)>,
@@ -505,7 +508,7 @@ impl Manager<'_, '_> {
             ));
         }
         if let Some(od) = &self.on_demand {
-            for (key, list, failures, backed_off) in od.policy.snapshot() {
+            for dynamic::Snapshot { key, instances: list, failures, backed_off } in od.policy.snapshot() {
                 let (path, identity) = od.classes.get(&key).cloned().unwrap_or_default();
                 let identity = identity.map_or_else(|| "null".to_string(), |(u, g)| format!("\"{u}:{g}\""));
                 servers.push(format!(

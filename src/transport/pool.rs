@@ -14,7 +14,10 @@ const MAX_IDLE: usize = 8;
 /// How long an idle connection is kept.
 const MAX_AGE: Duration = Duration::from_secs(10);
 
-static IDLE: Mutex<Option<HashMap<Endpoint, Vec<(Conn, Instant)>>>> = Mutex::new(None);
+/// Idle connections by endpoint, each with the time it went idle.
+type Idle = HashMap<Endpoint, Vec<(Conn, Instant)>>;
+
+static IDLE: Mutex<Option<Idle>> = Mutex::new(None);
 
 /// An idle connection to `endpoint` that still looks alive (nothing to read:
 /// a closed peer or stray bytes would show as readable), newest first.
