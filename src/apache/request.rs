@@ -100,21 +100,23 @@ struct Lines<'a> {
 /// line (with its newline, at most `len - 1` bytes) and NUL-terminates it;
 /// 0 when the block is used up.
 extern "C" fn next_line(buf: *mut c_char, len: c_int, data: *mut c_void) -> c_int {
-    // SAFETY: data is the &mut Lines passed by apply_headers for this call.
-    let lines = unsafe { &mut *(data as *mut Lines<'_>) };
-    if lines.rest.is_empty() || len < 2 || buf.is_null() {
-        return 0;
-    }
-    let max = (len - 1) as usize;
-    let line_len = memchr::memchr(b'\n', lines.rest).map_or(lines.rest.len(), |i| i + 1).min(max);
-    let (line, rest) = lines.rest.split_at(line_len);
-    // SAFETY: buf has room for len bytes; we write line_len <= len - 1 bytes plus a NUL.
-    unsafe {
-        std::ptr::copy_nonoverlapping(line.as_ptr(), buf.cast::<u8>(), line_len);
-        *buf.add(line_len) = 0;
-    }
-    lines.rest = rest;
-    1
+    super::guard(0, || {
+        // SAFETY: data is the &mut Lines passed by apply_headers for this call.
+        let lines = unsafe { &mut *(data as *mut Lines<'_>) };
+        if lines.rest.is_empty() || len < 2 || buf.is_null() {
+            return 0;
+        }
+        let max = (len - 1) as usize;
+        let line_len = memchr::memchr(b'\n', lines.rest).map_or(lines.rest.len(), |i| i + 1).min(max);
+        let (line, rest) = lines.rest.split_at(line_len);
+        // SAFETY: buf has room for len bytes; we write line_len <= len - 1 bytes plus a NUL.
+        unsafe {
+            std::ptr::copy_nonoverlapping(line.as_ptr(), buf.cast::<u8>(), line_len);
+            *buf.add(line_len) = 0;
+        }
+        lines.rest = rest;
+        1
+    })
 }
 
 impl Client for ApacheRequest {
