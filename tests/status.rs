@@ -31,17 +31,20 @@ fn status_page_lists_static_external_and_dynamic_servers() {
         ))
         .start();
     assert_eq!(apache.get("/dyn.py").status, 200, "{}", apache.error_log());
-    assert!(
-        util::wait_until(Duration::from_secs(10), || apache.get("/fcgi-status").text().matches("\"pid\"").count() >= 3)
-    );
-    let r = apache.get("/fcgi-status");
+    assert!(util::wait_until(Duration::from_secs(10), || apache
+        .get("/fcgi-status?json")
+        .text()
+        .matches("\"pid\"")
+        .count()
+        >= 3));
+    let r = apache.get("/fcgi-status?json");
     assert_eq!(r.status, 200);
     assert_eq!(r.header("Content-Type"), Some("application/json"));
     let doc = r.text();
     assert!(doc.contains(&format!("{{\"path\":\"{}\",\"kind\":\"static\"", app.display())), "{doc}");
     assert!(
         doc.contains(&format!(
-            "\"path\":\"{}\",\"kind\":\"external\",\"endpoint\":\"127.0.0.1:9\",\"keep_conn\":true",
+            "\"path\":\"{}\",\"kind\":\"external\",\"endpoints\":[\"127.0.0.1:9\"],\"keep_conn\":true",
             t.htdocs().join("ext").display()
         )),
         "{doc}"
@@ -53,4 +56,13 @@ fn status_page_lists_static_external_and_dynamic_servers() {
     assert!(doc.contains("\"manager_pid\":"), "{doc}");
     // Two static instances and one dynamic one, with their uptimes.
     assert_eq!(doc.matches("\"up\":").count(), 3, "{doc}");
+
+    // The same for people.
+    let r = apache.get("/fcgi-status");
+    assert_eq!(r.status, 200);
+    assert!(r.header("Content-Type").is_some_and(|c| c.starts_with("text/html")));
+    let page = r.text();
+    assert!(page.contains("<h2>Defined servers</h2>"), "{page}");
+    assert!(page.contains(&format!("<td>{}</td><td>dynamic</td>", dynamic.display())), "{page}");
+    assert!(page.contains("<td>127.0.0.1:9</td><td>on</td>"), "{page}");
 }

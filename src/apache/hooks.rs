@@ -126,7 +126,9 @@ pub extern "C" fn fcgi_rs_handler(r: *mut request_rec) -> i32 {
             return ffi::DECLINED;
         };
         if handler == Some(STATUS_HANDLER) {
-            gateway::status_page(&mut ApacheRequest::new(r), &config);
+            // SAFETY: NULL or a pool string.
+            let json = unsafe { c_str(req.args) } == Some("json");
+            gateway::status_page(&mut ApacheRequest::new(r), &config, json);
             return ffi::OK as i32;
         }
         // SAFETY: NULL or a pool string.

@@ -31,6 +31,8 @@ pub enum Op {
     Restart,
     /// What runs (for the status page): the reply carries a JSON document.
     Status,
+    /// The same as an HTML table.
+    StatusHtml,
 }
 
 impl Op {
@@ -41,12 +43,13 @@ impl Op {
             Op::Done => b'C',
             Op::Restart => b'R',
             Op::Status => b'Q',
+            Op::StatusHtml => b'H',
         }
     }
 
     /// Whether the manager answers this op.
     pub fn wants_reply(self) -> bool {
-        matches!(self, Op::Start | Op::Restart | Op::Status)
+        matches!(self, Op::Start | Op::Restart | Op::Status | Op::StatusHtml)
     }
 }
 
@@ -87,6 +90,7 @@ impl Request {
             b'C' => Op::Done,
             b'R' => Op::Restart,
             b'Q' => Op::Status,
+            b'H' => Op::StatusHtml,
             _ => return None,
         };
         let micros = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
@@ -234,7 +238,7 @@ mod tests {
     #[test]
     fn requests_round_trip_any_path() {
         for path in [&b"/a b/*x\nnl"[..], b"/srv/app.fcgi"] {
-            for op in [Op::Start, Op::More, Op::Done, Op::Restart, Op::Status] {
+            for op in [Op::Start, Op::More, Op::Done, Op::Restart, Op::Status, Op::StatusHtml] {
                 for identity in [None, Some((1000, 100))] {
                     let r = Request { op, micros: 123_456, identity, path: path.to_vec() };
                     assert_eq!(Request::decode(&r.encode()), Some(r));

@@ -15,6 +15,7 @@
 pub mod control;
 mod dynamic;
 mod policy;
+mod status;
 mod unix;
 
 use std::collections::HashMap;
@@ -22,6 +23,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+pub use status::{html_escape, json_str};
 pub use unix::Identity;
 
 use crate::config::{AppOptions, Config, DynamicOptions, Server};
@@ -191,22 +193,6 @@ fn open_listener(server: &Server, backlog: u32, config: &Config, owner: Option<&
         };
         format!("FastCGI: can't create server \"{}\": {what}: {e}", server.path)
     })
-}
-
-/// `s` as a JSON string literal.
-pub fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Whether Apache's parent is gone (we were re-parented).
@@ -379,8 +365,13 @@ impl Manager<'_, '_> {
                 (self.log)(Level::Error, "FastCGI: bogus message from a worker, ignored");
                 continue;
             };
-            if req.op == control::Op::Status {
-                unix::send_packet(&conn, &control::encode_reply(Ok(self.status_json().as_bytes())));
+            if let control::Op::Status | control::Op::StatusHtml = req.op {
+                let pid = std::process::id();
+                let doc = match req.op {
+                    control::Op::StatusHtml => status::html(pid, &self.status()),
+                    _ => status::json(pid, &self.status()),
+                };
+                unix::send_packet(&conn, &control::encode_reply(Ok(doc.as_bytes())));
                 continue;
             }
             let now = Instant::now();
@@ -405,7 +396,7 @@ impl Manager<'_, '_> {
                 }
                 control::Op::Start => Some(od.policy.start(&key, now, &mut actions)),
                 // Answered above.
-                control::Op::Status => None,
+                control::Op::Status | control::Op::StatusHtml => None,
                 control::Op::Restart => {
                     let mtime = std::fs::metadata(&path).and_then(|m| m.modified());
                     if let Ok(mtime) = mtime {
@@ -485,40 +476,40 @@ impl Manager<'_, '_> {
         }
     }
 
-    /// What runs, for the status page: a JSON document.
-    fn status_json(&self) -> String {
+    /// What runs, for the status page.
+    fn status(&self) -> Vec<status::AppStatus> {
         let now = Instant::now();
-        let mut servers = Vec::new();
-        let instances = |list: &[(i32, Instant)]| {
-            let items: Vec<String> = list
-                .iter()
-                .map(|(pid, since)| {
-                    format!("{{\"pid\":{pid},\"up\":{}}}", now.saturating_duration_since(*since).as_secs())
-                })
-                .collect();
-            format!("[{}]", items.join(","))
+        let up = |list: Vec<(i32, Instant)>| -> Vec<(i32, u64)> {
+            list.into_iter().map(|(pid, since)| (pid, now.saturating_duration_since(since).as_secs())).collect()
         };
-        for app in &self.statics {
-            servers.push(format!(
-                "{{\"path\":{},\"kind\":\"static\",\"listening\":{},\"failures\":{},\"instances\":{}}}",
-                json_str(&app.server.path),
-                app.listener.is_some(),
-                app.schedule.failures(),
-                instances(&app.schedule.instances())
-            ));
-        }
+        let mut apps: Vec<status::AppStatus> = self
+            .statics
+            .iter()
+            .map(|app| status::AppStatus {
+                path: app.server.path.clone(),
+                kind: "static",
+                identity: None,
+                listening: app.listener.is_some(),
+                failures: app.schedule.failures(),
+                backed_off: false,
+                instances: up(app.schedule.instances()),
+            })
+            .collect();
         if let Some(od) = &self.on_demand {
-            for dynamic::Snapshot { key, instances: list, failures, backed_off } in od.policy.snapshot() {
-                let (path, identity) = od.classes.get(&key).cloned().unwrap_or_default();
-                let identity = identity.map_or_else(|| "null".to_string(), |(u, g)| format!("\"{u}:{g}\""));
-                servers.push(format!(
-                    "{{\"path\":{},\"kind\":\"dynamic\",\"identity\":{identity},\"failures\":{failures},\"backed_off\":{backed_off},\"instances\":{}}}",
-                    json_str(&path),
-                    instances(&list)
-                ));
+            for snap in od.policy.snapshot() {
+                let (path, identity) = od.classes.get(&snap.key).cloned().unwrap_or_default();
+                apps.push(status::AppStatus {
+                    path,
+                    kind: "dynamic",
+                    identity,
+                    listening: true,
+                    failures: snap.failures,
+                    backed_off: snap.backed_off,
+                    instances: up(snap.instances),
+                });
             }
         }
-        format!("{{\"manager_pid\":{},\"servers\":[{}]}}", std::process::id(), servers.join(","))
+        apps
     }
 
     fn running(&self) -> Vec<libc::pid_t> {
