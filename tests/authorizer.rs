@@ -5,20 +5,12 @@
 
 mod common;
 
-use std::process::Command;
-
+use common::backends::compile_fcgi_app;
 use common::{util, Apache, Request, TestDir};
 
 fn site(t: &TestDir, dir_extra: &str) -> Apache {
     let auth = t.htdocs().join("auth.fcgi");
-    let out = Command::new("cc")
-        .arg("-o")
-        .arg(&auth)
-        .arg(util::apps_dir().join("authorizer.c"))
-        .arg("-lfcgi")
-        .output()
-        .expect("cc");
-    assert!(out.status.success(), "cc: {}", String::from_utf8_lossy(&out.stderr));
+    compile_fcgi_app("authorizer.c", &auth);
     let priv_dir = t.htdocs().join("priv");
     util::mkdir_0755(&priv_dir);
     let script = priv_dir.join("env.cgi");

@@ -15,12 +15,12 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::util::{self, wait_until, write_file};
+use common::backends::compile_fcgi_app;
+use common::util::{self, count, numbers_after, wait_until, write_file};
 use common::{Apache, Mpm, Request, Response, TestDir};
 
 const LOG_WAIT: Duration = Duration::from_secs(8);
@@ -169,21 +169,7 @@ fn install_flup_app(path: &Path, version: &str) {
 
 /// Compiles `tests/apps/dyn_hello.c` against libfcgi into `dest` (0755).
 fn build_hello(dest: &Path) {
-    let src = util::apps_dir().join("dyn_hello.c");
-    let out = Command::new("cc")
-        .args(["-O2", "-Wall", "-o"])
-        .arg(dest)
-        .arg(&src)
-        .arg("-lfcgi")
-        .output()
-        .expect("run cc (is a C compiler installed?)");
-    assert!(
-        out.status.success(),
-        "compiling {} failed (libfcgi-dev installed?):\n{}",
-        src.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    fs::set_permissions(dest, fs::Permissions::from_mode(0o755)).expect("chmod 0755");
+    compile_fcgi_app("dyn_hello.c", dest);
 }
 
 /// `<Directory htdocs> Options +FollowSymLinks +ExecCGI </Directory>`.
@@ -195,20 +181,6 @@ fn exec_cgi(t: &TestDir) -> String {
 }
 
 const DEBIAN_SNIPPET: &str = "AddHandler fastcgi-script .fcgi\n";
-
-fn count(log: &str, needle: &str) -> usize {
-    log.matches(needle).count()
-}
-
-/// The numbers that follow each occurrence of `prefix` in `log`.
-fn numbers_after(log: &str, prefix: &str) -> Vec<i32> {
-    log.match_indices(prefix)
-        .filter_map(|(i, _)| {
-            let digits: String = log[i + prefix.len()..].chars().take_while(|c| c.is_ascii_digit()).collect();
-            digits.parse().ok()
-        })
-        .collect()
-}
 
 /// `key=N` from an app's answer (`... pid=N ppid=M`).
 fn field(body: &str, key: &str) -> i32 {

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::util::{self, wait_until, write_file};
+use common::util::{self, count, numbers_after, wait_until, write_file};
 use common::{json, Apache, Mpm, Request, Response, TestDir};
 
 const HELLO_H1: &str = "<h1>Hello world!</h1>";
@@ -284,20 +284,6 @@ fn tutorial_conf(t: &TestDir, app: &Path, socket: &Path) -> String {
         app = app.display(),
         socket = socket.display(),
     )
-}
-
-fn count(log: &str, needle: &str) -> usize {
-    log.matches(needle).count()
-}
-
-/// The numbers that follow each occurrence of `prefix` in `log`.
-fn numbers_after(log: &str, prefix: &str) -> Vec<i32> {
-    log.match_indices(prefix)
-        .filter_map(|(i, _)| {
-            let digits: String = log[i + prefix.len()..].chars().take_while(|c| c.is_ascii_digit()).collect();
-            digits.parse().ok()
-        })
-        .collect()
 }
 
 /// How many listening Unix sockets are bound to `path` (/proc/net/unix:

@@ -102,6 +102,26 @@ pub struct CApp {
     socket: Option<PathBuf>,
 }
 
+/// Compiles `tests/apps/<name>` against libfcgi into `dest`, mode 0755.
+pub fn compile_fcgi_app(name: &str, dest: &Path) {
+    let src = util::apps_dir().join(name);
+    let out = Command::new("cc")
+        .args(["-O2", "-Wall", "-o"])
+        .arg(dest)
+        .arg(&src)
+        .arg("-lfcgi")
+        .output()
+        .expect("run cc (is a C compiler installed?)");
+    assert!(
+        out.status.success(),
+        "compiling {} failed (libfcgi-dev installed?):\n{}",
+        src.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(dest, fs::Permissions::from_mode(0o755)).expect("chmod 0755");
+}
+
 impl CApp {
     /// Compiles the app into `<dir>/bin/echo` (once per directory).
     pub fn build(dir: &TestDir) -> PathBuf {
@@ -109,20 +129,7 @@ impl CApp {
         if bin.exists() {
             return bin;
         }
-        let src = util::apps_dir().join("echo.c");
-        let out = Command::new("cc")
-            .args(["-O2", "-Wall", "-o"])
-            .arg(&bin)
-            .arg(&src)
-            .arg("-lfcgi")
-            .output()
-            .expect("run cc (is a C compiler installed?)");
-        assert!(
-            out.status.success(),
-            "compiling {} failed (libfcgi-dev installed?):\n{}",
-            src.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        compile_fcgi_app("echo.c", &bin);
         bin
     }
 

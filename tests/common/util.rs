@@ -162,3 +162,18 @@ pub fn stop_child(child: &mut std::process::Child, grace: Duration, group: bool)
         let _ = child.wait();
     }
 }
+
+/// How many times `needle` occurs in `log`.
+pub fn count(log: &str, needle: &str) -> usize {
+    log.matches(needle).count()
+}
+
+/// The numbers that follow each occurrence of `prefix` in `log`.
+pub fn numbers_after(log: &str, prefix: &str) -> Vec<i32> {
+    log.match_indices(prefix)
+        .filter_map(|(i, _)| {
+            let digits: String = log[i + prefix.len()..].chars().take_while(|c| c.is_ascii_digit()).collect();
+            digits.parse().ok()
+        })
+        .collect()
+}
