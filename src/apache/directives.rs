@@ -45,7 +45,8 @@ pub extern "C" fn fcgi_rs_directive(
         };
         match result {
             Ok(()) => std::ptr::null(),
-            Err(msg) => pool_string(cmd.pool, &msg),
+            // SAFETY: cmd.pool is httpd's live configuration pool.
+            Err(msg) => unsafe { super::pool_str(cmd.pool, msg.as_bytes()) },
         }
     })
 }
@@ -78,11 +79,4 @@ fn apply_auth(dir: &mut crate::config::DirConfig, n: c_int, name: &str, args: &s
         return crate::config::Builder::auth_authoritative(dir, phase, name, args);
     }
     state::with_builder(|b| b.auth_app(dir, phase, name, args))
-}
-
-/// A copy of `s` in `pool`, NUL-terminated.
-fn pool_string(pool: *mut ffi::apr_pool_t, s: &str) -> *const c_char {
-    // SAFETY: pool is httpd's live configuration pool; apr_pstrmemdup copies
-    // exactly s.len() bytes from a live slice and adds the terminator.
-    unsafe { ffi::apr_pstrmemdup(pool, s.as_ptr().cast(), s.len()) }
 }

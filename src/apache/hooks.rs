@@ -38,9 +38,7 @@ pub extern "C" fn fcgi_rs_post_config(
     guard(ffi::HTTP_INTERNAL_SERVER_ERROR as i32, || {
         let (config, warnings) = state::commit();
         for w in warnings {
-            let text = std::ffi::CString::new(w).unwrap_or_default();
-            // SAFETY: s is the live main server; text is NUL-terminated.
-            unsafe { ffi::fcgi_shim_log_s(s, ffi::APLOG_WARNING as i32, 0, text.as_ptr()) };
+            super::log_server(s, crate::log::Level::Warn, &w);
         }
         super::pm::start(pconf, s, &config);
         ffi::OK as i32

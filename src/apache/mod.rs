@@ -11,8 +11,8 @@ mod pm;
 mod request;
 mod state;
 
-use std::ffi::CStr;
-use std::os::raw::c_char;
+use std::ffi::{CStr, CString};
+use std::os::raw::{c_char, c_int};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Runs an entry point's body, turning a panic into `fallback`: unwinding
@@ -31,4 +31,27 @@ unsafe fn c_str<'a>(p: *const c_char) -> Option<&'a str> {
     }
     // SAFETY: non-NULL and NUL-terminated, per this function's contract.
     unsafe { CStr::from_ptr(p) }.to_str().ok()
+}
+
+/// A copy of `bytes` in `pool`, NUL-terminated.
+///
+/// # Safety
+/// SAFETY: the caller guarantees `pool` is a live APR pool.
+unsafe fn pool_str(pool: *mut ffi::apr_pool_t, bytes: &[u8]) -> *const c_char {
+    // SAFETY: apr_pstrmemdup copies exactly bytes.len() bytes from a live
+    // slice into the live pool and adds the terminator.
+    unsafe { ffi::apr_pstrmemdup(pool, bytes.as_ptr().cast(), bytes.len()) }
+}
+
+/// A log message as the C string httpd's loggers take; a NUL inside shows
+/// as `\0` instead of cutting the line.
+fn log_text(msg: &str) -> CString {
+    CString::new(msg.replace('\0', "\\0")).unwrap_or_default()
+}
+
+/// Logs `msg` to the main server's error log.
+fn log_server(s: *mut ffi::server_rec, level: crate::log::Level, msg: &str) {
+    let text = log_text(msg);
+    // SAFETY: s is the live main server; text is NUL-terminated.
+    unsafe { ffi::fcgi_shim_log_s(s, level as c_int, 0, text.as_ptr()) };
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::ffi::{self, apr_pool_t, server_rec};
+use super::log_server;
 use crate::config::Config;
 use crate::log::Level;
 use crate::pm::{self, Identity};
@@ -82,7 +83,7 @@ fn fork_manager(h: &mut Handle, config: &Config) -> bool {
     // SAFETY: Apache's parent has no threads, so the child may run anything.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        log(server, Level::Crit, "FastCGI: can't start the process manager: fork() failed");
+        log_server(server, Level::Crit, "FastCGI: can't start the process manager: fork() failed");
         return false;
     }
     if pid == 0 {
@@ -93,7 +94,8 @@ fn fork_manager(h: &mut Handle, config: &Config) -> bool {
             libc::setsid();
             name_process(server);
         }
-        let code = super::guard(1, || pm::run(config, identity, h.parent, &|level, msg| log(server, level, msg)));
+        let code =
+            super::guard(1, || pm::run(config, identity, h.parent, &|level, msg| log_server(server, level, msg)));
         // SAFETY: _exit skips atexit handlers and pool cleanups that belong to Apache.
         unsafe { libc::_exit(code) };
     }
@@ -127,10 +129,10 @@ extern "C" fn maintenance(reason: c_int, data: *mut c_void, _status: c_int) {
         h.proc_.pid = 0;
         if h.started.is_some_and(|t| t.elapsed() < MIN_LIFETIME) {
             let msg = format!("FastCGI: process manager (pid {pid}) died right after starting; not restarting it");
-            log(h.server, Level::Alert, &msg);
+            log_server(h.server, Level::Alert, &msg);
             return;
         }
-        log(h.server, Level::Error, &format!("FastCGI: process manager (pid {pid}) died, starting a new one"));
+        log_server(h.server, Level::Error, &format!("FastCGI: process manager (pid {pid}) died, starting a new one"));
         if let Some(config) = super::state::active() {
             fork_manager(h, &config);
         }
@@ -231,10 +233,4 @@ unsafe fn name_process(s: *mut server_rec) {
     }
     new.resize(block.len(), 0);
     block.copy_from_slice(&new);
-}
-
-fn log(s: *mut server_rec, level: Level, msg: &str) {
-    let text = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
-    // SAFETY: s is the live main server; text is NUL-terminated.
-    unsafe { ffi::fcgi_shim_log_s(s, level as c_int, 0, text.as_ptr()) };
 }

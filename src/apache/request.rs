@@ -26,8 +26,8 @@ impl ApacheRequest {
     }
 
     fn pool_cstr(&self, s: &[u8]) -> *const c_char {
-        // SAFETY: copies s.len() bytes from a live slice into the request pool, NUL-terminated.
-        unsafe { ffi::apr_pstrmemdup((*self.r).pool, s.as_ptr().cast(), s.len()) }
+        // SAFETY: the request's pool lives as long as the request.
+        unsafe { super::pool_str((*self.r).pool, s) }
     }
 
     /// The original's authorizer variables, added by hand where
@@ -263,7 +263,7 @@ impl Client for ApacheRequest {
     }
 
     fn log(&self, level: Level, errno: i32, msg: &str) {
-        let text = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
+        let text = super::log_text(msg);
         // SAFETY: r is live; text is a NUL-terminated string.
         unsafe { ffi::fcgi_shim_log_r(self.r, level as c_int, errno, text.as_ptr()) };
     }

@@ -58,6 +58,13 @@ pub const DEFAULT_WRAPPER: &str = "/usr/lib/apache2/suexec";
 /// Default for `FastCgiChunkedBodyMax`: 128 MiB.
 pub const DEFAULT_CHUNKED_BODY_MAX: u64 = 128 << 20;
 
+impl Server {
+    /// Every endpoint, in failover order.
+    pub fn endpoints(&self) -> impl Iterator<Item = &Endpoint> {
+        std::iter::once(&self.endpoint).chain(&self.fallbacks)
+    }
+}
+
 impl Config {
     /// The server a request's `r->filename` maps to: a server path that is
     /// the whole filename or a prefix of it ending at a `/` (the rest becomes

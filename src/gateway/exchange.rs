@@ -42,31 +42,28 @@ pub(super) fn run_with(
     if let Body::Spooled(spool) = &body {
         overrides.push(("CONTENT_LENGTH".to_string(), spool.len().to_string().into_bytes()));
     }
-    let head = params_head(client, server, None, overrides);
+    let mut head = params_head(client, server, None, overrides);
     let keep = server.options.keep_conn && dynamic.is_none();
     let mut body = body;
     // A pooled connection may have been closed by the application while it
     // sat idle: then the request is replayed once on a fresh one.
-    for pooled in [keep, false] {
-        let reused = if pooled { checkout(server) } else { None };
-        let (conn, endpoint) = match reused {
-            Some(found) => found,
-            None if pooled => continue,
-            None => match dynamic.map_or_else(|| connect(server), |d| d.connect(server)) {
-                Ok((conn, endpoint, note)) => {
-                    if let Some(note) = note {
-                        client.log(Level::Warn, 0, &note);
-                    }
-                    (conn, endpoint)
-                }
-                Err((errno, msg)) => {
-                    client.log(Level::Error, errno, &msg);
-                    return Outcome::Status(503);
-                }
-            },
+    let attempts: &[bool] = if keep { &[true, false] } else { &[false] };
+    for &pooled in attempts {
+        let (conn, endpoint) = if pooled {
+            match checkout(server) {
+                Some(found) => found,
+                None => continue,
+            }
+        } else {
+            match open(client, server, dynamic) {
+                Ok(found) => found,
+                Err(status) => return Outcome::Status(status),
+            }
         };
+        // Only a pooled attempt can be replayed, so only it needs a copy.
+        let out = if pooled { head.clone() } else { std::mem::take(&mut head) };
         let phase = if server.options.nph { Phase::Nph } else { Phase::Headers(Vec::new()) };
-        let mut exchange = Exchange::new(client, server, conn, body, head.clone(), dynamic, phase);
+        let mut exchange = Exchange::new(client, server, conn, body, out, dynamic, phase);
         exchange.reused = pooled;
         exchange.endpoint = endpoint;
         match exchange.run() {
@@ -82,9 +79,26 @@ pub(super) fn run_with(
     Outcome::Status(502)
 }
 
+/// A new connection to `server` (a dynamic one through the manager), with
+/// failovers and failures logged; Err is the status to answer with.
+fn open(client: &mut dyn Client, server: &Server, dynamic: Option<&OnDemand>) -> Result<(Conn, Endpoint), u16> {
+    match dynamic.map_or_else(|| connect(server), |d| d.connect(server)) {
+        Ok((conn, endpoint, note)) => {
+            if let Some(note) = note {
+                client.log(Level::Warn, 0, &note);
+            }
+            Ok((conn, endpoint))
+        }
+        Err((errno, msg)) => {
+            client.log(Level::Error, errno, &msg);
+            Err(503)
+        }
+    }
+}
+
 /// A pooled connection to one of `server`'s endpoints, healthy ones first.
 fn checkout(server: &Server) -> Option<(Conn, Endpoint)> {
-    let endpoints: Vec<&Endpoint> = std::iter::once(&server.endpoint).chain(&server.fallbacks).collect();
+    let endpoints: Vec<&Endpoint> = server.endpoints().collect();
     transport::health::order(&endpoints)
         .into_iter()
         .find_map(|i| transport::pool::checkout(endpoints[i]).map(|c| (c, endpoints[i].clone())))
@@ -101,13 +115,7 @@ pub(super) fn run_authorizer(
     overrides: Vec<(String, Vec<u8>)>,
 ) -> Result<Vec<u8>, u16> {
     let head = params_head(client, server, Some(role), overrides);
-    let (conn, _, note) = dynamic.map_or_else(|| connect(server), |d| d.connect(server)).map_err(|(errno, msg)| {
-        client.log(Level::Error, errno, &msg);
-        503u16
-    })?;
-    if let Some(note) = note {
-        client.log(Level::Warn, 0, &note);
-    }
+    let (conn, _) = open(client, server, dynamic)?;
     Exchange::new(client, server, conn, Body::None, head, dynamic, Phase::Collect(Vec::new())).collect()
 }
 
@@ -144,7 +152,7 @@ pub(super) fn connect(server: &Server) -> Result<(Conn, Endpoint, Option<String>
         0 => None,
         n => Some(Duration::from_secs(n.into())),
     };
-    let endpoints: Vec<&Endpoint> = std::iter::once(&server.endpoint).chain(&server.fallbacks).collect();
+    let endpoints: Vec<&Endpoint> = server.endpoints().collect();
     let mut failed = Vec::new();
     let mut last = (0, String::new());
     for i in transport::health::order(&endpoints) {

@@ -31,7 +31,7 @@ fn kind(s: &Server) -> &'static str {
 
 /// The server's endpoints, in failover order.
 fn endpoints(s: &Server) -> Vec<String> {
-    std::iter::once(&s.endpoint).chain(&s.fallbacks).map(|e| e.to_string()).collect()
+    s.endpoints().map(|e| e.to_string()).collect()
 }
 
 fn json_doc(config: &Config, manager: Result<Vec<u8>, String>) -> String {

@@ -157,26 +157,11 @@ fn seqpacket(flags: libc::c_int) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn sockaddr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
-    use std::os::unix::ffi::OsStrExt;
-    // SAFETY: sockaddr_un is plain data; all-zero is valid.
-    let mut sun: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    let bytes = path.as_os_str().as_bytes();
-    if bytes.len() >= sun.sun_path.len() {
-        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
-    }
-    for (d, s) in sun.sun_path.iter_mut().zip(bytes) {
-        *d = *s as libc::c_char;
-    }
-    Ok((sun, (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t))
-}
-
 /// The manager's listening control socket at `path` (replacing a stale
 /// one); non-blocking, so the manager's loop never waits in accept.
 pub fn listen(path: &Path) -> io::Result<OwnedFd> {
     let fd = seqpacket(libc::SOCK_NONBLOCK)?;
-    let (sun, len) = sockaddr(path)?;
+    let (sun, len) = crate::transport::unix_sockaddr(path)?;
     let _ = std::fs::remove_file(path);
     // SAFETY: sun is a valid address of len bytes; fd is ours.
     if unsafe { libc::bind(fd.as_raw_fd(), &sun as *const _ as *const libc::sockaddr, len) } < 0
@@ -196,7 +181,7 @@ const MAX_REPLY: usize = 256 * 1024;
 pub fn ask(control: &Path, request: &Request, timeout: Duration) -> Result<Vec<u8>, String> {
     let talk = || -> io::Result<Vec<u8>> {
         let fd = seqpacket(0)?;
-        let (sun, len) = sockaddr(control)?;
+        let (sun, len) = crate::transport::unix_sockaddr(control)?;
         // SAFETY: sun is a valid address of len bytes; fd is ours.
         if unsafe { libc::connect(fd.as_raw_fd(), &sun as *const _ as *const libc::sockaddr, len) } < 0 {
             return Err(io::Error::last_os_error());

@@ -31,18 +31,8 @@ pub struct Ready {
 pub fn connect(endpoint: &Endpoint, timeout: Option<Duration>) -> io::Result<Conn> {
     match endpoint {
         Endpoint::Unix(path) => {
-            // SAFETY: sockaddr_un is plain data; all-zero is a valid value.
-            let mut sun: libc::sockaddr_un = unsafe { mem::zeroed() };
-            sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
-            let bytes = path.as_os_str().as_encoded_bytes();
-            if bytes.len() >= sun.sun_path.len() {
-                return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
-            }
-            for (dst, src) in sun.sun_path.iter_mut().zip(bytes) {
-                *dst = *src as libc::c_char;
-            }
-            let len = mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
-            connect_raw(libc::AF_UNIX, &sun as *const _ as *const libc::sockaddr, len, timeout)
+            let (sun, len) = unix_sockaddr(path)?;
+            connect_raw(libc::AF_UNIX, &sun as *const _ as *const libc::sockaddr, len as usize, timeout)
         }
         Endpoint::Tcp { addrs, .. } => {
             let mut last = io::Error::from_raw_os_error(libc::EADDRNOTAVAIL);
@@ -70,6 +60,22 @@ pub fn connect(endpoint: &Endpoint, timeout: Option<Duration>) -> io::Result<Con
             Err(last)
         }
     }
+}
+
+/// The `sockaddr_un` of a Unix socket path, and its length; ENAMETOOLONG
+/// when the path does not fit `sun_path`.
+pub fn unix_sockaddr(path: &std::path::Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+    // SAFETY: sockaddr_un is plain data; all-zero is a valid value.
+    let mut sun: libc::sockaddr_un = unsafe { mem::zeroed() };
+    sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_os_str().as_encoded_bytes();
+    if bytes.len() >= sun.sun_path.len() {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    for (dst, src) in sun.sun_path.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    Ok((sun, (mem::size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t))
 }
 
 fn sockaddr_of(addr: &std::net::SocketAddr) -> (libc::sockaddr_storage, usize) {
