@@ -134,6 +134,33 @@ fn assert_bounded(buffered: usize, input_len: usize) {
     assert!(buffered <= HEADER_LEN + 2 * input_len + 8, "{buffered} > {input_len}");
 }
 
+/// Feeds `buf`, cut in three random pieces, to `dec` through `step` (one
+/// decode call: the bytes it used and whether it gave an event, draining
+/// any borrowed pairs): checks the decode contract on every call, that the
+/// first error is sticky, and that buffering stays bounded.
+fn feed<D>(
+    rng: &mut Rng,
+    buf: &[u8],
+    dec: &mut D,
+    step: impl Fn(&mut D, &[u8]) -> Result<(usize, bool), ProtocolError>,
+    buffered: impl Fn(&D) -> usize,
+) {
+    for mut chunk in chunks(rng, buf) {
+        while !chunk.is_empty() {
+            let (n, event) = match step(dec, chunk) {
+                Ok(r) => r,
+                Err(e) => {
+                    assert_eq!(step(dec, buf), Err(e));
+                    return;
+                }
+            };
+            assert!(n <= chunk.len() && (n > 0 || event));
+            chunk = &chunk[n..];
+        }
+        assert_bounded(buffered(dec), buf.len());
+    }
+}
+
 /// 1,000,000 inputs to [`ResponseDecoder`].
 #[test]
 fn response_decoder_survives_junk() {
@@ -142,23 +169,15 @@ fn response_decoder_survives_junk() {
     for _ in 0..INPUTS {
         input(&mut rng, &mut buf);
         let mut dec = ResponseDecoder::new(if rng.chance(4) { rng.byte().into() } else { 1 });
-        'input: for mut chunk in chunks(&mut rng, &buf) {
-            while !chunk.is_empty() {
-                let (n, ev) = match dec.decode(chunk) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        assert_eq!(dec.decode(&buf), Err(e));
-                        break 'input;
-                    }
-                };
-                assert!(n <= chunk.len() && (n > 0 || ev.is_some()));
-                if let Some(ResponseEvent::GetValuesResult(pairs)) = ev {
-                    pairs.for_each(drop);
-                }
-                chunk = &chunk[n..];
+        let step = |dec: &mut ResponseDecoder, chunk: &[u8]| {
+            let (n, ev) = dec.decode(chunk)?;
+            let event = ev.is_some();
+            if let Some(ResponseEvent::GetValuesResult(pairs)) = ev {
+                pairs.for_each(drop);
             }
-            assert_bounded(dec.buffered(), buf.len());
-        }
+            Ok((n, event))
+        };
+        feed(&mut rng, &buf, &mut dec, step, ResponseDecoder::buffered);
     }
 }
 
@@ -170,23 +189,15 @@ fn request_decoder_survives_junk() {
     for _ in 0..INPUTS {
         input(&mut rng, &mut buf);
         let mut dec = RequestDecoder::new();
-        'input: for mut chunk in chunks(&mut rng, &buf) {
-            while !chunk.is_empty() {
-                let (n, ev) = match dec.decode(chunk) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        assert_eq!(dec.decode(&buf), Err(e));
-                        break 'input;
-                    }
-                };
-                assert!(n <= chunk.len() && (n > 0 || ev.is_some()));
-                if let Some(RequestEvent::GetValues(pairs)) = ev {
-                    pairs.for_each(drop);
-                }
-                chunk = &chunk[n..];
+        let step = |dec: &mut RequestDecoder, chunk: &[u8]| {
+            let (n, ev) = dec.decode(chunk)?;
+            let event = ev.is_some();
+            if let Some(RequestEvent::GetValues(pairs)) = ev {
+                pairs.for_each(drop);
             }
-            assert_bounded(dec.buffered(), buf.len());
-        }
+            Ok((n, event))
+        };
+        feed(&mut rng, &buf, &mut dec, step, RequestDecoder::buffered);
     }
 }
 
