@@ -92,24 +92,41 @@ impl ApacheRequest {
 }
 
 /// Feeds httpd's header scanner one line at a time from the header block.
+///
+/// The scanner asks for lines of at most `MAX_STRING_LEN - 1` bytes, but
+/// always into the buffer its caller passed; that buffer is ours and sized
+/// for the block's longest line, so a long line (a big Set-Cookie or CSP)
+/// reaches the client whole, as with the original module. A line is never
+/// split in two: that would turn its tail into a header line of its own.
 struct Lines<'a> {
     rest: &'a [u8],
+    /// Our buffer, and how many bytes it holds.
+    buf: *mut c_char,
+    cap: usize,
+    /// A line did not fit the buffer the scanner passed (not ours).
+    refused: bool,
 }
 
 /// The `getsfunc` of `ap_scan_script_header_err_core_ex`: copies the next
-/// line (with its newline, at most `len - 1` bytes) and NUL-terminates it;
-/// 0 when the block is used up.
+/// line (with its newline) and NUL-terminates it; 0 when the block is used
+/// up or the line does not fit.
 extern "C" fn next_line(buf: *mut c_char, len: c_int, data: *mut c_void) -> c_int {
     super::guard(0, || {
         // SAFETY: data is the &mut Lines passed by apply_headers for this call.
         let lines = unsafe { &mut *(data as *mut Lines<'_>) };
-        if lines.rest.is_empty() || len < 2 || buf.is_null() {
+        let room = if buf == lines.buf { lines.cap } else { usize::try_from(len).unwrap_or(0) };
+        if lines.rest.is_empty() || room < 2 || buf.is_null() {
             return 0;
         }
-        let max = (len - 1) as usize;
-        let line_len = memchr::memchr(b'\n', lines.rest).map_or(lines.rest.len(), |i| i + 1).min(max);
+        let line_len = memchr::memchr(b'\n', lines.rest).map_or(lines.rest.len(), |i| i + 1);
+        if line_len > room - 1 {
+            lines.refused = true;
+            return 0;
+        }
         let (line, rest) = lines.rest.split_at(line_len);
-        // SAFETY: buf has room for len bytes; we write line_len <= len - 1 bytes plus a NUL.
+        // SAFETY: buf holds `room` writable bytes (our own buffer of `cap`
+        // bytes, or the scanner's `len`); we write line_len <= room - 1
+        // bytes plus a NUL.
         unsafe {
             std::ptr::copy_nonoverlapping(line.as_ptr(), buf.cast::<u8>(), line_len);
             *buf.add(line_len) = 0;
@@ -120,6 +137,11 @@ extern "C" fn next_line(buf: *mut c_char, len: c_int, data: *mut c_void) -> c_in
 }
 
 impl Client for ApacheRequest {
+    fn filename(&self) -> Option<&str> {
+        // SAFETY: r is live; filename is NULL or a pool string that outlives self.
+        unsafe { c_str((*self.r).filename) }
+    }
+
     fn request_header(&self, name: &str) -> Option<Vec<u8>> {
         let name = CString::new(name).ok()?;
         // SAFETY: headers_in is the live request's table; the key is a live C string.
@@ -195,19 +217,28 @@ impl Client for ApacheRequest {
     }
 
     fn apply_headers(&mut self, block: &[u8]) -> HeaderVerdict {
-        let mut lines = Lines { rest: block };
-        let mut scratch = vec![0 as c_char; ffi::HUGE_STRING_LEN as usize]; // = MAX_STRING_LEN
-                                                                            // SAFETY: r is live; scratch holds MAX_STRING_LEN (= HUGE_STRING_LEN) bytes as the scanner
-                                                                            // requires; next_line reads `lines`, which outlives the call.
+        let longest = block.split(|&b| b == b'\n').map(|l| l.len() + 1).max().unwrap_or(0);
+        // At least MAX_STRING_LEN (= HUGE_STRING_LEN), the scanner's contract;
+        // one more byte than the longest line, for its NUL. Not zeroed: the
+        // scanner only reads what next_line wrote.
+        let cap = (longest + 1).max(ffi::HUGE_STRING_LEN as usize);
+        let mut scratch: Vec<c_char> = Vec::with_capacity(cap);
+        let mut lines = Lines { rest: block, buf: scratch.as_mut_ptr(), cap, refused: false };
+        // SAFETY: r is live; scratch has room for `cap` bytes (>= MAX_STRING_LEN,
+        // as the scanner requires) and lives across the call; next_line reads
+        // `lines`, which outlives the call.
         let rc = unsafe {
             ffi::ap_scan_script_header_err_core_ex(
                 self.r,
-                scratch.as_mut_ptr(),
+                lines.buf,
                 Some(next_line),
                 &mut lines as *mut Lines<'_> as *mut c_void,
                 ffi::fcgi_shim_module_index(),
             )
         };
+        if lines.refused {
+            return HeaderVerdict::Refused("a header line longer than httpd's CGI scanner takes");
+        }
         // SAFETY: r is live.
         let r = unsafe { &mut *self.r };
         if rc == ffi::HTTP_NOT_MODIFIED as c_int {
@@ -215,8 +246,7 @@ impl Client for ApacheRequest {
             return HeaderVerdict::Discard(Outcome::Sent);
         }
         if rc != ffi::OK as c_int {
-            let status = if rc == ffi::HTTP_INTERNAL_SERVER_ERROR as c_int { 502 } else { rc };
-            return HeaderVerdict::Discard(Outcome::Status(u16::try_from(status).unwrap_or(502)));
+            return HeaderVerdict::Discard(Outcome::Status(u16::try_from(rc).unwrap_or(500)));
         }
         // SAFETY: headers_out is the live request's table.
         let location = unsafe { c_str(ffi::apr_table_get(r.headers_out, c"Location".as_ptr())) };

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::dynamic::target;
 use super::exchange::run_authorizer;
-use super::headers::block_end;
+use super::headers::{block_end, fields, sanitize};
 use super::Client;
 use crate::config::Config;
 use crate::log::Level;
@@ -90,19 +90,31 @@ pub fn authorize(
         Ok(output) => output,
         Err(status) => return AuthResult::Failed(status),
     };
-    let head = &output[..block_end(&output, 0).unwrap_or(output.len())];
+    // Output without the blank line is all headers; the body is never used.
+    let mut head = output[..block_end(&output, 0).unwrap_or(output.len())].to_vec();
+    if !head.ends_with(b"\n") {
+        head.push(b'\n');
+    }
+    head.push(b'\n');
+    let clean = match sanitize(&head) {
+        Ok(clean) => clean,
+        Err(why) => {
+            let msg = format!("FastCGI: comm with server \"{path}\" aborted: error parsing headers: {why}");
+            client.log(Level::Error, 0, &msg);
+            return AuthResult::Failed(500);
+        }
+    };
     let mut status = 200;
     let mut headers = Vec::new();
-    for line in String::from_utf8_lossy(head).lines() {
-        let Some((name, value)) = line.split_once(':') else { continue };
-        let (name, value) = (name.trim(), value.trim());
+    for (name, value) in fields(&clean) {
+        let (name, value) = (String::from_utf8_lossy(name), String::from_utf8_lossy(value).into_owned());
         if name.eq_ignore_ascii_case("Status") {
             status = value.split_whitespace().next().and_then(|c| c.parse().ok()).unwrap_or(500);
         } else if name.eq_ignore_ascii_case("Location") {
             client.log(Level::Error, 0, &format!("FastCGI: {} \"{path}\" redirected (not allowed)", phase.directive()));
             return AuthResult::Failed(500);
-        } else if !name.is_empty() {
-            headers.push((name.to_string(), value.to_string()));
+        } else {
+            headers.push((name.into_owned(), value));
         }
     }
     if status != 200 {

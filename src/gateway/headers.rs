@@ -1,6 +1,9 @@
-//! Finding where an application's CGI header block ends. The block itself is
-//! parsed by httpd's own scanner (through [`super::Client::apply_headers`]),
-//! so Status, Location and Set-Cookie behave exactly as with mod_cgi.
+//! An application's CGI header block: where it ends, and whether it can be
+//! passed on faithfully. The block itself is applied by httpd's own scanner
+//! (through [`super::Client::apply_headers`]), so Status, Location and
+//! Set-Cookie behave exactly as with mod_cgi; what that scanner cannot
+//! represent (a NUL inside a C string) or would let httpd turn into
+//! something the application did not send is refused here first.
 
 /// The largest header block accepted; more is a broken application.
 pub(super) const MAX_HEADER_BLOCK: usize = 128 * 1024;
@@ -25,9 +28,81 @@ pub(super) fn block_end(buf: &[u8], from: usize) -> Option<usize> {
     None
 }
 
+/// The header block `head` (up to and including its blank line) as httpd's
+/// scanner is to see it: every CR removed, as httpd's own line reader for
+/// mod_cgi does, so a bare CR inside a value can neither end a line nor
+/// reach the client. Err names what cannot be passed on, for the log line
+/// (`error parsing headers: ...`), and the request answers 500 as with the
+/// original: a NUL byte (the scanner's C strings would silently cut the
+/// value), a line with no colon, or a name that is empty or holds white space
+/// (an obs-fold continuation line, `Name : value`).
+pub(super) fn sanitize(head: &[u8]) -> Result<Vec<u8>, String> {
+    let mut clean = Vec::with_capacity(head.len());
+    clean.extend(head.iter().copied().filter(|&b| b != b'\r'));
+    for line in clean.split(|&b| b == b'\n').take_while(|l| !l.is_empty()) {
+        let name = match memchr::memchr(b':', line) {
+            Some(colon) => &line[..colon],
+            None => return Err(format!("malformed header '{}'", shown(line))),
+        };
+        if memchr::memchr(0, line).is_some() {
+            return Err(format!("NUL byte in header '{}'", shown(name)));
+        }
+        if name.is_empty() || name.iter().any(|&b| b == b' ' || b == b'\t') {
+            return Err(format!("invalid header name '{}'", shown(name)));
+        }
+    }
+    Ok(clean)
+}
+
+/// The `name: value` pairs of a block that passed [`sanitize`], value
+/// trimmed as httpd's scanner trims it.
+pub(super) fn fields(clean: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    clean.split(|&b| b == b'\n').take_while(|l| !l.is_empty()).filter_map(|line| {
+        let colon = memchr::memchr(b':', line)?;
+        Some((&line[..colon], line[colon + 1..].trim_ascii()))
+    })
+}
+
+/// At most 30 bytes of `bytes` for a log line (httpd's scanner shows as
+/// many), non-printable ones escaped.
+fn shown(bytes: &[u8]) -> String {
+    bytes[..bytes.len().min(30)].escape_ascii().to_string()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::block_end;
+    use super::{block_end, fields, sanitize};
+
+    #[test]
+    fn sanitize_removes_every_cr_and_keeps_long_lines_whole() {
+        let long = "v".repeat(200_000);
+        let block = format!("Content-Type: text/plain\r\nX-Long: {long}\r\nX-Cr: a\rb\r\n\r\n");
+        let clean = sanitize(block.as_bytes()).unwrap();
+        assert_eq!(clean, format!("Content-Type: text/plain\nX-Long: {long}\nX-Cr: ab\n\n").into_bytes());
+        let got: Vec<_> = fields(&clean).collect();
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[1], (&b"X-Long"[..], long.as_bytes()));
+        assert_eq!(got[2], (&b"X-Cr"[..], &b"ab"[..]));
+    }
+
+    #[test]
+    fn sanitize_refuses_what_cannot_pass_faithfully() {
+        let err = |b: &[u8]| sanitize(b).unwrap_err();
+        assert_eq!(err(b"X-Bad: a\0b\r\n\r\n"), "NUL byte in header 'X-Bad'");
+        assert_eq!(err(b"Content-Type: text/plain\r\ngarbage here\r\n\r\n"), "malformed header 'garbage here'");
+        assert_eq!(err(b"A: b\r\n  folded: on\r\n\r\n"), "invalid header name '  folded'");
+        assert_eq!(err(b"Status : 200\n\n"), "invalid header name 'Status '");
+        assert_eq!(err(b": no name\n\n"), "invalid header name ''");
+        assert_eq!(err(b"HTTP/1.0 200 OK\r\n\r\n"), "malformed header 'HTTP/1.0 200 OK'");
+        assert_eq!(
+            err(format!("{}\n\n", "x".repeat(100)).as_bytes()),
+            format!("malformed header '{}'", "x".repeat(30))
+        );
+        assert_eq!(err(b"X\x01\x02: \0\n\n"), "NUL byte in header 'X\\x01\\x02'");
+        // Only the block is checked: what follows the blank line is body.
+        assert!(sanitize(b"A: b\n\n").is_ok());
+        assert_eq!(sanitize(b"\r\n").unwrap(), b"\n");
+    }
 
     #[test]
     fn crlf_lf_and_empty_blocks() {

@@ -23,6 +23,11 @@
 //! | `/stream-forever`      | 16 KiB of body every 5 ms until the server closes the connection |
 //! | `/nph`                 | a whole HTTP response (status line included), for `-nph` |
 //! | `/big?rec=N`           | [`big_body`] (10 MB) in STDOUT records of N bytes (default 1000) |
+//! | `/hdr?CASE`            | the header block [`header_case`] gives for CASE, then `hdr body\n` |
+//! | `/stderr-long?N`       | one stderr line of N bytes (`0123456789` repeated), then a normal response |
+//!
+//! In the AUTHORIZER role every request is granted, with the variables
+//! [`header_case`] gives for `auth-CASE` in the query string (none without).
 
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -402,6 +407,37 @@ fn send(stream: &mut UnixStream, out: &[u8]) -> bool {
     stream.write_all(out).and_then(|_| stream.flush()).is_ok()
 }
 
+/// The header lines (each ending in CRLF, no blank line) of a `/hdr` case,
+/// for the response header tests; None for an unknown case.
+pub fn header_case(case: &str) -> Option<Vec<u8>> {
+    let line = |name: &str, value: &[u8]| [name.as_bytes(), b": ", value, b"\r\n"].concat();
+    Some(match case {
+        // One line of 10 KiB: over httpd's 8 KiB scanner buffer.
+        "long10k" => line("X-Long", &vec![b'L'; 10 * 1024]),
+        "cookie60k" => {
+            [line("Set-Cookie", &[b"big=", &vec![b'c'; 60_000][..]].concat()), line("Set-Cookie", b"small=1")].concat()
+        }
+        // Over the 128 KiB header block limit in one line.
+        "line200k" => line("X-Huge", &vec![b'H'; 200 * 1024]),
+        // Bytes 8190.. of the line spell a header of their own: a reader
+        // that cuts lines at 8190 bytes would pass it as one.
+        "inject" => [b"X-Pad: ".to_vec(), vec![b'p'; 8190 - 7], b"X-Injected: 1\r\n".to_vec()].concat(),
+        "many" => (0..1000).flat_map(|i| line(&format!("X-Many-{i:04}"), format!("v{i}").as_bytes())).collect(),
+        "nul" => line("X-Bad", b"a\0b"),
+        // A bare CR inside a value: dropped, as httpd's line reader for mod_cgi does.
+        "cr" => line("X-Cr", b"a\rSet-Cookie: evil=1"),
+        // An obs-fold continuation line.
+        "fold" => [line("X-Fold", b"a"), b"  continued: yes\r\n".to_vec()].concat(),
+        "nocolon" => b"this is no header\r\n".to_vec(),
+        "status" => [line("Status", b"299 Fine Thanks"), line("X-Status", b"set")].concat(),
+        "location" => line("Location", format!("http://example.test/{}", "q".repeat(12 * 1024)).as_bytes()),
+        "auth-long" => line("Variable-Long", &vec![b'V'; 10 * 1024]),
+        "auth-nul" => line("Variable-Nul", b"a\0b"),
+        "auth-cr" => line("Variable-Cr", b"a\rb"),
+        _ => return None,
+    })
+}
+
 fn respond(rec: &Recorded, id: u16, stream: &mut UnixStream, shared: &Shared) -> Next {
     let enc = ResponseEncoder::new(id);
     let path = rec.param("PATH_INFO").unwrap_or_default();
@@ -411,6 +447,13 @@ fn respond(rec: &Recorded, id: u16, stream: &mut UnixStream, shared: &Shared) ->
         enc.stdout_end(out);
         enc.end_request(out, 0, 0);
     };
+    if rec.role == 2 {
+        let vars = query.split('&').find(|q| q.starts_with("auth-")).and_then(header_case).unwrap_or_default();
+        enc.stdout(&mut out, &[b"Status: 200\r\n", &vars[..], b"\r\n"].concat());
+        finish(&mut out);
+        send(stream, &out);
+        return Next::Close;
+    }
     // Route by the first segment of PATH_INFO (`/ok/deeper` is `/ok`).
     let route = match path.strip_prefix('/') {
         Some(rest) => format!("/{}", rest.split('/').next().unwrap_or("")),
@@ -562,6 +605,19 @@ fn respond(rec: &Recorded, id: u16, stream: &mut UnixStream, shared: &Shared) ->
                 body.push(b'\n');
             }
             enc.stdout(&mut out, &body);
+            finish(&mut out);
+        }
+        "/hdr" => {
+            let case = query.split('&').next().unwrap_or_default();
+            let block = header_case(case).unwrap_or_default();
+            enc.stdout(&mut out, &[b"Content-Type: text/plain\r\n", &block[..], b"\r\nhdr body\n"].concat());
+            finish(&mut out);
+        }
+        "/stderr-long" => {
+            let n: usize = query.parse().unwrap_or(20_000);
+            let line: Vec<u8> = b"0123456789".iter().copied().cycle().take(n).chain([b'\n']).collect();
+            enc.stderr(&mut out, &line);
+            enc.stdout(&mut out, b"Content-Type: text/plain\r\n\r\nstderr sent\n");
             finish(&mut out);
         }
         "/stderr" => {
