@@ -383,19 +383,19 @@ fn idle_timeout_is_504() {
 }
 
 #[test]
-fn zero_bytes_is_502() {
+fn zero_bytes_is_500() {
     let s = Site::new("zero", false, true, "");
     let r = s.get("/fault/close");
-    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(r.status, 500, "{}", r.text());
     s.assert_log(&format!("FastCGI: incomplete headers (0 bytes) received from server \"{}\"", s.fault_path()));
     s.assert_survived();
 }
 
 #[test]
-fn half_headers_is_502() {
+fn half_headers_is_500() {
     let s = Site::new("halfhdr", false, true, "");
     let r = s.get("/fault/half-headers");
-    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(r.status, 500, "{}", r.text());
     assert!(!r.text().contains("X-Half"), "partial headers leaked: {}", r.text());
     // "Content-Type: text/plain\r\nX-Half: ye" is 36 bytes.
     s.assert_log(&format!("FastCGI: incomplete headers (36 bytes) received from server \"{}\"", s.fault_path()));
@@ -417,13 +417,13 @@ fn garbage_record_is_502_protocol_error() {
 }
 
 #[test]
-fn huge_header_block_is_502() {
+fn huge_header_block_is_500() {
     let s = Site::new("hugehdr", false, true, "");
     let mark = s.log().len();
     let r = s.req(Request::get("/fault/huge-headers").timeout(Duration::from_secs(20)));
-    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(r.status, 500, "{}", r.text());
     assert!(r.header("X-Filler-00000").is_none());
-    // A log line naming the server explains the 502.
+    // A log line naming the server explains the 500.
     let needle = format!("\"{}\"", s.fault_path());
     assert!(
         common::util::wait_until(LOG_WAIT, || s.log().get(mark..).map(|t| t.contains(&needle)).unwrap_or(false)),

@@ -58,7 +58,7 @@ fn a_closed_pooled_connection_is_not_used_and_a_stale_one_is_replayed_once() {
     // An application that closes without answering: the request, on a
     // pooled connection, is tried once more on a new one, then fails.
     let r = apache.get("/fault/close");
-    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(r.status, 500, "{}", r.text());
     let used = fault.connections() - before;
     assert!((1..=2).contains(&used), "{used} connections for one request");
     assert_eq!(apache.get("/fault/echo").status, 200);

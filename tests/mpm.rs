@@ -55,7 +55,7 @@ fn smoke(mpm: Mpm) {
 
     // A fault, then normal service.
     let r = apache.get("/fault/close");
-    assert_eq!(r.status, 502, "{mpm:?}: {}", r.text());
+    assert_eq!(r.status, 500, "{mpm:?}: {}", r.text());
     let r = apache.request(Request::get("/fault/stall").timeout(Duration::from_secs(15)));
     assert_eq!(r.status, 504, "{mpm:?}: {}", r.text());
     apache.assert_alive();

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::ffi::{self, apr_pool_t, request_rec, server_rec};
 use super::request::ApacheRequest;
 use super::{c_str, guard, state};
-use crate::gateway::{self, Outcome};
+use crate::gateway::{self, Client, Outcome};
 use crate::pm;
 
 /// The handler name, as in the original.
@@ -132,6 +132,17 @@ pub extern "C" fn fcgi_rs_handler(r: *mut request_rec) -> i32 {
         // SAFETY: NULL or a pool string.
         let filename = unsafe { c_str(req.filename) }.unwrap_or("");
         let mut client = ApacheRequest::new(r);
+        // `AcceptPathInfo Off` refuses path info, as mod_cgi does (the
+        // original ignored it).
+        if req.used_path_info == ffi::AP_REQ_REJECT_PATH_INFO as i32 && !req.path_info.is_null() {
+            // SAFETY: a non-NULL path_info is a pool string.
+            let path_info = unsafe { std::ffi::CStr::from_ptr(req.path_info) }.to_string_lossy();
+            if !path_info.is_empty() {
+                let msg = format!("FastCGI: AcceptPathInfo off disallows user's path {path_info}");
+                client.log(crate::log::Level::Info, 0, &msg);
+                return ffi::HTTP_NOT_FOUND as i32;
+            }
+        }
         // Under a wrapper, a request goes to a defined server only if it runs
         // as the request's identity; otherwise the path runs as a dynamic
         // application under that identity (as the original did).

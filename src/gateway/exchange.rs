@@ -4,7 +4,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::dynamic::OnDemand;
-use super::headers::{block_end, MAX_HEADER_BLOCK};
+use super::headers::{block_end, sanitize, MAX_HEADER_BLOCK};
 use super::{BodyLength, Client, HeaderVerdict, Outcome, Spool};
 use crate::config::{Config, Server};
 use crate::log::Level;
@@ -15,8 +15,10 @@ use crate::transport::{self, Conn, Endpoint};
 
 /// Bytes read from the application, and from the client, per system call.
 const IO_CHUNK: usize = 64 * 1024;
-/// Longest stderr line logged as one message.
-const MAX_STDERR_LINE: usize = 8 * 1024;
+/// Longest stderr line logged as one message: longer ones are logged in
+/// pieces of this size, each with the prefix, so that every piece fits in
+/// httpd's log line (MAX_STRING_LEN, 8 KiB, with its own prefix) uncut.
+const MAX_STDERR_LINE: usize = 4 * 1024;
 /// The request id of our one request on a connection.
 const REQUEST_ID: u16 = 1;
 
@@ -44,6 +46,9 @@ pub(super) fn run_with(
     }
     let mut head = params_head(client, server, None, overrides);
     let keep = server.options.keep_conn && dynamic.is_none();
+    // As in the original and mod_cgi: per request, by the script's name.
+    let nph = server.options.nph
+        || client.filename().and_then(|f| f.rsplit('/').next()).is_some_and(|b| b.starts_with("nph-"));
     let mut body = body;
     // A pooled connection may have been closed by the application while it
     // sat idle: then the request is replayed once on a fresh one.
@@ -62,7 +67,7 @@ pub(super) fn run_with(
         };
         // Only a pooled attempt can be replayed, so only it needs a copy.
         let out = if pooled { head.clone() } else { std::mem::take(&mut head) };
-        let phase = if server.options.nph { Phase::Nph } else { Phase::Headers(Vec::new()) };
+        let phase = if nph { Phase::Nph } else { Phase::Headers(Vec::new()) };
         let mut exchange = Exchange::new(client, server, conn, body, out, dynamic, phase);
         exchange.reused = pooled;
         exchange.endpoint = endpoint;
@@ -379,7 +384,7 @@ impl<'c> Exchange<'c> {
                 let msg =
                     format!("FastCGI: incomplete headers (0 bytes) received from server \"{}\"", self.server.path);
                 self.log(Level::Error, 0, &msg);
-                Err(502)
+                Err(500)
             }
             (Err(Stop::Failed(status)), _) => Err(status),
             (Err(Stop::ClientGone | Stop::Stale), _) => Err(400),
@@ -456,6 +461,12 @@ impl<'c> Exchange<'c> {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(_) if self.replayable() => return Err(Stop::Stale),
+                // An application that dies with request bytes unread resets
+                // the connection instead of closing it: before the headers
+                // that is the same incomplete answer as a close.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset && matches!(self.phase, Phase::Headers(_)) => {
+                    return self.end_of_output()
+                }
                 Err(e) => return Err(self.comm_failed("read failed", &e)),
             };
             let mut input = &inbuf[..n];
@@ -526,12 +537,7 @@ impl<'c> Exchange<'c> {
         match &mut self.phase {
             Phase::Collect(output) => {
                 if output.len() + data.len() > MAX_HEADER_BLOCK {
-                    let msg = format!(
-                        "FastCGI: comm with server \"{}\" aborted: authorizer output exceeds {} bytes",
-                        self.server.path, MAX_HEADER_BLOCK
-                    );
-                    self.log(Level::Error, 0, &msg);
-                    return Err(Stop::Failed(502));
+                    return Err(self.bad_headers(&format!("authorizer output exceeds {MAX_HEADER_BLOCK} bytes")));
                 }
                 output.extend_from_slice(data);
                 Ok(())
@@ -549,18 +555,17 @@ impl<'c> Exchange<'c> {
                 block.extend_from_slice(data);
                 let Some(end) = block_end(block, searched) else {
                     if block.len() > MAX_HEADER_BLOCK {
-                        let msg = format!(
-                            "FastCGI: comm with server \"{}\" aborted: error parsing headers: header block exceeds {} bytes",
-                            self.server.path, MAX_HEADER_BLOCK
-                        );
-                        self.log(Level::Error, 0, &msg);
-                        return Err(Stop::Failed(502));
+                        return Err(self.bad_headers(&format!("header block exceeds {MAX_HEADER_BLOCK} bytes")));
                     }
                     return Ok(());
                 };
                 let block = std::mem::take(block);
                 let (head, rest) = block.split_at(end);
-                match self.client.apply_headers(head) {
+                let head = match sanitize(head) {
+                    Ok(clean) => clean,
+                    Err(why) => return Err(self.bad_headers(&why)),
+                };
+                match self.client.apply_headers(&head) {
                     HeaderVerdict::Body => {
                         self.phase = Phase::Body;
                         self.send(rest)
@@ -569,6 +574,7 @@ impl<'c> Exchange<'c> {
                         self.phase = Phase::Discard(outcome);
                         Ok(())
                     }
+                    HeaderVerdict::Refused(why) => Err(self.bad_headers(why)),
                 }
             }
         }
@@ -621,8 +627,10 @@ impl<'c> Exchange<'c> {
 
     fn log_stderr_line(&self, line: &[u8]) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let text = String::from_utf8_lossy(line);
-        self.log(Level::Error, 0, &format!("FastCGI: server \"{}\" stderr: {text}", self.server.path));
+        for piece in line.chunks(MAX_STDERR_LINE) {
+            let text = String::from_utf8_lossy(piece);
+            self.log(Level::Error, 0, &format!("FastCGI: server \"{}\" stderr: {text}", self.server.path));
+        }
     }
 
     fn on_end_request(&mut self, protocol_status: u8) -> Result<(), Stop> {
@@ -650,13 +658,21 @@ impl<'c> Exchange<'c> {
                 self.server.path
             );
             self.log(Level::Error, 0, &msg);
-            return Err(Stop::Failed(self.no_answer_status()));
+            return Err(Stop::Failed(self.no_answer_status(500)));
         }
         if self.unflushed {
             self.unflushed = false;
             self.client.send(&[], true).map_err(|_| Stop::ClientGone)?;
         }
         Ok(())
+    }
+
+    /// A header block that cannot be passed on: 500, as with the original
+    /// and mod_cgi.
+    fn bad_headers(&self, why: &str) -> Stop {
+        let msg = format!("FastCGI: comm with server \"{}\" aborted: error parsing headers: {why}", self.server.path);
+        self.log(Level::Error, 0, &msg);
+        Stop::Failed(500)
     }
 
     fn protocol_error(&self, e: &ProtocolError) -> Stop {
@@ -674,7 +690,7 @@ impl<'c> Exchange<'c> {
             e.raw_os_error().unwrap_or(0),
             &format!("FastCGI: comm with server \"{}\" aborted: {what}", self.server.path),
         );
-        Stop::Failed(self.no_answer_status())
+        Stop::Failed(self.no_answer_status(502))
     }
 
     /// A pooled connection that closed before any answer, when nothing of
@@ -684,12 +700,12 @@ impl<'c> Exchange<'c> {
     }
 
     /// A dynamic application that went away without a byte could not start
-    /// (or crashed at once): unavailable, 503. Otherwise a bad gateway.
-    fn no_answer_status(&self) -> u16 {
+    /// (or crashed at once): unavailable, 503. Otherwise `status`.
+    fn no_answer_status(&self, status: u16) -> u16 {
         if self.dynamic.is_some() && !self.answered {
             503
         } else {
-            502
+            status
         }
     }
 

@@ -48,6 +48,9 @@ pub enum HeaderVerdict {
     /// Headers mean no body goes to the client: read the application's
     /// output to its end, discard it, then finish with this outcome.
     Discard(Outcome),
+    /// httpd could not take the block as it is (the reason, for the log):
+    /// the request fails with 500 rather than pass on something else.
+    Refused(&'static str),
 }
 
 /// How a request ended, for the handler to return to httpd.
@@ -66,6 +69,9 @@ pub enum Outcome {
 pub trait Client {
     /// The value of request header `name` (case-insensitive), for `-pass-header`.
     fn request_header(&self, name: &str) -> Option<Vec<u8>>;
+    /// The file the request maps to (`r->filename`): a script whose name
+    /// starts with `nph-` writes its own HTTP response, as with mod_cgi.
+    fn filename(&self) -> Option<&str>;
     /// Calls `emit` with each CGI variable httpd computes for the request
     /// (`ap_add_common_vars` + `ap_add_cgi_vars`), after setting `overrides`.
     /// With `auth_role` (an authorizer phase: `AUTHENTICATOR`,
