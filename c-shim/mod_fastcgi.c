@@ -118,18 +118,19 @@ int fcgi_shim_module_index(void)
     return APLOG_MODULE_INDEX;
 }
 
-apr_status_t fcgi_shim_send(request_rec *r, apr_bucket_brigade *bb,
-                            const char *data, apr_size_t len, int flush)
+void fcgi_shim_queue(request_rec *r, apr_bucket_brigade *bb, const char *data, apr_size_t len)
 {
-    apr_bucket_alloc_t *ba = r->connection->bucket_alloc;
+    /* Transient: the caller passes the brigade before the data changes;
+     * filters that keep it set it aside (copy). */
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(data, len, r->connection->bucket_alloc));
+}
+
+apr_status_t fcgi_shim_pass(request_rec *r, apr_bucket_brigade *bb, int flush)
+{
     apr_status_t rv;
 
-    if (len > 0) {
-        /* Transient: filters that keep the data set it aside (copy). */
-        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(data, len, ba));
-    }
     if (flush) {
-        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(ba));
+        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(r->connection->bucket_alloc));
     }
     rv = ap_pass_brigade(r->output_filters, bb);
     apr_brigade_cleanup(bb);

@@ -174,21 +174,34 @@ impl Client for ApacheRequest {
             // SAFETY: key and value live in the request pool, as setn requires.
             unsafe { ffi::apr_table_setn(env, k, v) };
         }
-        // The original's exact environment: ap_create_environment adds TZ and
-        // turns every non-alphanumeric character of a name into '_'.
-        // SAFETY: r is live; the result is a NULL-terminated array of pool strings.
-        let mut envp = unsafe { ffi::ap_create_environment((*self.r).pool, env) } as *const *mut c_char;
-        // SAFETY: walking the NULL-terminated array returned above.
-        while let Some(entry) = unsafe { envp.as_ref() }.filter(|p| !p.is_null()) {
-            // SAFETY: each entry is a NUL-terminated "NAME=value" pool string.
-            let pair = unsafe { CStr::from_ptr(*entry) }.to_bytes();
-            let (name, value) = match memchr::memchr(b'=', pair) {
-                Some(eq) => (&pair[..eq], &pair[eq + 1..]),
-                None => (pair, &[][..]),
-            };
-            emit(name, value);
-            // SAFETY: still inside the array: the terminator has not been reached.
-            envp = unsafe { envp.add(1) };
+        // The original's exact environment, as ap_create_environment would
+        // give it (TZ from Apache's own environment when the table has
+        // none), encoded straight from the table.
+        let mut scratch = Vec::new();
+        // SAFETY: env is the live table; the key is a C literal.
+        if unsafe { ffi::apr_table_get(env, c"TZ".as_ptr()) }.is_null() {
+            // SAFETY: getenv returns NULL or a NUL-terminated string of the
+            // process environment, which httpd does not change while serving.
+            let tz = unsafe { libc::getenv(c"TZ".as_ptr()) };
+            if !tz.is_null() {
+                // SAFETY: non-NULL, NUL-terminated (above).
+                emit(b"TZ", unsafe { CStr::from_ptr(tz) }.to_bytes());
+            }
+        }
+        // SAFETY: env is the live table; apr_table_elts gives its entry array.
+        let arr = unsafe { &*ffi::apr_table_elts(env) };
+        let entries = arr.elts as *const ffi::apr_table_entry_t;
+        for i in 0..usize::try_from(arr.nelts).unwrap_or(0) {
+            // SAFETY: i < nelts, so the entry is inside the array.
+            let entry = unsafe { &*entries.add(i) };
+            if entry.key.is_null() {
+                continue;
+            }
+            // SAFETY: keys and values of a live table are NULL or pool strings.
+            let key = unsafe { CStr::from_ptr(entry.key) }.to_bytes();
+            // SAFETY: as above.
+            let val = if entry.val.is_null() { &[][..] } else { unsafe { CStr::from_ptr(entry.val) }.to_bytes() };
+            crate::gateway::cgi_variable(key, val, &mut scratch, emit);
         }
     }
 
@@ -277,9 +290,17 @@ impl Client for ApacheRequest {
         }
     }
 
-    fn send(&mut self, data: &[u8], flush: bool) -> Result<(), ClientGone> {
-        // SAFETY: r and bb are live; data is copied by any filter that keeps it.
-        let rv = unsafe { ffi::fcgi_shim_send(self.r, self.bb, data.as_ptr().cast(), data.len(), c_int::from(flush)) };
+    fn queue(&mut self, data: &[u8]) {
+        // SAFETY: r and bb are live; the caller keeps data unchanged until
+        // the next pass, which hands the transient bucket on (filters that
+        // keep it copy it).
+        unsafe { ffi::fcgi_shim_queue(self.r, self.bb, data.as_ptr().cast(), data.len()) };
+    }
+
+    fn pass(&mut self, flush: bool) -> Result<(), ClientGone> {
+        // SAFETY: r and bb are live; every queued bucket's data is still
+        // unchanged (the queue contract).
+        let rv = unsafe { ffi::fcgi_shim_pass(self.r, self.bb, c_int::from(flush)) };
         if rv == 0 {
             Ok(())
         } else {

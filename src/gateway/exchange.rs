@@ -258,6 +258,53 @@ fn prepare_body(client: &mut dyn Client, config: &Config) -> Result<Body, u16> {
     }
 }
 
+/// The two I/O buffers of an exchange, kept per thread between requests so
+/// that no request allocates or zero-fills them.
+struct Scratch {
+    /// What one read from the application brings.
+    input: Vec<u8>,
+    /// One piece of the request body.
+    body: Vec<u8>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Option<Box<Scratch>>> = const { std::cell::Cell::new(None) };
+}
+
+impl Scratch {
+    /// This thread's buffers (new ones when they are in use or not made
+    /// yet); they go back when the guard drops.
+    fn take() -> ScratchGuard {
+        let kept = SCRATCH.try_with(|cell| cell.take()).ok().flatten();
+        ScratchGuard(Some(
+            kept.unwrap_or_else(|| Box::new(Scratch { input: vec![0; IO_CHUNK], body: vec![0; IO_CHUNK] })),
+        ))
+    }
+}
+
+/// Borrowed [`Scratch`], returned to the thread on drop.
+struct ScratchGuard(Option<Box<Scratch>>);
+
+impl std::ops::Deref for ScratchGuard {
+    type Target = Scratch;
+    fn deref(&self) -> &Scratch {
+        self.0.as_deref().unwrap_or_else(|| unreachable!("taken only on drop"))
+    }
+}
+
+impl std::ops::DerefMut for ScratchGuard {
+    fn deref_mut(&mut self) -> &mut Scratch {
+        self.0.as_deref_mut().unwrap_or_else(|| unreachable!("taken only on drop"))
+    }
+}
+
+impl Drop for ScratchGuard {
+    fn drop(&mut self) {
+        let buffers = self.0.take();
+        let _ = SCRATCH.try_with(|cell| cell.set(buffers));
+    }
+}
+
 /// Where the response stands.
 enum Phase {
     /// An authorizer: keep the whole output (bounded) for the caller.
@@ -312,8 +359,10 @@ struct Exchange<'c> {
     phase: Phase,
     /// Whether any response byte has been passed to httpd's filters.
     sent: bool,
-    /// Sent since the last flush.
+    /// Passed since the last flush.
     unflushed: bool,
+    /// Queued for the client but not passed yet.
+    queued: bool,
     stderr: Vec<u8>,
 }
 
@@ -345,6 +394,7 @@ impl<'c> Exchange<'c> {
             phase,
             sent: false,
             unflushed: false,
+            queued: false,
             stderr: Vec::new(),
         }
     }
@@ -394,56 +444,78 @@ impl<'c> Exchange<'c> {
     fn pump(&mut self) -> Result<(), Stop> {
         let idle = Duration::from_secs(self.server.options.idle_timeout.into());
         let mut decoder = ResponseDecoder::new(REQUEST_ID);
-        let mut inbuf = vec![0u8; IO_CHUNK];
-        let mut bodybuf = Vec::new();
+        let mut scratch = Scratch::take();
+        // BEGIN_REQUEST, PARAMS and the first piece of STDIN (all of it for
+        // a request without a body) go out in one write. Not on a pooled
+        // connection with a body: if it turns out closed, the request is
+        // replayed, which needs the body unread.
+        if !self.reused || matches!(self.body, Body::None) {
+            self.refill_stdin(&mut scratch.body)?;
+        }
+        // Readiness as last seen: a new connection takes a first write; the
+        // application has nothing to read before it got the request, and
+        // more is likely waiting after a read that filled the buffer.
+        let (mut may_write, mut may_read) = (true, false);
         let mut last_io = Instant::now();
         loop {
             if self.out_pos == self.out.len() && !self.stdin_done && !self.write_closed {
-                self.refill_stdin(&mut bodybuf)?;
+                self.refill_stdin(&mut scratch.body)?;
             }
             let want_write = self.out_pos < self.out.len() && !self.write_closed;
-            let left = idle.saturating_sub(last_io.elapsed());
-            // A dynamic application that keeps a request waiting gets help:
-            // every -startDelay the manager is asked for another instance.
-            let slice = match self.dynamic {
-                Some(d) if !self.answered => left.min(d.start_delay),
-                _ => left,
-            };
-            let ready = self.conn.wait(want_write, slice).map_err(|e| self.comm_failed("poll() failed", &e))?;
-            if !ready.readable && !ready.writable {
-                if let Some(d) = self.dynamic.filter(|_| last_io.elapsed() < idle) {
-                    d.more(&self.server.path);
-                    continue;
-                }
-                let msg = match self.dynamic {
-                    Some(_) if !self.answered => format!(
-                        "FastCGI: comm with (dynamic) server \"{}\" aborted: (first read) idle timeout ({} sec)",
-                        self.server.path, self.server.options.idle_timeout
-                    ),
-                    _ => format!(
-                        "FastCGI: comm with server \"{}\" aborted: idle timeout ({} sec)",
-                        self.server.path, self.server.options.idle_timeout
-                    ),
-                };
-                self.log(Level::Error, 0, &msg);
-                return Err(Stop::Failed(504));
-            }
-            if ready.writable && want_write {
+            if want_write && may_write {
                 match self.conn.write(&self.out[self.out_pos..]) {
                     Ok(n) => {
                         self.out_pos += n;
                         last_io = Instant::now();
+                        may_write = self.out_pos == self.out.len();
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => may_write = false,
                     // The application closed its side: it answers without
                     // the rest of the body. Keep reading its reply.
                     Err(_) => self.write_closed = true,
                 }
+                if may_write && !self.stdin_done && !may_read {
+                    continue;
+                }
             }
-            if !ready.readable {
-                continue;
+            if !may_read {
+                // About to wait: the application paused, so what it sent
+                // so far goes to the client now.
+                self.flush()?;
+                let want_write = self.out_pos < self.out.len() && !self.write_closed;
+                let left = idle.saturating_sub(last_io.elapsed());
+                // A dynamic application that keeps a request waiting gets help:
+                // every -startDelay the manager is asked for another instance.
+                let slice = match self.dynamic {
+                    Some(d) if !self.answered => left.min(d.start_delay),
+                    _ => left,
+                };
+                let ready = self.conn.wait(want_write, slice).map_err(|e| self.comm_failed("poll() failed", &e))?;
+                if !ready.readable && !ready.writable {
+                    if let Some(d) = self.dynamic.filter(|_| last_io.elapsed() < idle) {
+                        d.more(&self.server.path);
+                        continue;
+                    }
+                    let msg = match self.dynamic {
+                        Some(_) if !self.answered => format!(
+                            "FastCGI: comm with (dynamic) server \"{}\" aborted: (first read) idle timeout ({} sec)",
+                            self.server.path, self.server.options.idle_timeout
+                        ),
+                        _ => format!(
+                            "FastCGI: comm with server \"{}\" aborted: idle timeout ({} sec)",
+                            self.server.path, self.server.options.idle_timeout
+                        ),
+                    };
+                    self.log(Level::Error, 0, &msg);
+                    return Err(Stop::Failed(504));
+                }
+                may_write |= ready.writable;
+                may_read = ready.readable;
+                if !may_read {
+                    continue;
+                }
             }
-            let n = match self.conn.read(&mut inbuf) {
+            let n = match self.conn.read(&mut scratch.input) {
                 Ok(0) if decoder.in_record() => {
                     let msg = format!(
                         "FastCGI: comm with server \"{}\" aborted: the connection closed in the middle of a record",
@@ -457,9 +529,13 @@ impl<'c> Exchange<'c> {
                 Ok(n) => {
                     last_io = Instant::now();
                     self.answered = true;
+                    may_read = n == scratch.input.len();
                     n
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    may_read = false;
+                    continue;
+                }
                 Err(_) if self.replayable() => return Err(Stop::Stale),
                 // An application that dies with request bytes unread resets
                 // the connection instead of closing it: before the headers
@@ -469,43 +545,54 @@ impl<'c> Exchange<'c> {
                 }
                 Err(e) => return Err(self.comm_failed("read failed", &e)),
             };
-            let mut input = &inbuf[..n];
-            while !input.is_empty() {
-                let (used, event) = match decoder.decode(input) {
-                    Ok(r) => r,
-                    Err(e) => return Err(self.protocol_error(&e)),
-                };
-                input = &input[used..];
-                match event {
-                    None => {}
-                    Some(ResponseEvent::Stdout(data)) => self.on_stdout(data)?,
-                    Some(ResponseEvent::Stderr(data)) => self.on_stderr(data),
-                    Some(ResponseEvent::EndRequest { protocol_status, .. }) => {
-                        self.reusable = self.server.options.keep_conn
-                            && input.is_empty()
-                            && !decoder.in_record()
-                            && self.stdin_done
-                            && self.out_pos == self.out.len()
-                            && !self.write_closed;
-                        return self.on_end_request(protocol_status);
-                    }
-                    Some(ResponseEvent::StdoutEnd)
-                    | Some(ResponseEvent::StderrEnd)
-                    | Some(ResponseEvent::GetValuesResult(_))
-                    | Some(ResponseEvent::UnknownType(_)) => {}
-                }
+            // Everything this read brought goes to httpd's filters in one
+            // pass, also when the response ends or fails inside it.
+            let ended = self.on_input(&mut decoder, &scratch.input[..n]);
+            let passed = self.pass();
+            if ended? {
+                return passed;
             }
-            self.maybe_flush()?;
+            passed?;
         }
     }
 
-    /// Queues the next piece of the request body as STDIN records.
-    fn refill_stdin(&mut self, buf: &mut Vec<u8>) -> Result<(), Stop> {
-        self.out.clear();
-        self.out_pos = 0;
-        if buf.is_empty() {
-            buf.resize(IO_CHUNK, 0);
+    /// Decodes one read's worth of records, queueing STDOUT for the client;
+    /// true when the response ended (END_REQUEST).
+    fn on_input(&mut self, decoder: &mut ResponseDecoder, mut input: &[u8]) -> Result<bool, Stop> {
+        while !input.is_empty() {
+            let (used, event) = match decoder.decode(input) {
+                Ok(r) => r,
+                Err(e) => return Err(self.protocol_error(&e)),
+            };
+            input = &input[used..];
+            match event {
+                None => {}
+                Some(ResponseEvent::Stdout(data)) => self.on_stdout(data)?,
+                Some(ResponseEvent::Stderr(data)) => self.on_stderr(data),
+                Some(ResponseEvent::EndRequest { protocol_status, .. }) => {
+                    self.reusable = self.server.options.keep_conn
+                        && input.is_empty()
+                        && !decoder.in_record()
+                        && self.stdin_done
+                        && self.out_pos == self.out.len()
+                        && !self.write_closed;
+                    self.on_end_request(protocol_status)?;
+                    return Ok(true);
+                }
+                Some(ResponseEvent::StdoutEnd)
+                | Some(ResponseEvent::StderrEnd)
+                | Some(ResponseEvent::GetValuesResult(_))
+                | Some(ResponseEvent::UnknownType(_)) => {}
+            }
         }
+        Ok(false)
+    }
+
+    /// Appends the next piece of the request body, as STDIN records, to
+    /// what is still to be written.
+    fn refill_stdin(&mut self, buf: &mut [u8]) -> Result<(), Stop> {
+        self.out.drain(..self.out_pos);
+        self.out_pos = 0;
         let read = match &mut self.body {
             Body::None => Ok(0),
             Body::Streamed => {
@@ -542,13 +629,17 @@ impl<'c> Exchange<'c> {
                 output.extend_from_slice(data);
                 Ok(())
             }
-            Phase::Body => self.send(data),
+            Phase::Body => {
+                self.queue(data);
+                Ok(())
+            }
             Phase::Discard(_) => Ok(()),
             Phase::Nph => {
                 if !self.sent {
                     self.client.start_nph();
                 }
-                self.send(data)
+                self.queue(data);
+                Ok(())
             }
             Phase::Headers(block) => {
                 let searched = block.len();
@@ -568,7 +659,10 @@ impl<'c> Exchange<'c> {
                 match self.client.apply_headers(&head) {
                     HeaderVerdict::Body => {
                         self.phase = Phase::Body;
-                        self.send(rest)
+                        // `rest` lives in the block, not in the read buffer:
+                        // it goes now, ahead of anything queued after it.
+                        self.queue(rest);
+                        self.pass()
                     }
                     HeaderVerdict::Discard(outcome) => {
                         self.phase = Phase::Discard(outcome);
@@ -580,29 +674,37 @@ impl<'c> Exchange<'c> {
         }
     }
 
-    fn send(&mut self, data: &[u8]) -> Result<(), Stop> {
-        if data.is_empty() {
+    /// Queues response bytes for the client; they must stay unchanged
+    /// until the next [`Self::pass`].
+    fn queue(&mut self, data: &[u8]) {
+        if !data.is_empty() {
+            self.client.queue(data);
+            self.queued = true;
+        }
+    }
+
+    /// Hands what was queued to httpd's filters in one pass (with a flush
+    /// under `-flush`).
+    fn pass(&mut self) -> Result<(), Stop> {
+        if !self.queued {
             return Ok(());
         }
+        self.queued = false;
         self.sent = true;
         let flush = self.server.options.flush;
         self.unflushed = !flush;
-        self.client.send(data, flush).map_err(|_| Stop::ClientGone)
+        self.client.pass(flush).map_err(|_| Stop::ClientGone)
     }
 
-    /// Flushes what was sent once the application has nothing more ready,
-    /// so a slow application's output reaches the client without delay
-    /// while a fast one's is batched.
-    fn maybe_flush(&mut self) -> Result<(), Stop> {
+    /// Flushes what was passed since the last flush: called when the
+    /// application has nothing more ready, so a slow application's output
+    /// reaches the client without delay while a fast one's is batched.
+    fn flush(&mut self) -> Result<(), Stop> {
         if !self.unflushed {
             return Ok(());
         }
-        let more = self.conn.wait(false, Duration::ZERO).map(|r| r.readable).unwrap_or(false);
-        if !more {
-            self.unflushed = false;
-            self.client.send(&[], true).map_err(|_| Stop::ClientGone)?;
-        }
-        Ok(())
+        self.unflushed = false;
+        self.client.pass(true).map_err(|_| Stop::ClientGone)
     }
 
     /// Logs STDERR line by line with the original's prefix.
@@ -660,10 +762,8 @@ impl<'c> Exchange<'c> {
             self.log(Level::Error, 0, &msg);
             return Err(Stop::Failed(self.no_answer_status(500)));
         }
-        if self.unflushed {
-            self.unflushed = false;
-            self.client.send(&[], true).map_err(|_| Stop::ClientGone)?;
-        }
+        // No flush of our own at the end: httpd flushes when it finishes
+        // the request (and the event MPM then writes without a worker).
         Ok(())
     }
 

@@ -10,6 +10,7 @@
 
 mod authorizer;
 mod dynamic;
+mod environment;
 mod exchange;
 mod headers;
 mod spool;
@@ -19,6 +20,7 @@ use std::io;
 
 pub use authorizer::{authorize, AuthPhase, AuthResult};
 pub use dynamic::run_dynamic;
+pub use environment::variable as cgi_variable;
 pub use exchange::run;
 pub use spool::Spool;
 pub use status::status_page;
@@ -96,8 +98,13 @@ pub trait Client {
     /// For `-nph`: the output is a whole HTTP response; bypass httpd's
     /// protocol filters.
     fn start_nph(&mut self);
-    /// Sends response body bytes, then a flush if `flush`.
-    fn send(&mut self, data: &[u8], flush: bool) -> Result<(), ClientGone>;
+    /// Adds response body bytes to what the next [`Client::pass`] hands to
+    /// httpd's filters; `data` must stay unchanged until then (it is not
+    /// copied unless a filter keeps it).
+    fn queue(&mut self, data: &[u8]);
+    /// Hands what was queued to httpd's output filters in one pass, then a
+    /// flush if `flush`.
+    fn pass(&mut self, flush: bool) -> Result<(), ClientGone>;
     /// Ends a response whose headers already went out as broken: the client
     /// sees a truncated reply, not a complete-looking one.
     fn send_broken(&mut self);

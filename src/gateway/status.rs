@@ -17,7 +17,8 @@ pub fn status_page(client: &mut dyn Client, config: &Config, json: bool) -> Outc
     let doc = if json { json_doc(config, manager) } else { html_doc(config, manager) };
     client.set_content_type(if json { "application/json" } else { "text/html; charset=utf-8" });
     // A client that went away needs nothing more.
-    let _ = client.send(doc.as_bytes(), true);
+    client.queue(doc.as_bytes());
+    let _ = client.pass(true);
     Outcome::Sent
 }
 
