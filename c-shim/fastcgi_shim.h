@@ -19,6 +19,8 @@ enum fcgi_directive {
     FCGI_DIRECTIVE_IPC_DIR = 4,
     FCGI_DIRECTIVE_WRAPPER = 5,
     FCGI_DIRECTIVE_CHUNKED_BODY_MAX = 6,
+    FCGI_DIRECTIVE_RESPONSE_BUFFER = 7,
+    FCGI_DIRECTIVE_RESPONSE_SPOOL_MAX = 8,
     /* Per-directory authorizers: base + 2 * phase (+1 for ...Authoritative);
      * phase 0 authenticator, 1 authorizer, 2 access checker. */
     FCGI_DIRECTIVE_AUTH = 10

@@ -59,6 +59,10 @@ static const command_rec fastcgi_cmds[] = {
              "Off lets other modules allow access when the application denies (default On)"),
     FCGI_CMD("FastCgiChunkedBodyMax", FCGI_DIRECTIVE_CHUNKED_BODY_MAX, RSRC_CONF,
              "largest chunked request body (bytes) spooled to learn its CONTENT_LENGTH"),
+    FCGI_CMD("FastCgiResponseBuffer", FCGI_DIRECTIVE_RESPONSE_BUFFER, RSRC_CONF,
+             "response bytes kept in memory per request for a client slower than the application (0 paces the application)"),
+    FCGI_CMD("FastCgiResponseSpoolMax", FCGI_DIRECTIVE_RESPONSE_SPOOL_MAX, RSRC_CONF,
+             "most response bytes held per request for a slow client, memory and temporary file together"),
     {NULL}
 };
 

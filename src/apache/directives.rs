@@ -15,6 +15,8 @@ const WRAPPER: c_int = 5;
 const AUTH: c_int = 10;
 const IPC_DIR: c_int = 4;
 const CHUNKED_BODY_MAX: c_int = 6;
+const RESPONSE_BUFFER: c_int = 7;
+const RESPONSE_SPOOL_MAX: c_int = 8;
 
 /// Called by the shim for each directive; returns NULL or an error message
 /// allocated in the configuration pool (httpd prints it and fails the
@@ -69,6 +71,8 @@ fn apply(cmd: &cmd_parms, which: c_int, name: &str, args: &str) -> Result<(), St
         WRAPPER => b.wrapper(name, args),
         IPC_DIR => b.ipc_dir(name, args),
         CHUNKED_BODY_MAX => b.chunked_body_max(name, args),
+        RESPONSE_BUFFER => b.response_buffer(name, args),
+        RESPONSE_SPOOL_MAX => b.response_spool_max(name, args),
         _ => Err(format!("{name}: not supported by mod_fastcgi_rs yet")),
     })
 }

@@ -5,6 +5,7 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
+use std::os::fd::RawFd;
 use std::os::raw::{c_char, c_int, c_void};
 
 use super::c_str;
@@ -16,13 +17,15 @@ use crate::log::Level;
 pub(super) struct ApacheRequest {
     r: *mut request_rec,
     bb: *mut apr_bucket_brigade,
+    /// The client's socket, once looked up.
+    socket: Option<Option<RawFd>>,
 }
 
 impl ApacheRequest {
     pub(super) fn new(r: *mut request_rec) -> Self {
         // SAFETY: r is the live request; its pool and connection outlive this value.
         let bb = unsafe { ffi::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc) };
-        ApacheRequest { r, bb }
+        ApacheRequest { r, bb, socket: None }
     }
 
     fn pool_cstr(&self, s: &[u8]) -> *const c_char {
@@ -306,6 +309,31 @@ impl Client for ApacheRequest {
         } else {
             Err(ClientGone)
         }
+    }
+
+    fn behind(&mut self) -> bool {
+        self.holding() && self.socket().is_some_and(|fd| !crate::transport::writable_now(fd))
+    }
+
+    fn holding(&self) -> bool {
+        // SAFETY: r and its connection are live; the core output filter
+        // keeps this flag (set while it holds output it could not write).
+        unsafe { (*(*self.r).connection).data_in_output_filters != 0 }
+    }
+
+    fn socket(&mut self) -> Option<RawFd> {
+        *self.socket.get_or_insert_with(|| {
+            // SAFETY: r and its connection are live; the socket (NULL for a
+            // connection without one) lives as long as the connection.
+            let sock = unsafe { ffi::ap_get_conn_socket((*self.r).connection) };
+            if sock.is_null() {
+                return None;
+            }
+            let mut fd: ffi::apr_os_sock_t = -1;
+            // SAFETY: sock is live; fd is a valid place for the descriptor.
+            let rv = unsafe { ffi::apr_os_sock_get(&mut fd, sock) };
+            (rv == 0 && fd >= 0).then_some(fd)
+        })
     }
 
     fn send_broken(&mut self) {

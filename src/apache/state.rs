@@ -7,7 +7,10 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use crate::config::{Builder, Config, DynamicOptions, Host, DEFAULT_CHUNKED_BODY_MAX};
+use crate::config::{
+    Builder, Config, DynamicOptions, Host, DEFAULT_CHUNKED_BODY_MAX, DEFAULT_RESPONSE_BUFFER,
+    DEFAULT_RESPONSE_SPOOL_MAX,
+};
 
 static PENDING: Mutex<Option<Builder>> = Mutex::new(None);
 static ACTIVE: RwLock<Option<Arc<Config>>> = RwLock::new(None);
@@ -62,6 +65,8 @@ pub(super) fn commit() -> (Arc<Config>, Vec<String>) {
                 servers: Vec::new(),
                 ipc_dir: PathBuf::from("/"),
                 chunked_body_max: DEFAULT_CHUNKED_BODY_MAX,
+                response_buffer: DEFAULT_RESPONSE_BUFFER,
+                response_spool_max: DEFAULT_RESPONSE_SPOOL_MAX,
                 dynamic: DynamicOptions::default(),
                 wrapper: None,
             };

@@ -45,6 +45,14 @@ pub struct Config {
     /// `FastCgiChunkedBodyMax`: the largest chunked request body spooled to
     /// learn its length; 0 refuses chunked bodies with 411, as the original.
     pub chunked_body_max: u64,
+    /// `FastCgiResponseBuffer`: response bytes a request keeps in memory
+    /// for a client that reads slower than the application writes; 0 paces
+    /// the application to the client, as the original did.
+    pub response_buffer: u64,
+    /// `FastCgiResponseSpoolMax`: the most a request holds for a slow
+    /// client, memory and temporary file together; beyond it the
+    /// application is paced to the client.
+    pub response_spool_max: u64,
     /// `FastCgiConfig`: how dynamic applications are run.
     pub dynamic: DynamicOptions,
     /// `FastCgiWrapper`: the program (suexec) that starts applications
@@ -57,6 +65,11 @@ pub const DEFAULT_WRAPPER: &str = "/usr/lib/apache2/suexec";
 
 /// Default for `FastCgiChunkedBodyMax`: 128 MiB.
 pub const DEFAULT_CHUNKED_BODY_MAX: u64 = 128 << 20;
+/// Default for `FastCgiResponseBuffer`: 1 MiB.
+pub const DEFAULT_RESPONSE_BUFFER: u64 = 1 << 20;
+/// Default for `FastCgiResponseSpoolMax`: 1 GiB (nginx's
+/// `fastcgi_max_temp_file_size` default).
+pub const DEFAULT_RESPONSE_SPOOL_MAX: u64 = 1 << 30;
 
 impl Server {
     /// Every endpoint, in failover order.
@@ -141,6 +154,8 @@ impl Builder {
                 servers: Vec::new(),
                 ipc_dir: default_ipc_dir,
                 chunked_body_max: DEFAULT_CHUNKED_BODY_MAX,
+                response_buffer: DEFAULT_RESPONSE_BUFFER,
+                response_spool_max: DEFAULT_RESPONSE_SPOOL_MAX,
                 dynamic: DynamicOptions::default(),
                 wrapper: None,
             },
@@ -326,10 +341,19 @@ impl Builder {
 
     /// `FastCgiChunkedBodyMax bytes`.
     pub fn chunked_body_max(&mut self, directive: &str, args: &str) -> Result<(), String> {
-        let word = one_word(directive, args)?;
-        self.config.chunked_body_max = word.parse().map_err(|_| {
-            format!("{directive}: expected a number of bytes (0 refuses chunked bodies), got \"{word}\"")
-        })?;
+        self.config.chunked_body_max = bytes(directive, args, "0 refuses chunked bodies")?;
+        Ok(())
+    }
+
+    /// `FastCgiResponseBuffer bytes`.
+    pub fn response_buffer(&mut self, directive: &str, args: &str) -> Result<(), String> {
+        self.config.response_buffer = bytes(directive, args, "0 paces the application to the client")?;
+        Ok(())
+    }
+
+    /// `FastCgiResponseSpoolMax bytes`.
+    pub fn response_spool_max(&mut self, directive: &str, args: &str) -> Result<(), String> {
+        self.config.response_spool_max = bytes(directive, args, "memory and temporary file together")?;
         Ok(())
     }
 
@@ -370,6 +394,24 @@ fn one_word(directive: &str, args: &str) -> Result<String, String> {
         1 => Ok(words.remove(0)),
         _ => Err(format!("{directive} takes one argument")),
     }
+}
+
+/// The one argument of a directive that takes a size in bytes (`K`, `M`
+/// and `G` suffixes accepted, as powers of 1024); `zero` says what 0 means.
+fn bytes(directive: &str, args: &str, zero: &str) -> Result<u64, String> {
+    let word = one_word(directive, args)?;
+    let word = word.as_str();
+    let (digits, shift) = match word.as_bytes().last() {
+        Some(b'k' | b'K') => (&word[..word.len() - 1], 10),
+        Some(b'm' | b'M') => (&word[..word.len() - 1], 20),
+        Some(b'g' | b'G') => (&word[..word.len() - 1], 30),
+        _ => (word, 0),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("{directive}: expected a number of bytes ({zero}), got \"{word}\""))
 }
 
 #[cfg(test)]
@@ -613,5 +655,19 @@ mod tests {
             .unwrap_err()
             .contains("expected a number of bytes"));
         assert_eq!(b.build().chunked_body_max, 1 << 20);
+    }
+
+    #[test]
+    fn response_buffering_sizes() {
+        let mut b = builder();
+        assert_eq!(b.config.response_buffer, 1 << 20);
+        assert_eq!(b.config.response_spool_max, 1 << 30);
+        b.response_buffer("FastCgiResponseBuffer", "256K").unwrap();
+        b.response_spool_max("FastCgiResponseSpoolMax", "8m").unwrap();
+        let err = b.response_spool_max("FastCgiResponseSpoolMax", "99999999999G").unwrap_err();
+        assert!(err.starts_with("FastCgiResponseSpoolMax: expected a number of bytes"), "{err}");
+        assert!(b.response_buffer("FastCgiResponseBuffer", "1 2").is_err());
+        let c = b.build();
+        assert_eq!((c.response_buffer, c.response_spool_max), (256 << 10, 8 << 20));
     }
 }

@@ -71,6 +71,8 @@ pub(super) fn run_with(
         let mut exchange = Exchange::new(client, server, conn, body, out, dynamic, phase);
         exchange.reused = pooled;
         exchange.endpoint = endpoint;
+        exchange.hold_memory = config.response_buffer;
+        exchange.hold_max = config.response_spool_max.max(config.response_buffer);
         match exchange.run() {
             Ok(outcome) => return outcome,
             Err(stale_body) => body = stale_body,
@@ -258,12 +260,40 @@ fn prepare_body(client: &mut dyn Client, config: &Config) -> Result<Body, u16> {
     }
 }
 
+/// What a backlog hands httpd at a time while the application still writes:
+/// small enough that writing it never makes a request wait long for a slow
+/// client.
+const FEED_PIECE: usize = 16 * 1024;
+
+/// Sends a backlog's bytes to the client once the application is done,
+/// waiting for the client as long as httpd's `Timeout` allows. Err when the
+/// client went away or the backlog could not be read (logged).
+fn deliver(client: &mut dyn Client, server: &Server, mut backlog: Spool) -> Result<(), ()> {
+    let mut scratch = Scratch::take();
+    loop {
+        let n = match backlog.read(&mut scratch.body) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) => {
+                let msg =
+                    format!("FastCGI: comm with server \"{}\" aborted: reading the held response failed", server.path);
+                client.log(Level::Error, e.raw_os_error().unwrap_or(0), &msg);
+                client.send_broken();
+                return Err(());
+            }
+        };
+        client.queue(&scratch.body[..n]);
+        client.pass(false).map_err(|_| ())?;
+    }
+}
+
 /// The two I/O buffers of an exchange, kept per thread between requests so
 /// that no request allocates or zero-fills them.
 struct Scratch {
     /// What one read from the application brings.
     input: Vec<u8>,
-    /// One piece of the request body.
+    /// One piece of the request body, or of a held response on its way to
+    /// the client.
     body: Vec<u8>,
 }
 
@@ -363,6 +393,18 @@ struct Exchange<'c> {
     unflushed: bool,
     /// Queued for the client but not passed yet.
     queued: bool,
+    /// `FastCgiResponseBuffer` and `FastCgiResponseSpoolMax` (0: the
+    /// application is paced to the client).
+    hold_memory: u64,
+    hold_max: u64,
+    /// Set while the client is slower than the application: response bytes
+    /// wait here instead of in the application's socket.
+    backlog: Option<Spool>,
+    /// Bytes that waited in a backlog, and the most that went to its file.
+    held: u64,
+    held_in_file: u64,
+    /// The backlog reached `hold_max` (logged once).
+    paced: bool,
     stderr: Vec<u8>,
 }
 
@@ -395,6 +437,12 @@ impl<'c> Exchange<'c> {
             sent: false,
             unflushed: false,
             queued: false,
+            hold_memory: 0,
+            hold_max: 0,
+            backlog: None,
+            held: 0,
+            held_in_file: 0,
+            paced: false,
             stderr: Vec::new(),
         }
     }
@@ -404,23 +452,40 @@ impl<'c> Exchange<'c> {
     fn run(mut self) -> Result<Outcome, Body> {
         let result = self.pump();
         self.flush_stderr();
-        let outcome = match result {
-            Ok(()) => match std::mem::replace(&mut self.phase, Phase::Body) {
-                Phase::Discard(outcome) => outcome,
-                _ => Outcome::Sent,
-            },
-            Err(Stop::Stale) => return Err(self.body),
-            Err(Stop::ClientGone) => Outcome::Sent,
-            Err(Stop::Failed(status)) if !self.sent => Outcome::Status(status),
-            Err(Stop::Failed(_)) => {
-                self.client.send_broken();
-                Outcome::Sent
-            }
-        };
-        if self.reusable {
-            transport::pool::checkin(&self.endpoint, self.conn);
+        if let Err(Stop::Stale) = result {
+            return Err(self.body);
         }
-        Ok(outcome)
+        let Exchange { client, server, conn, reusable, endpoint, backlog, sent, phase, held, held_in_file, .. } = self;
+        // The application is free before the client has its answer.
+        if reusable {
+            transport::pool::checkin(&endpoint, conn);
+        } else {
+            drop(conn);
+        }
+        let failed = match result {
+            Ok(()) => false,
+            Err(Stop::ClientGone) => return Ok(Outcome::Sent),
+            Err(Stop::Failed(status)) if !sent => return Ok(Outcome::Status(status)),
+            Err(Stop::Failed(_) | Stop::Stale) => true,
+        };
+        if let Some(backlog) = backlog {
+            if deliver(client, server, backlog).is_err() {
+                return Ok(Outcome::Sent);
+            }
+            let msg = format!(
+                "FastCGI: server \"{}\": the client read slower than the application wrote; {held} bytes waited for it ({held_in_file} in a temporary file)",
+                server.path
+            );
+            client.log(Level::Info, 0, &msg);
+        }
+        if failed {
+            client.send_broken();
+            return Ok(Outcome::Sent);
+        }
+        Ok(match phase {
+            Phase::Discard(outcome) => outcome,
+            _ => Outcome::Sent,
+        })
     }
 
     /// Runs an authorizer exchange to its end: the collected output, or the
@@ -445,12 +510,14 @@ impl<'c> Exchange<'c> {
         let idle = Duration::from_secs(self.server.options.idle_timeout.into());
         let mut decoder = ResponseDecoder::new(REQUEST_ID);
         let mut scratch = Scratch::take();
+        let Scratch { input, body: spare } = &mut *scratch;
+        let (input, spare) = (input.as_mut_slice(), spare.as_mut_slice());
         // BEGIN_REQUEST, PARAMS and the first piece of STDIN (all of it for
         // a request without a body) go out in one write. Not on a pooled
         // connection with a body: if it turns out closed, the request is
         // replayed, which needs the body unread.
         if !self.reused || matches!(self.body, Body::None) {
-            self.refill_stdin(&mut scratch.body)?;
+            self.refill_stdin(spare)?;
         }
         // Readiness as last seen: a new connection takes a first write; the
         // application has nothing to read before it got the request, and
@@ -458,8 +525,13 @@ impl<'c> Exchange<'c> {
         let (mut may_write, mut may_read) = (true, false);
         let mut last_io = Instant::now();
         loop {
+            if self.backlog.as_ref().is_some_and(|b| b.unread() >= self.hold_max) {
+                self.pace(spare)?;
+                // The application waited on purpose: that is no idle time.
+                last_io = Instant::now();
+            }
             if self.out_pos == self.out.len() && !self.stdin_done && !self.write_closed {
-                self.refill_stdin(&mut scratch.body)?;
+                self.refill_stdin(spare)?;
             }
             let want_write = self.out_pos < self.out.len() && !self.write_closed;
             if want_write && may_write {
@@ -490,8 +562,18 @@ impl<'c> Exchange<'c> {
                     Some(d) if !self.answered => left.min(d.start_delay),
                     _ => left,
                 };
-                let ready = self.conn.wait(want_write, slice).map_err(|e| self.comm_failed("poll() failed", &e))?;
+                // Output waiting for a slow client goes on as it takes it.
+                let watch = self.backlog.as_ref().is_some_and(|b| b.unread() > 0 || self.client.holding());
+                let other = if watch { self.client.socket() } else { None };
+                let ready =
+                    self.conn.wait_with(want_write, other, slice).map_err(|e| self.comm_failed("poll() failed", &e))?;
+                if ready.other_writable {
+                    self.feed(spare)?;
+                }
                 if !ready.readable && !ready.writable {
+                    if ready.other_writable {
+                        continue;
+                    }
                     if let Some(d) = self.dynamic.filter(|_| last_io.elapsed() < idle) {
                         d.more(&self.server.path);
                         continue;
@@ -515,7 +597,7 @@ impl<'c> Exchange<'c> {
                     continue;
                 }
             }
-            let n = match self.conn.read(&mut scratch.input) {
+            let n = match self.conn.read(input) {
                 Ok(0) if decoder.in_record() => {
                     let msg = format!(
                         "FastCGI: comm with server \"{}\" aborted: the connection closed in the middle of a record",
@@ -529,7 +611,7 @@ impl<'c> Exchange<'c> {
                 Ok(n) => {
                     last_io = Instant::now();
                     self.answered = true;
-                    may_read = n == scratch.input.len();
+                    may_read = n == input.len();
                     n
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -545,15 +627,111 @@ impl<'c> Exchange<'c> {
                 }
                 Err(e) => return Err(self.comm_failed("read failed", &e)),
             };
+            // A client that has not taken what it got so far gets the rest
+            // through a backlog, so the application never waits for it.
+            if self.backlog.is_none() && self.hold_memory > 0 && self.sent && self.client.behind() {
+                self.start_backlog();
+            }
             // Everything this read brought goes to httpd's filters in one
             // pass, also when the response ends or fails inside it.
-            let ended = self.on_input(&mut decoder, &scratch.input[..n]);
+            let ended = self.on_input(&mut decoder, &input[..n]);
             let passed = self.pass();
             if ended? {
                 return passed;
             }
             passed?;
+            if self.backlog.is_some() {
+                self.feed(spare)?;
+            }
         }
+    }
+
+    fn start_backlog(&mut self) {
+        self.backlog = Some(Spool::new(usize::try_from(self.hold_memory).unwrap_or(usize::MAX)));
+    }
+
+    /// Response bytes for the client: passed on with the next pass, or held
+    /// in the backlog while the client is behind.
+    fn deliver(&mut self, data: &[u8]) -> Result<(), Stop> {
+        let Some(backlog) = self.backlog.as_mut() else {
+            self.queue(data);
+            return Ok(());
+        };
+        match backlog.write(data) {
+            Ok(()) => {
+                self.held += data.len() as u64;
+                self.held_in_file = self.held_in_file.max(backlog.in_file());
+                Ok(())
+            }
+            Err(e) => {
+                let msg = format!(
+                    "FastCGI: comm with server \"{}\" aborted: cannot hold the response for a slow client",
+                    self.server.path
+                );
+                self.log(Level::Error, e.raw_os_error().unwrap_or(0), &msg);
+                Err(Stop::Failed(500))
+            }
+        }
+    }
+
+    /// Moves held bytes on to the client as far as it takes them without
+    /// waiting: httpd is given one piece at a time, and a piece only when
+    /// it has written the previous one. Leaves the backlog once it is empty
+    /// and httpd holds nothing.
+    fn feed(&mut self, spare: &mut [u8]) -> Result<(), Stop> {
+        let piece = spare.len().min(FEED_PIECE);
+        loop {
+            if self.client.holding() {
+                if self.client.socket().is_some_and(|fd| !transport::writable_now(fd)) {
+                    return Ok(());
+                }
+                // What httpd holds is about one piece, and the socket has
+                // room: writing it now is quick.
+                self.client.pass(true).map_err(|_| Stop::ClientGone)?;
+                if self.client.holding() {
+                    return Ok(());
+                }
+            }
+            let Some(backlog) = self.backlog.as_mut() else { return Ok(()) };
+            let n = backlog.read(&mut spare[..piece]).map_err(|e| self.spool_failed(&e))?;
+            if n == 0 {
+                self.backlog = None;
+                self.unflushed = false;
+                return Ok(());
+            }
+            self.client.queue(&spare[..n]);
+            self.client.pass(false).map_err(|_| Stop::ClientGone)?;
+        }
+    }
+
+    /// The backlog is full (`FastCgiResponseSpoolMax`): the client gets
+    /// held bytes, waiting for it as long as httpd's `Timeout` allows, until
+    /// there is room again. Meanwhile the application waits: it is paced.
+    fn pace(&mut self, spare: &mut [u8]) -> Result<(), Stop> {
+        if !self.paced {
+            self.paced = true;
+            let msg = format!(
+                "FastCGI: server \"{}\": the response for a slow client exceeds FastCgiResponseSpoolMax ({} bytes); pacing the application",
+                self.server.path, self.hold_max
+            );
+            self.log(Level::Info, 0, &msg);
+        }
+        while let Some(backlog) = self.backlog.as_mut().filter(|b| b.unread() >= self.hold_max) {
+            let n = backlog.read(spare).map_err(|e| self.spool_failed(&e))?;
+            if n == 0 {
+                break;
+            }
+            self.client.queue(&spare[..n]);
+            self.client.pass(true).map_err(|_| Stop::ClientGone)?;
+        }
+        Ok(())
+    }
+
+    fn spool_failed(&self, e: &io::Error) -> Stop {
+        let msg =
+            format!("FastCGI: comm with server \"{}\" aborted: reading the held response failed", self.server.path);
+        self.log(Level::Error, e.raw_os_error().unwrap_or(0), &msg);
+        Stop::Failed(500)
     }
 
     /// Decodes one read's worth of records, queueing STDOUT for the client;
@@ -629,17 +807,13 @@ impl<'c> Exchange<'c> {
                 output.extend_from_slice(data);
                 Ok(())
             }
-            Phase::Body => {
-                self.queue(data);
-                Ok(())
-            }
+            Phase::Body => self.deliver(data),
             Phase::Discard(_) => Ok(()),
             Phase::Nph => {
                 if !self.sent {
                     self.client.start_nph();
                 }
-                self.queue(data);
-                Ok(())
+                self.deliver(data)
             }
             Phase::Headers(block) => {
                 let searched = block.len();
@@ -700,7 +874,12 @@ impl<'c> Exchange<'c> {
     /// application has nothing more ready, so a slow application's output
     /// reaches the client without delay while a fast one's is batched.
     fn flush(&mut self) -> Result<(), Stop> {
-        if !self.unflushed {
+        if !self.unflushed || self.backlog.is_some() {
+            return Ok(());
+        }
+        // A flush waits for the client: a slow one gets a backlog instead.
+        if self.hold_memory > 0 && self.client.behind() {
+            self.start_backlog();
             return Ok(());
         }
         self.unflushed = false;

@@ -105,6 +105,15 @@ pub trait Client {
     /// Hands what was queued to httpd's output filters in one pass, then a
     /// flush if `flush`.
     fn pass(&mut self, flush: bool) -> Result<(), ClientGone>;
+    /// The client has not taken what was passed so far: httpd holds output
+    /// it could not write and the client's socket is full, so passing more
+    /// now could block until the client reads.
+    fn behind(&mut self) -> bool;
+    /// Whether httpd holds response output it has not written yet.
+    fn holding(&self) -> bool;
+    /// The client's socket, to wait until it can take more (None where the
+    /// connection has no socket of its own).
+    fn socket(&mut self) -> Option<std::os::fd::RawFd>;
     /// Ends a response whose headers already went out as broken: the client
     /// sees a truncated reply, not a complete-looking one.
     fn send_broken(&mut self);

@@ -22,6 +22,8 @@ pub struct Ready {
     pub readable: bool,
     /// At least one byte can be written without blocking.
     pub writable: bool,
+    /// The other socket of [`Conn::wait_with`] can take more.
+    pub other_writable: bool,
 }
 
 /// Connects to `endpoint`. `timeout` None blocks until the kernel gives up,
@@ -204,17 +206,27 @@ impl Conn {
     /// passes first. Hang-ups and errors count as readable, so the next read
     /// reports them.
     pub fn wait(&self, want_write: bool, timeout: Duration) -> io::Result<Ready> {
+        self.wait_with(want_write, None, timeout)
+    }
+
+    /// [`Conn::wait`], also waking when `other` (the client's socket, which
+    /// has output waiting) can take more: `Ready::other_writable`.
+    pub fn wait_with(&self, want_write: bool, other: Option<RawFd>, timeout: Duration) -> io::Result<Ready> {
         let deadline = Instant::now() + timeout;
         let mut events = libc::POLLIN;
         if want_write {
             events |= libc::POLLOUT;
         }
         loop {
-            let mut pfd = libc::pollfd { fd: self.fd.as_raw_fd(), events, revents: 0 };
+            let mut pfds = [
+                libc::pollfd { fd: self.fd.as_raw_fd(), events, revents: 0 },
+                libc::pollfd { fd: other.unwrap_or(-1), events: libc::POLLOUT, revents: 0 },
+            ];
+            let count: libc::nfds_t = if other.is_some() { 2 } else { 1 };
             let left = deadline.saturating_duration_since(Instant::now());
             let ms = left.as_millis().min(i32::MAX as u128) as libc::c_int;
-            // SAFETY: pfd is one live pollfd.
-            let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+            // SAFETY: pfds holds `count` (<= 2) live pollfds.
+            let rc = unsafe { libc::poll(pfds.as_mut_ptr(), count, ms) };
             if rc < 0 {
                 let err = io::Error::last_os_error();
                 if err.kind() == io::ErrorKind::Interrupted {
@@ -222,12 +234,23 @@ impl Conn {
                 }
                 return Err(err);
             }
+            let [app, client] = pfds;
             return Ok(Ready {
-                readable: pfd.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0,
-                writable: pfd.revents & (libc::POLLOUT | libc::POLLERR) != 0,
+                readable: app.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0,
+                writable: app.revents & (libc::POLLOUT | libc::POLLERR) != 0,
+                other_writable: client.revents & (libc::POLLOUT | libc::POLLHUP | libc::POLLERR) != 0,
             });
         }
     }
+}
+
+/// Whether `fd` (a client's socket) can take more data right now; a
+/// closed or failed socket counts as writable, so the write reports it.
+pub fn writable_now(fd: RawFd) -> bool {
+    let mut pfd = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+    // SAFETY: pfd is one live pollfd; a zero timeout never blocks.
+    let rc = unsafe { libc::poll(&mut pfd, 1, 0) };
+    rc != 0
 }
 
 #[cfg(test)]

@@ -7,5 +7,5 @@ mod endpoint;
 pub mod health;
 pub mod pool;
 
-pub use conn::{connect, unix_sockaddr, Conn, Ready};
+pub use conn::{connect, unix_sockaddr, writable_now, Conn, Ready};
 pub use endpoint::{hashed_name, Endpoint, EndpointError};
