@@ -260,6 +260,10 @@ fn prepare_body(client: &mut dyn Client, config: &Config) -> Result<Body, u16> {
     }
 }
 
+/// httpd's core output filter writes at once when handed this much
+/// (THRESHOLD_MIN_WRITE), and holds smaller amounts until more or a flush.
+const CORE_MIN_WRITE: usize = 4096;
+
 /// What a backlog hands httpd at a time while the application still writes:
 /// small enough that writing it never makes a request wait long for a slow
 /// client.
@@ -391,8 +395,10 @@ struct Exchange<'c> {
     sent: bool,
     /// Passed since the last flush.
     unflushed: bool,
-    /// Queued for the client but not passed yet.
-    queued: bool,
+    /// Bytes queued for the client but not passed yet, and how many the
+    /// last pass handed on.
+    queued: usize,
+    last_pass: usize,
     /// `FastCgiResponseBuffer` and `FastCgiResponseSpoolMax` (0: the
     /// application is paced to the client).
     hold_memory: u64,
@@ -436,7 +442,8 @@ impl<'c> Exchange<'c> {
             phase,
             sent: false,
             unflushed: false,
-            queued: false,
+            queued: 0,
+            last_pass: 0,
             hold_memory: 0,
             hold_max: 0,
             backlog: None,
@@ -629,7 +636,7 @@ impl<'c> Exchange<'c> {
             };
             // A client that has not taken what it got so far gets the rest
             // through a backlog, so the application never waits for it.
-            if self.backlog.is_none() && self.hold_memory > 0 && self.sent && self.client.behind() {
+            if self.backlog.is_none() && self.hold_memory > 0 && self.sent && self.client_behind() {
                 self.start_backlog();
             }
             // Everything this read brought goes to httpd's filters in one
@@ -643,6 +650,17 @@ impl<'c> Exchange<'c> {
             if self.backlog.is_some() {
                 self.feed(spare)?;
             }
+        }
+    }
+
+    /// Whether the client has not taken what it was given: httpd still
+    /// holds output after being handed enough to write at once (so a write
+    /// found the socket full), or holds a little and the socket is full.
+    fn client_behind(&mut self) -> bool {
+        if self.last_pass >= CORE_MIN_WRITE {
+            self.client.holding()
+        } else {
+            self.client.behind()
         }
     }
 
@@ -853,19 +871,26 @@ impl<'c> Exchange<'c> {
     fn queue(&mut self, data: &[u8]) {
         if !data.is_empty() {
             self.client.queue(data);
-            self.queued = true;
+            self.queued += data.len();
         }
     }
 
     /// Hands what was queued to httpd's filters in one pass (with a flush
     /// under `-flush`).
     fn pass(&mut self) -> Result<(), Stop> {
-        if !self.queued {
+        if self.queued == 0 {
             return Ok(());
         }
-        self.queued = false;
+        self.last_pass = std::mem::take(&mut self.queued);
         self.sent = true;
-        let flush = self.server.options.flush;
+        // `-flush` sends each piece at once, unless the client's socket is
+        // full: then the piece waits in httpd and what follows in a
+        // backlog, so that the flush does not wait for the client.
+        let mut flush = self.server.options.flush;
+        if flush && self.hold_memory > 0 && self.client.socket().is_some_and(|fd| !transport::writable_now(fd)) {
+            flush = false;
+            self.start_backlog();
+        }
         self.unflushed = !flush;
         self.client.pass(flush).map_err(|_| Stop::ClientGone)
     }

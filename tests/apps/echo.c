@@ -2,10 +2,11 @@
  * A FastCGI responder on libfcgi for the integration tests.
  *
  *   echo <socket path | host:port | :port>
+ *   echo                      (FastCgiServer: the listening socket is fd 0)
  *
  * Listens with FCGX_OpenSocket (umask 0, so a Unix socket is 0777 and
- * Apache's www-data workers can connect) and serves requests one after the
- * other with FCGX_Accept_r, forever. By PATH_INFO:
+ * Apache's www-data workers can connect), or accepts on fd 0, and serves
+ * requests one after the other with FCGX_Accept_r, forever. By PATH_INFO:
  *   /env        every parameter received, "NAME=value" one per line
  *   /bytes?N    N bytes of a fixed pattern ("0123456789" repeated)
  *   anything    reads the whole body and prints
@@ -28,8 +29,8 @@ static const char *param(FCGX_Request *req, const char *name, const char *dflt) 
 }
 
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s <socket path | host:port | :port>\n", argv[0]);
+    if (argc > 2) {
+        fprintf(stderr, "usage: %s [socket path | host:port | :port]\n", argv[0]);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -38,7 +39,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "FCGX_Init failed\n");
         return 1;
     }
-    int sock = FCGX_OpenSocket(argv[1], 64);
+    int sock = argc == 2 ? FCGX_OpenSocket(argv[1], 64) : 0;
     if (sock < 0) {
         fprintf(stderr, "FCGX_OpenSocket(%s) failed\n", argv[1]);
         return 1;
@@ -48,7 +49,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "FCGX_InitRequest failed\n");
         return 1;
     }
-    fprintf(stderr, "echo: listening on %s\n", argv[1]);
+    fprintf(stderr, "echo: listening on %s\n", argc == 2 ? argv[1] : "fd 0");
     fflush(stderr);
 
     static char buf[65536];

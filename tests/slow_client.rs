@@ -1,0 +1,342 @@
+//! A slow client never holds an application process (issue 10): the
+//! response is taken off the application into a per-request backlog
+//! (memory, then an unlinked temporary file) and reaches the client as it
+//! reads. One libfcgi instance (`FastCgiServer -processes 1`) serves
+//! `/bytes?N`: N bytes of "0123456789" repeated.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::fd::FromRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::backends::compile_fcgi_app;
+use common::{Apache, Mpm, TestDir};
+
+const MIB: u64 = 1 << 20;
+
+/// An Apache with one instance of the libfcgi app at `/echo.fcgi`.
+fn site(name: &str, mpm: Mpm, server_opts: &str, extra: &str) -> (Apache, TestDir) {
+    let t = TestDir::new(name);
+    let app = t.htdocs().join("echo.fcgi");
+    compile_fcgi_app("echo.c", &app);
+    let conf = format!(
+        "FastCgiServer {} -processes 1 -init-start-delay 0 {server_opts}\n{extra}",
+        app.display()
+    );
+    let apache = Apache::builder(&t).mpm(mpm).log_level("info").config(&conf).start();
+    // The instance is up once it answers.
+    assert!(common::util::wait_until(Duration::from_secs(10), || apache.get("/echo.fcgi/bytes?3").status == 200));
+    (apache, t)
+}
+
+/// A download read at a chosen pace, on a connection with a small receive
+/// buffer, so the server really has to wait for it. The body (HTTP/1.0:
+/// no chunking) is checked against the pattern as it arrives.
+struct Download {
+    /// Bytes per second; 0 = as fast as possible.
+    rate: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    body: Arc<AtomicU64>,
+    thread: Option<JoinHandle<Result<u64, String>>>,
+}
+
+impl Download {
+    fn start(port: u16, path: &str, rate: u64) -> Download {
+        let stream = slow_socket(port);
+        let rate = Arc::new(AtomicU64::new(rate));
+        let stop = Arc::new(AtomicBool::new(false));
+        let body = Arc::new(AtomicU64::new(0));
+        let req = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+        let (r, st, b) = (rate.clone(), stop.clone(), body.clone());
+        let thread = std::thread::spawn(move || read_paced(stream, req.as_bytes(), &r, &st, &b));
+        Download { rate, stop, body, thread: Some(thread) }
+    }
+
+    fn body_so_far(&self) -> u64 {
+        self.body.load(Ordering::SeqCst)
+    }
+
+    fn full_speed(&self) {
+        self.rate.store(0, Ordering::SeqCst);
+    }
+
+    /// Waits for the end; the body length, or what was wrong with it.
+    fn finish(mut self) -> Result<u64, String> {
+        self.full_speed();
+        self.thread.take().map(|t| t.join().unwrap_or_else(|_| Err("reader panicked".into()))).unwrap_or(Ok(0))
+    }
+
+    /// Closes the connection where it is.
+    fn abandon(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A TCP connection to 127.0.0.1:`port` with a 16 KiB receive buffer (set
+/// before connecting, so the window stays small).
+fn slow_socket(port: u16) -> TcpStream {
+    // SAFETY: plain socket calls on a descriptor this function owns.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0);
+        let size: libc::c_int = 16 * 1024;
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &size as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        let mut sin: libc::sockaddr_in = std::mem::zeroed();
+        sin.sin_family = libc::AF_INET as libc::sa_family_t;
+        sin.sin_port = port.to_be();
+        sin.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        let rc = libc::connect(fd, &sin as *const _ as *const libc::sockaddr, std::mem::size_of_val(&sin) as u32);
+        assert_eq!(rc, 0, "connect: {}", std::io::Error::last_os_error());
+        TcpStream::from_raw_fd(fd)
+    }
+}
+
+fn read_paced(
+    mut s: TcpStream,
+    req: &[u8],
+    rate: &AtomicU64,
+    stop: &AtomicBool,
+    body: &AtomicU64,
+) -> Result<u64, String> {
+    s.write_all(req).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(60))).map_err(|e| e.to_string())?;
+    let mut head = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    let mut pos = 0u64;
+    let started = Instant::now();
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return Ok(pos);
+        }
+        let r = rate.load(Ordering::SeqCst);
+        let want = if r == 0 { buf.len() } else { 4096 };
+        let n = s.read(&mut buf[..want]).map_err(|e| format!("read after {pos} body bytes: {e}"))?;
+        if n == 0 {
+            if head.is_empty() || !head.ends_with(b"\r\n\r\n") {
+                return Err(format!("no complete response head: {:?}", String::from_utf8_lossy(&head)));
+            }
+            return Ok(pos);
+        }
+        let mut data = &buf[..n];
+        if !head.ends_with(b"\r\n\r\n") {
+            while let Some((&b, rest)) = data.split_first() {
+                head.push(b);
+                data = rest;
+                if head.ends_with(b"\r\n\r\n") {
+                    if !head.starts_with(b"HTTP/1.1 200") {
+                        return Err(format!("status: {:?}", String::from_utf8_lossy(&head)));
+                    }
+                    break;
+                }
+            }
+        }
+        for &b in data {
+            if b != b'0' + (pos % 10) as u8 {
+                return Err(format!("wrong byte at body offset {pos}"));
+            }
+            pos += 1;
+        }
+        body.store(pos, Ordering::SeqCst);
+        if r > 0 {
+            // Sleep until `pos` bytes are due at this rate.
+            let due = Duration::from_secs_f64(pos as f64 / r as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait.min(Duration::from_millis(200)));
+            }
+        }
+    }
+}
+
+/// The Apache children that serve requests (not the process manager).
+fn workers(apache: &Apache) -> Vec<i32> {
+    let Some(parent) = apache.pid() else { return Vec::new() };
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some((comm, rest)) = stat.split_once(") ").map(|(a, b)| (a.rsplit('(').next().unwrap_or(""), b)) else {
+            continue;
+        };
+        let ppid: i32 = rest.split(' ').nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+        if ppid == parent as i32 && comm.starts_with("apache2") {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn rss_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().trim_end_matches(" kB").to_string())))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Open descriptors of `pid`, and how many are deleted temporary files.
+fn fds(pid: i32) -> (usize, usize) {
+    let mut total = 0;
+    let mut deleted = 0;
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).into_iter().flatten().flatten() {
+        total += 1;
+        if std::fs::read_link(entry.path()).is_ok_and(|t| t.to_string_lossy().contains("(deleted)")) {
+            deleted += 1;
+        }
+    }
+    (total, deleted)
+}
+
+fn small_request_is_not_held(mpm: Mpm, server_opts: &str, name: &str) {
+    let (apache, _t) = site(name, mpm, server_opts, "");
+    let a = Download::start(apache.port, "/echo.fcgi/bytes?20971520", 200_000);
+    std::thread::sleep(Duration::from_millis(1500));
+    let started = Instant::now();
+    let b = apache.get("/echo.fcgi/bytes?13");
+    let waited = started.elapsed();
+    assert_eq!(b.status, 200);
+    assert_eq!(b.body, b"0123456789012");
+    assert!(
+        a.body_so_far() < 10 * MIB,
+        "the slow client was not slow ({} bytes in 1.5 s): the test proves nothing",
+        a.body_so_far()
+    );
+    assert!(
+        waited < Duration::from_secs(1),
+        "{mpm:?} {server_opts}: the single instance was held by the slow client: B waited {waited:?}"
+    );
+    // The slow client still gets its whole response, byte-exact.
+    assert_eq!(a.finish(), Ok(20 * MIB));
+    assert!(
+        common::util::wait_until(Duration::from_secs(5), || apache
+            .error_log()
+            .contains("the client read slower than the application wrote")),
+        "the backlog is not logged:\n{}",
+        apache.error_log()
+    );
+    apache.assert_alive();
+}
+
+#[test]
+fn a_slow_download_does_not_hold_the_only_instance_event() {
+    small_request_is_not_held(Mpm::Event, "", "slow_event");
+}
+
+#[test]
+fn a_slow_download_does_not_hold_the_only_instance_prefork() {
+    small_request_is_not_held(Mpm::Prefork, "", "slow_prefork");
+}
+
+#[test]
+fn a_slow_download_does_not_hold_the_only_instance_with_flush() {
+    small_request_is_not_held(Mpm::Event, "-flush", "slow_flush");
+}
+
+/// A 500 MiB response to a client reading 5 MB/s: the child's memory stays
+/// bounded (the backlog goes to a file), the client gets every byte, and no
+/// temporary file stays open afterwards.
+#[test]
+fn a_large_held_response_stays_out_of_memory() {
+    let (apache, _t) = site("slow_rss", Mpm::Event, "", "");
+    let pids = workers(&apache);
+    assert!(!pids.is_empty(), "no Apache child found");
+    let rss_before: Vec<u64> = pids.iter().map(|&p| rss_kib(p)).collect();
+    let fds_before: Vec<(usize, usize)> = pids.iter().map(|&p| fds(p)).collect();
+    let d = Download::start(apache.port, "/echo.fcgi/bytes?524288000", 5_000_000);
+    // While the client reads slowly, the application writes it all.
+    let mut peak = 0u64;
+    let until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < until {
+        for (i, &p) in pids.iter().enumerate() {
+            peak = peak.max(rss_kib(p).saturating_sub(rss_before[i]));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(d.body_so_far() < 100 * MIB, "the client was not slow");
+    // The application is done with it: another request is served at once.
+    let started = Instant::now();
+    assert_eq!(apache.get("/echo.fcgi/bytes?5").status, 200);
+    assert!(started.elapsed() < Duration::from_secs(2), "the instance is still busy with the big response");
+    assert_eq!(d.finish(), Ok(500 * MIB));
+    assert!(peak < 16 * 1024, "RSS grew by {peak} KiB while holding a 500 MiB response");
+    let settled = common::util::wait_until(Duration::from_secs(5), || {
+        pids.iter().enumerate().all(|(i, &p)| fds(p).1 <= fds_before[i].1)
+    });
+    assert!(settled, "a temporary file is still open: {:?}", pids.iter().map(|&p| fds(p)).collect::<Vec<_>>());
+}
+
+/// Over FastCgiResponseSpoolMax the application is paced, and the response
+/// still arrives complete and byte-exact.
+#[test]
+fn over_the_spool_max_the_application_is_paced() {
+    let (apache, _t) = site("slow_max", Mpm::Event, "", "FastCgiResponseSpoolMax 8M\n");
+    let d = Download::start(apache.port, "/echo.fcgi/bytes?67108864", 1_000_000);
+    let paced = common::util::wait_until(Duration::from_secs(10), || {
+        apache.error_log().contains("exceeds FastCgiResponseSpoolMax (8388608 bytes); pacing the application")
+    });
+    assert!(paced, "no pacing logged:\n{}", apache.error_log());
+    assert_eq!(d.finish(), Ok(64 * MIB));
+    apache.assert_alive();
+}
+
+/// A client that goes away after 1 MiB of a 200 MiB held response: its
+/// backlog and temporary file are freed at once.
+#[test]
+fn a_client_that_leaves_frees_its_backlog() {
+    let (apache, _t) = site("slow_gone", Mpm::Event, "", "");
+    let pids = workers(&apache);
+    let fds_before: Vec<(usize, usize)> = pids.iter().map(|&p| fds(p)).collect();
+    let rss_before: Vec<u64> = pids.iter().map(|&p| rss_kib(p)).collect();
+    let d = Download::start(apache.port, "/echo.fcgi/bytes?209715200", 1_000_000);
+    assert!(common::util::wait_until(Duration::from_secs(10), || d.body_so_far() >= MIB));
+    // Give the application time to hand over much of the response.
+    std::thread::sleep(Duration::from_millis(1500));
+    d.abandon();
+    let freed = common::util::wait_until(Duration::from_secs(10), || {
+        pids.iter().enumerate().all(|(i, &p)| fds(p) == fds_before[i])
+    });
+    assert!(
+        freed,
+        "descriptors did not return: before {fds_before:?}, now {:?}",
+        pids.iter().map(|&p| fds(p)).collect::<Vec<_>>()
+    );
+    for (i, &p) in pids.iter().enumerate() {
+        let grown = rss_kib(p).saturating_sub(rss_before[i]);
+        assert!(grown < 8 * 1024, "RSS of {p} still {grown} KiB above its start");
+    }
+    // And the application serves the next request.
+    assert_eq!(apache.get("/echo.fcgi/bytes?5").status, 200);
+    apache.assert_alive();
+}
+
+/// `FastCgiResponseBuffer 0` keeps the original's pacing: the instance
+/// waits for the slow client, so the small request is held (which is what
+/// the tests above would see without a backlog).
+#[test]
+fn response_buffer_zero_paces_the_application() {
+    let (apache, _t) = site("slow_zero", Mpm::Event, "-idle-timeout 3", "FastCgiResponseBuffer 0\n");
+    let a = Download::start(apache.port, "/echo.fcgi/bytes?20971520", 200_000);
+    std::thread::sleep(Duration::from_millis(1500));
+    let started = Instant::now();
+    let b = apache.get("/echo.fcgi/bytes?13");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500) || b.status != 200,
+        "the small request was answered at once ({:?}) although the instance was paced",
+        started.elapsed()
+    );
+    a.abandon();
+    apache.assert_alive();
+}
