@@ -55,8 +55,9 @@ const IGNORED_HEADERS: &[&str] = &["date", "server", "keep-alive", "connection"]
 /// the head goes out, else chunked. That depends on timing (mod_cgi reads the
 /// script's pipe, we forward FastCGI records as they come, fcgiwrap buffers),
 /// not on what the script said, so the framing is not compared; the decoded
-/// body and whether it arrived complete are (README: "framing").
+/// body and whether it arrived complete are (README: [`FRAMING_ROW`]).
 const FRAMING_HEADERS: &[&str] = &["content-length", "transfer-encoding"];
+const FRAMING_ROW: &str = "framing of a response whose head httpd writes";
 
 // ------------------------------------------------------------------ fcgiwrap
 
@@ -81,10 +82,7 @@ fn www_data() -> Option<(u32, u32)> {
 
 impl FcgiWrap {
     fn start(t: &TestDir) -> FcgiWrap {
-        assert!(
-            Path::new(FCGIWRAP).exists(),
-            "{FCGIWRAP} is missing: `make deps` installs Debian's fcgiwrap package"
-        );
+        assert!(Path::new(FCGIWRAP).exists(), "{FCGIWRAP} is missing: `make deps` installs Debian's fcgiwrap package");
         // A directory the www-data fcgiwrap may create its socket in.
         let dir = t.join("wrap");
         util::mkdir_0755(&dir);
@@ -253,7 +251,7 @@ impl Site {
 /// side answers instead, and which fields are not compared for it.
 #[derive(Clone, Copy)]
 struct Doc {
-    /// The README row this is.
+    /// The README row this is: how its first column begins.
     row: &'static str,
     /// Our status, checked (it is documented); the status line is then not compared.
     status: Option<u16>,
@@ -312,8 +310,12 @@ impl Case {
 /// fcgiwrap answers a script that wrote nothing to stdout with its own 502
 /// response ("An error occurred while reading CGI reply (no response
 /// received)"), where mod_cgi answers 500.
-const FCGIWRAP_NO_OUTPUT: Doc =
-    Doc { row: "fcgiwrap: no output", status: Some(502), headers: &["content-type", "content-length"], body: true };
+const FCGIWRAP_NO_OUTPUT: Doc = Doc {
+    row: "a script that writes nothing to stdout",
+    status: Some(502),
+    headers: &["content-type", "content-length"],
+    body: true,
+};
 
 fn cases() -> Vec<Case> {
     let mut v = vec![
@@ -325,7 +327,7 @@ fn cases() -> Vec<Case> {
         case("environment, Proxy header (httpoxy)", "/{p}/env.pl").header("Proxy", "http://evil.example:3128"),
         case("environment, path info", "/{p}/env.pl/some/where%20else?q=1"),
         case("ISINDEX query as argv", "/{p}/argv.sh?word1+word2").documented(Doc {
-            row: "ISINDEX argv",
+            row: "an ISINDEX query",
             status: None,
             headers: &["content-length"],
             body: true,
@@ -358,7 +360,7 @@ fn cases() -> Vec<Case> {
         case("no Content-Type", "/{p}/no-ctype.sh"),
         case("duplicate headers", "/{p}/dup-headers.pl"),
         case("invalid header names", "/{p}/bad-names.sh").documented(Doc {
-            row: "mod_cgi: Content-Length of a 500",
+            row: "an invalid header name",
             status: Some(500),
             headers: &[],
             body: true,
@@ -366,25 +368,25 @@ fn cases() -> Vec<Case> {
         case("folded CGI header", "/{p}/folded.sh"),
         case("header line of 8000 bytes", "/{p}/long-header.pl?len=8000"),
         case("header line of 10000 bytes", "/{p}/long-header.pl?len=10000").documented(Doc {
-            row: "header lines over 8 KiB",
+            row: "a header line over 8 KiB",
             status: Some(200),
             headers: &["*"],
             body: true,
         }),
         case("header line of 100000 bytes", "/{p}/long-header.pl?len=100000").documented(Doc {
-            row: "header lines over 8 KiB",
+            row: "a header line over 8 KiB",
             status: Some(200),
             headers: &["*"],
             body: true,
         }),
         case("NUL in a header value", "/{p}/nul-header.pl").documented(Doc {
-            row: "NUL in a header",
+            row: "a NUL byte in a header value",
             status: Some(500),
             headers: &["*"],
             body: true,
         }),
         case("bare CR in a header line", "/{p}/bare-cr.pl").documented(Doc {
-            row: "fcgiwrap: bare CR",
+            row: "a bare CR inside a header line",
             status: Some(500),
             headers: &["*"],
             body: true,
@@ -438,7 +440,7 @@ fn cases() -> Vec<Case> {
         let c = case(leak(format!("POST {n} bytes, not read")), "/{p}/post-ignore.sh").body(pattern(n, n as u64));
         v.push(if n > 64 * 1024 {
             c.documented(Doc {
-                row: "fcgiwrap: unread body",
+                row: "a request body over 64 KiB the script never reads",
                 status: Some(502),
                 headers: &["content-type", "content-length"],
                 body: true,
@@ -524,10 +526,9 @@ fn comparable(h: &Head, skip: &[&str], nph: bool) -> Vec<String> {
         .iter()
         .filter(|(n, _)| {
             let n = n.as_str();
-            !IGNORED_HEADERS.contains(&n)
-                && !(FRAMING_HEADERS.contains(&n) && !nph)
-                && !skip.contains(&n)
-                && !skip.contains(&"*")
+            let framing = FRAMING_HEADERS.contains(&n) && !nph;
+            let skipped = IGNORED_HEADERS.contains(&n) || skip.contains(&n) || skip.contains(&"*");
+            !(framing || skipped)
         })
         .collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
@@ -691,4 +692,20 @@ fn equivalent_to_mod_cgi_event() {
 #[test]
 fn equivalent_to_mod_cgi_prefork() {
     run_suite("equiv_prefork", Mpm::Prefork);
+}
+
+/// Every difference the suite allows is a row of README.md's "Differences
+/// from mod_cgi" table.
+#[test]
+fn allowed_differences_are_in_the_readme() {
+    let readme = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("README.md");
+    let start =
+        readme.find("\n## Differences from mod_cgi\n").expect("README.md has no \"Differences from mod_cgi\" section");
+    let rest = &readme[start + 1..];
+    let section = &rest[..rest[3..].find("\n## ").map_or(rest.len(), |i| i + 3)];
+    let mut rows: Vec<&str> = cases().iter().filter_map(|c| c.doc.map(|d| d.row)).collect();
+    rows.push(FRAMING_ROW);
+    for row in rows {
+        assert!(section.contains(&format!("\n| {row}")), "README's \"Differences from mod_cgi\" lacks the row {row:?}");
+    }
 }
