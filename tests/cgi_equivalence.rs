@@ -437,7 +437,7 @@ fn cases() -> Vec<Case> {
     // Request bodies, read and not read.
     for &n in &[0usize, 1, 255, 256, 257, 1024, 1 << 20] {
         v.push(case(leak(format!("POST {n} bytes, read")), "/{p}/post-read.py").body(pattern(n, n as u64)));
-        let c = case(leak(format!("POST {n} bytes, not read")), "/{p}/post-ignore.sh").body(pattern(n, n as u64));
+        let c = case(leak(format!("POST {n} bytes, not read")), "/{p}/post-ignore.py").body(pattern(n, n as u64));
         v.push(if n > 64 * 1024 {
             c.documented(Doc {
                 row: "a request body over 64 KiB the script never reads",
