@@ -172,7 +172,13 @@ fn config(t: &TestDir, scripts: &[String], socket: &Path) -> String {
     let dir = t.path().display().to_string();
     let htdocs = t.htdocs().display().to_string();
     let mut c = String::new();
-    for (name, file) in [("cgi_module", "mod_cgi.so"), ("include_module", "mod_include.so")] {
+    for (name, file) in [
+        ("cgi_module", "mod_cgi.so"),
+        ("include_module", "mod_include.so"),
+        ("auth_basic_module", "mod_auth_basic.so"),
+        ("authn_file_module", "mod_authn_file.so"),
+        ("authz_user_module", "mod_authz_user.so"),
+    ] {
         let _ = writeln!(c, "LoadModule {name} {MODULES}/{file}");
     }
     let _ = writeln!(
@@ -190,6 +196,10 @@ Alias /fcgi/ "{dir}/fcgi-bin/"
 SetEnv EQUIV_SETENV "set by mod_env"
 <Files "env-passauth.pl">
     CGIPassAuth On
+    AuthType Basic
+    AuthName "equiv"
+    AuthUserFile "{dir}/conf/htpasswd"
+    Require valid-user
 </Files>
 # AcceptPathInfo per script (the same file names under both prefixes).
 <Files "pi-off.sh">
@@ -236,6 +246,8 @@ impl Site {
         std::os::unix::fs::symlink(t.join("cgi-bin"), t.join("fcgi-bin")).expect("symlink fcgi-bin");
         let htdocs = t.htdocs();
         write_file(&htdocs.join("target.txt"), "the local redirect target\n");
+        // user:pass, as {SHA} (base64 of the SHA-1 of "pass").
+        write_file(&t.join("conf/htpasswd"), "user:{SHA}nU4eI71bcnBGqeO0t9tXvY1u5oQ=\n");
         for p in ["cgi", "fcgi"] {
             write_file(
                 &htdocs.join(format!("ssi-{p}.shtml")),
@@ -332,8 +344,9 @@ fn cases() -> Vec<Case> {
         case("environment, Proxy header (httpoxy)", "/{p}/env.pl").header("Proxy", "http://evil.example:3128"),
         case("environment, path info", "/{p}/env.pl/some/where%20else?q=1"),
         case("environment, Authorization", "/{p}/env.pl").header("Authorization", "Basic dXNlcjpwYXNz"),
-        case("environment, Authorization, CGIPassAuth On", "/{p}/env-passauth.pl")
+        case("environment, Basic auth, CGIPassAuth On", "/{p}/env-passauth.pl")
             .header("Authorization", "Basic dXNlcjpwYXNz"),
+        case("Basic auth, no credentials", "/{p}/env-passauth.pl"),
         case("ISINDEX query as argv", "/{p}/argv.sh?word1+word2").documented(Doc {
             row: "an ISINDEX query",
             status: None,
