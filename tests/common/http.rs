@@ -103,7 +103,8 @@ impl Request {
         // A server may answer (and close) before reading the whole body: a
         // failed write is not an error as long as a response comes back.
         let write_result = self.write_all(&mut s, port);
-        let mut reader = Reader { stream: s, buf: Vec::new(), pos: 0, eof: false, timed_out: false, error: None };
+        let mut reader =
+            Reader { stream: s, buf: Vec::new(), pos: 0, eof: false, timed_out: false, error: None, head: Vec::new() };
         let resp = reader.read_response(self.method.eq_ignore_ascii_case("HEAD"));
         match resp {
             Some(mut r) => {
@@ -192,6 +193,9 @@ pub struct Response {
     /// Bytes the server sent after the end of the message, before closing
     /// (e.g. a body after a HEAD response). Only read for complete messages.
     pub extra: Vec<u8>,
+    /// Every byte before the body exactly as received: interim (1xx)
+    /// responses, the status line and the header lines with their line ends.
+    pub raw_head: Vec<u8>,
 }
 
 impl Response {
@@ -217,6 +221,8 @@ struct Reader {
     eof: bool,
     timed_out: bool,
     error: Option<String>,
+    /// Raw bytes of the lines read so far (the response head).
+    head: Vec<u8>,
 }
 
 impl Reader {
@@ -264,6 +270,7 @@ impl Reader {
         loop {
             if let Some(i) = self.buf[self.pos..].iter().position(|&b| b == b'\n') {
                 let mut l = self.buf[self.pos..self.pos + i].to_vec();
+                self.head.extend_from_slice(&self.buf[self.pos..self.pos + i + 1]);
                 self.pos += i + 1;
                 if l.last() == Some(&b'\r') {
                     l.pop();
@@ -324,6 +331,7 @@ impl Reader {
                 elapsed: Duration::ZERO,
                 write_error: None,
                 extra: Vec::new(),
+                raw_head: std::mem::take(&mut self.head),
             };
             let chunked =
                 resp.header("Transfer-Encoding").map(|v| v.to_ascii_lowercase().contains("chunked")).unwrap_or(false);

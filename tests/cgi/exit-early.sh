@@ -1,0 +1,3 @@
+#!/bin/sh
+# Fails before writing anything.
+exit 3
