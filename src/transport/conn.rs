@@ -142,10 +142,9 @@ fn connect_raw(
     if timeout.is_some() {
         set_send_timeout(raw, Duration::ZERO)?;
     }
+    // A new socket has no other status flag set, so one call is enough.
     // SAFETY: fcntl on a valid descriptor we own.
-    let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
-    // SAFETY: as above.
-    if flags < 0 || unsafe { libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+    if unsafe { libc::fcntl(raw, libc::F_SETFL, libc::O_NONBLOCK) } < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(Conn { fd })
