@@ -5,6 +5,7 @@
 #   make test     deps + build + the whole test suite
 #   make bench    wrk against our module and mod_proxy_fcgi, same backend, ratios
 #   make install  the module into Apache's module dir, .load/.conf into mods-available
+#   make deb      build/deb/libapache2-mod-fastcgi-rs_<version>_<arch>.deb (dpkg-buildpackage), lintian
 
 SHELL   := /bin/bash
 CARGO   ?= cargo
@@ -14,7 +15,7 @@ STATIC  := $(RELEASE)/libmod_fastcgi_rs.a
 # What the Rust staticlib needs from the system (cargo rustc -- --print native-static-libs).
 NATIVE  := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
-.PHONY: all deps run test unit integration bench install clean FORCE
+.PHONY: all deps run test unit integration bench install deb clean FORCE
 
 all: $(MODULE)
 
@@ -23,7 +24,7 @@ $(STATIC): FORCE
 
 # Only fastcgi_module is exported; the Rust code is linked in statically.
 $(MODULE): $(STATIC) c-shim/exports.map
-	gcc -shared -o $@ -Wl,--undefined=fastcgi_module -Wl,--gc-sections \
+	gcc -shared $(LDFLAGS) -o $@ -Wl,--undefined=fastcgi_module -Wl,--gc-sections \
 	    -Wl,--version-script=c-shim/exports.map $(STATIC) $(NATIVE)
 	@test "$$(nm -D --defined-only $@ | awk '{print $$3}')" = fastcgi_module || \
 	    { echo "$@ exports more than fastcgi_module:"; nm -D --defined-only $@; exit 1; }
@@ -44,6 +45,10 @@ test: deps all
 
 bench: deps all
 	FASTCGI_RS_MODULE=$(CURDIR)/$(MODULE) ./scripts/bench.sh
+
+# The Debian package (debian/, built by dpkg-buildpackage) in build/deb/.
+deb: deps
+	./scripts/deb.sh
 
 install: all
 	install -m 644 $(MODULE) $$(apxs -q LIBEXECDIR)/mod_fastcgi_rs.so

@@ -1,0 +1,31 @@
+#!/bin/sh
+# `make deb`: builds libapache2-mod-fastcgi-rs_<version>_<arch>.deb with
+# dpkg-buildpackage (debhelper + dh_apache2, debian/), writes it and its
+# .changes/.buildinfo to build/deb/ instead of the parent directory, and runs
+# lintian on it: an error fails the build, warnings are printed (the README
+# explains the ones that remain).
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+out=build/deb
+version=$(dpkg-parsechangelog -S Version)
+arch=$(dpkg-architecture -qDEB_HOST_ARCH)
+base="mod-fastcgi-rs_${version}_${arch}"
+
+rm -rf "$out"
+mkdir -p "$out"
+dpkg-buildpackage -b -us -uc \
+    --buildinfo-option="-u$out" --buildinfo-file="$out/$base.buildinfo" \
+    --changes-option="-u$out" --changes-file="$out/$base.changes"
+# dh_builddeb wrote the packages into $out (debian/rules); dpkg-buildpackage's
+# own clean step leaves debian/ as it was.
+deb="$out/libapache2-mod-fastcgi-rs_${version}_${arch}.deb"
+test -f "$deb" || { echo "deb: $deb was not built"; exit 1; }
+echo "deb: built $deb"
+
+if command -v lintian >/dev/null; then
+    lintian --fail-on error --info "$deb"
+    echo "deb: lintian reports no errors"
+else
+    echo "deb: lintian not installed (make deps installs it)"; exit 1
+fi
