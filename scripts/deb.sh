@@ -17,8 +17,9 @@ mkdir -p "$out"
 dpkg-buildpackage -b -us -uc \
     --buildinfo-option="-u$out" --buildinfo-file="$out/$base.buildinfo" \
     --changes-option="-u$out" --changes-file="$out/$base.changes"
-# dh_builddeb wrote the packages into $out (debian/rules); dpkg-buildpackage's
-# own clean step leaves debian/ as it was.
+# dh_builddeb wrote the packages into $out (debian/rules); the staging tree
+# under debian/ goes (debian/rules clean keeps target/ and build/).
+debian/rules clean >/dev/null
 deb="$out/libapache2-mod-fastcgi-rs_${version}_${arch}.deb"
 test -f "$deb" || { echo "deb: $deb was not built"; exit 1; }
 echo "deb: built $deb"
