@@ -2,7 +2,7 @@
 #   make          build target/release/mod_fastcgi_rs.so
 #   make deps     install the Debian packages the build and tests need (idempotent)
 #   make run      deps + build + Apache on 127.0.0.1:8080 serving the tutorial's app
-#   make test     deps + build + the whole test suite
+#   make test     deps + build + deb + the whole test suite
 #   make bench    wrk against our module and mod_proxy_fcgi, same backend, ratios
 #   make install  the module into Apache's module dir, .load/.conf into mods-available
 #   make deb      build/deb/libapache2-mod-fastcgi-rs_<version>_<arch>.deb (dpkg-buildpackage), lintian
@@ -35,8 +35,9 @@ deps:
 run: deps all
 	./scripts/run.sh
 
-# Every suite runs (--no-fail-fast); the last line sums them up.
-test: deps all
+# Every suite runs (--no-fail-fast); the last line sums them up. The .deb is
+# built first: tests/deb_package.rs installs it on the system Apache.
+test: deps all deb
 	@set -o pipefail 2>/dev/null; mkdir -p build; \
 	FASTCGI_RS_MODULE=$(CURDIR)/$(MODULE) $(CARGO) test --no-default-features --no-fail-fast 2>&1 | tee build/test.log; \
 	rc=$$?; \
