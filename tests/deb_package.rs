@@ -212,7 +212,7 @@ fn children(ppid: i32, comm: Option<&str>) -> Vec<i32> {
     for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
         if let Some((c, p)) = stat_fields(pid) {
-            if p == ppid && comm.map_or(true, |want| c == want) {
+            if p == ppid && comm.is_none_or(|want| c == want) {
                 found.push(pid);
             }
         }
