@@ -2,10 +2,11 @@
 //! build/deb/libapache2-mod-fastcgi-rs_*.deb (built with `make deb` when
 //! absent), the system Apache (`apache2ctl`, /etc/apache2) moved to a free
 //! 127.0.0.1 port for the test, the tutorial's flup app in static mode and a
-//! Debian-style `hello.fcgi` through a vhost enabled with `a2ensite`, a
-//! graceful restart under load, reinstall and upgrade with a locally edited
-//! `fastcgi_rs.conf`, then `apt-get remove` and `purge`, and a system left as
-//! it was found (/etc/apache2 and /var/lib/apache2 compared file by file).
+//! Debian-style `hello.fcgi` (in /var/www/fastcgi-rs-test) through a vhost
+//! enabled with `a2ensite`, a graceful restart under load, reinstall and
+//! upgrade with a locally edited `fastcgi_rs.conf`, then `apt-get remove`
+//! and `purge`, and a system left as it was found (/etc/apache2 and
+//! a2enmod's state in /var/lib/apache2 compared file by file).
 //!
 //! Root only (it installs a package and starts a system service); as any
 //! other user it is skipped with a message. It refuses to run when the
@@ -46,6 +47,9 @@ const PID_FILE: &str = "/var/run/apache2/apache2.pid";
 const ERROR_LOG: &str = "/var/log/apache2/error.log";
 const POLICY: &str = "/usr/sbin/policy-rc.d";
 const SITE: &str = "fastcgi-rs-test";
+/// The vhost's DocumentRoot: not under /tmp, which systemd's apache2.service
+/// (PrivateTmp) does not share with the rest of the machine.
+const DOCROOT: &str = "/var/www/fastcgi-rs-test";
 const HELLO_H1: &str = "<h1>Hello world!</h1>";
 const LOCAL_EDIT: &str = "# local edit kept across upgrades (deb_package test)\n";
 
@@ -389,13 +393,14 @@ fn site_path() -> PathBuf {
 /// Everything the test changes on the machine, put back in this order by
 /// `restore()` or on drop (also when the test fails): the system Apache it
 /// started stopped (`apache2ctl stop`, then by its PID), its vhost disabled
-/// (`a2dissite -p` also forgets a2ensite's state marker) and removed,
-/// ports.conf back, the package purged if still known to dpkg, the empty
-/// state directories a2enmod/a2ensite create on first use removed, and
-/// policy-rc.d back.
+/// (`a2dissite -p` also forgets a2ensite's state marker) and removed with
+/// its DocumentRoot, ports.conf back, the package purged if still known to
+/// dpkg, the empty state directories a2enmod/a2ensite create on first use
+/// removed, and policy-rc.d back.
 struct System {
     apache: Option<i32>,
     site: bool,
+    docroot: bool,
     ports: Option<FileGuard>,
     package: bool,
     policy: Option<FileGuard>,
@@ -449,6 +454,9 @@ impl System {
     fn restore(&mut self) {
         self.stop_apache();
         self.remove_site();
+        if std::mem::take(&mut self.docroot) {
+            let _ = fs::remove_dir_all(DOCROOT);
+        }
         if let Some(mut p) = self.ports.take() {
             p.restore();
         }
@@ -554,6 +562,7 @@ fn debian_package_on_the_system_apache() {
         "{PKG} is already installed (or not purged): `apt-get purge {PKG}` first, this test installs and purges it"
     );
     assert!(!Path::new(IPC_DIR).exists(), "{IPC_DIR} exists before the package is installed");
+    assert!(!Path::new(DOCROOT).exists(), "{DOCROOT} exists: a previous run was killed? remove it");
     let etc_before = snapshot(ETC, false);
     let var_before = a2_state();
     let policy_before = fs::read(POLICY).ok();
@@ -566,6 +575,7 @@ fn debian_package_on_the_system_apache() {
     let mut sys = System {
         apache: None,
         site: false,
+        docroot: false,
         ports: None,
         package: true,
         policy: None,
@@ -620,7 +630,9 @@ fn debian_package_on_the_system_apache() {
 
     // ---- the site: the tutorial's app (static), a Debian-style .fcgi
     // (dynamic, through the package's AddHandler), the old config's IfModule.
-    let htdocs = t.htdocs();
+    sys.docroot = true;
+    util::mkdir_0755(Path::new(DOCROOT));
+    let htdocs = PathBuf::from(DOCROOT);
     let app = htdocs.join("app.py");
     fs::copy(source_dir().join("examples/app.py"), &app).expect("copy app.py");
     fs::copy(util::apps_dir().join("dyn_app.py"), htdocs.join("hello.fcgi")).expect("copy hello.fcgi");
