@@ -2,9 +2,10 @@
 #   make          build target/release/mod_fastcgi_rs.so
 #   make deps     install the Debian packages the build and tests need (idempotent)
 #   make run      deps + build + Apache on 127.0.0.1:8080 serving the tutorial's app
-#   make test     deps + build + the whole test suite
+#   make test     deps + build + deb + the whole test suite
 #   make bench    wrk against our module and mod_proxy_fcgi, same backend, ratios
 #   make install  the module into Apache's module dir, .load/.conf into mods-available
+#   make deb      build/deb/libapache2-mod-fastcgi-rs_<version>_<arch>.deb (dpkg-buildpackage), lintian
 
 SHELL   := /bin/bash
 CARGO   ?= cargo
@@ -14,7 +15,7 @@ STATIC  := $(RELEASE)/libmod_fastcgi_rs.a
 # What the Rust staticlib needs from the system (cargo rustc -- --print native-static-libs).
 NATIVE  := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
-.PHONY: all deps run test unit integration bench install clean FORCE
+.PHONY: all deps run test unit integration bench install deb clean FORCE
 
 all: $(MODULE)
 
@@ -23,7 +24,7 @@ $(STATIC): FORCE
 
 # Only fastcgi_module is exported; the Rust code is linked in statically.
 $(MODULE): $(STATIC) c-shim/exports.map
-	gcc -shared -o $@ -Wl,--undefined=fastcgi_module -Wl,--gc-sections \
+	gcc -shared $(LDFLAGS) -o $@ -Wl,--undefined=fastcgi_module -Wl,--gc-sections \
 	    -Wl,--version-script=c-shim/exports.map $(STATIC) $(NATIVE)
 	@test "$$(nm -D --defined-only $@ | awk '{print $$3}')" = fastcgi_module || \
 	    { echo "$@ exports more than fastcgi_module:"; nm -D --defined-only $@; exit 1; }
@@ -34,8 +35,9 @@ deps:
 run: deps all
 	./scripts/run.sh
 
-# Every suite runs (--no-fail-fast); the last line sums them up.
-test: deps all
+# Every suite runs (--no-fail-fast); the last line sums them up. The .deb is
+# built first: tests/deb_package.rs installs it on the system Apache.
+test: deps all deb
 	@set -o pipefail 2>/dev/null; mkdir -p build; \
 	FASTCGI_RS_MODULE=$(CURDIR)/$(MODULE) $(CARGO) test --no-default-features --no-fail-fast 2>&1 | tee build/test.log; \
 	rc=$$?; \
@@ -44,6 +46,10 @@ test: deps all
 
 bench: deps all
 	FASTCGI_RS_MODULE=$(CURDIR)/$(MODULE) ./scripts/bench.sh
+
+# The Debian package (debian/, built by dpkg-buildpackage) in build/deb/.
+deb: deps
+	./scripts/deb.sh
 
 install: all
 	install -m 644 $(MODULE) $$(apxs -q LIBEXECDIR)/mod_fastcgi_rs.so

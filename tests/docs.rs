@@ -1,0 +1,245 @@
+//! The manual cannot drift from the code: docs/directives.md against the
+//! directive table httpd sees (`command_rec` in c-shim/mod_fastcgi.c) and the
+//! option parser (src/config/options.rs, and `-compat` in src/config/mod.rs).
+//! A directive or option in one and not the other fails, and so do a
+//! section without one of httpd's manual fields, a Context that does not say
+//! where the code accepts it, and a link to a section that does not exist.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::Path;
+
+fn source(rel: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+const FIELDS: [&str; 8] =
+    ["Description", "Syntax", "Default", "Context", "Override", "Status", "Module", "Compatibility"];
+const COMPAT: [&str; 3] = ["Same as mod_fastcgi 2.4.7", "New", "Differs from mod_fastcgi 2.4.7"];
+const AUTH: [&str; 3] = ["FastCgiAuthenticator", "FastCgiAuthorizer", "FastCgiAccessChecker"];
+
+/// `FCGI_CMD("Name", FCGI_DIRECTIVE_KIND..., WHERE, ...)`: name → kind.
+fn command_table() -> BTreeMap<String, String> {
+    let c = source("c-shim/mod_fastcgi.c");
+    let table = c.split("fastcgi_cmds[]").nth(1).expect("no fastcgi_cmds[] in c-shim/mod_fastcgi.c");
+    let table = &table[..table.find("{NULL}").expect("command table end")];
+    let mut out = BTreeMap::new();
+    for entry in table.split("FCGI_CMD(").skip(1) {
+        let mut parts = entry.splitn(3, ',');
+        let name = parts.next().unwrap_or("").trim().trim_matches('"').to_string();
+        let kind = parts.next().unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(!name.is_empty() && kind.starts_with("FCGI_DIRECTIVE_"), "unparsed command entry: {entry}");
+        out.insert(name, kind);
+    }
+    out
+}
+
+/// Where httpd accepts a directive of `kind` (the shim's table says
+/// RSRC_CONF or ACCESS_CONF; src/apache/directives.rs narrows RSRC_CONF to
+/// the main server for all but the two server definitions).
+fn context_of(kind: &str) -> &'static str {
+    match kind {
+        "FCGI_DIRECTIVE_SERVER" | "FCGI_DIRECTIVE_EXTERNAL_SERVER" => "server config, virtual host",
+        k if k.starts_with("FCGI_DIRECTIVE_AUTH") => "directory",
+        _ => "server config",
+    }
+}
+
+/// `names` and their aliases: the directives with the same entry point.
+fn with_aliases<'a>(names: impl IntoIterator<Item = &'a str>, table: &BTreeMap<String, String>) -> BTreeSet<String> {
+    let kinds: BTreeSet<&String> = names.into_iter().filter_map(|n| table.get(n)).collect();
+    table.iter().filter(|(_, k)| kinds.contains(k)).map(|(n, _)| n.clone()).collect()
+}
+
+/// The option names of `parse_options`' match arms, lower case, with the
+/// directives that accept each.
+fn code_options(directives: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<String>> {
+    let sets = |pattern: &str| -> Vec<&'static str> {
+        pattern
+            .split('|')
+            .flat_map(|s| match s.trim() {
+                "_" => vec!["FastCgiServer", "FastCgiExternalServer", "FastCgiConfig"],
+                "Static" => vec!["FastCgiServer"],
+                "External" => vec!["FastCgiExternalServer"],
+                "Dynamic" => vec!["FastCgiConfig"],
+                other => panic!("unknown option set {other:?} in src/config/options.rs"),
+            })
+            .collect()
+    };
+    let code = source("src/config/options.rs");
+    let mut out = BTreeMap::new();
+    for line in code.lines().map(str::trim) {
+        if !(line.starts_with('(') && line.contains("\"-") && line.contains(") =>")) {
+            continue;
+        }
+        let head = &line[1..line.find(") =>").expect("arm")];
+        let (pattern, names) = head.split_once(',').expect("(set, name) arm");
+        let accepted = with_aliases(sets(pattern), directives);
+        for name in names.split('|').map(|n| n.trim().trim_matches('"')) {
+            assert!(name.starts_with('-'), "unparsed option arm: {line}");
+            out.entry(name.to_string()).or_insert_with(BTreeSet::new).extend(accepted.iter().cloned());
+        }
+    }
+    assert!(out.len() >= 30, "found only {} options in src/config/options.rs: did its match change shape?", out.len());
+    let config = source("src/config/mod.rs");
+    if config.contains("eq_ignore_ascii_case(\"-compat\")") {
+        out.insert("-compat".into(), with_aliases(AUTH, directives));
+    }
+    out
+}
+
+struct Section {
+    line: usize,
+    fields: BTreeMap<String, String>,
+}
+
+/// `## NAME directive` and `## -name option` sections with their
+/// `| Field: | value |` rows; also every heading's anchor.
+fn manual() -> (BTreeMap<String, Section>, BTreeMap<String, Section>, BTreeSet<String>) {
+    let doc = source("docs/directives.md");
+    let (mut directives, mut options, mut anchors) = (BTreeMap::new(), BTreeMap::new(), BTreeSet::new());
+    let mut current: Option<(bool, String)> = None;
+    for (i, line) in doc.lines().enumerate() {
+        if line.starts_with('#') {
+            let title = line.trim_start_matches('#').trim();
+            anchors.insert(slug(title));
+            current = None;
+            if let Some(name) = title.strip_suffix(" directive").filter(|_| line.starts_with("## ")) {
+                assert!(
+                    directives.insert(name.to_string(), Section { line: i + 1, fields: BTreeMap::new() }).is_none(),
+                    "two sections for {name}"
+                );
+                current = Some((true, name.to_string()));
+            } else if let Some(name) = title.strip_suffix(" option").filter(|_| line.starts_with("## ")) {
+                let key = name.to_ascii_lowercase();
+                assert!(
+                    options.insert(key.clone(), Section { line: i + 1, fields: BTreeMap::new() }).is_none(),
+                    "two sections for {name}"
+                );
+                current = Some((false, key));
+            }
+            continue;
+        }
+        let Some((is_directive, name)) = &current else { continue };
+        let Some(row) = line.strip_prefix("| ") else { continue };
+        let Some((field, value)) = row.split_once(": | ") else { continue };
+        let value = value.trim_end().trim_end_matches('|').trim().to_string();
+        let map = if *is_directive { &mut directives } else { &mut options };
+        if let Some(s) = map.get_mut(name) {
+            s.fields.insert(field.to_string(), value);
+        }
+    }
+    (directives, options, anchors)
+}
+
+/// GitHub's heading anchors: lower case, spaces to `-`, punctuation dropped.
+fn slug(title: &str) -> String {
+    title
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+fn check_fields(what: &str, s: &Section, problems: &mut Vec<String>) {
+    for f in FIELDS {
+        match s.fields.get(f) {
+            None => problems.push(format!("{what} (line {}): no {f} field", s.line)),
+            Some(v) if v.is_empty() => problems.push(format!("{what} (line {}): empty {f} field", s.line)),
+            _ => {}
+        }
+    }
+    if let Some(c) = s.fields.get("Compatibility") {
+        if !COMPAT.iter().any(|p| c.starts_with(p)) {
+            problems.push(format!("{what} (line {}): Compatibility must start with one of {COMPAT:?}", s.line));
+        }
+    }
+}
+
+#[test]
+fn every_directive_is_documented_and_every_documented_directive_exists() {
+    let table = command_table();
+    let (docs, _, _) = manual();
+    let code: BTreeSet<&String> = table.keys().collect();
+    let documented: BTreeSet<&String> = docs.keys().collect();
+    assert!(code.len() >= 16, "parsed only {} directives from c-shim/mod_fastcgi.c", code.len());
+    assert_eq!(
+        code.difference(&documented).collect::<Vec<_>>(),
+        Vec::<&&String>::new(),
+        "directives in c-shim/mod_fastcgi.c without a section in docs/directives.md"
+    );
+    assert_eq!(
+        documented.difference(&code).collect::<Vec<_>>(),
+        Vec::<&&String>::new(),
+        "sections of docs/directives.md for directives the module does not have"
+    );
+    let mut problems = Vec::new();
+    for (name, s) in &docs {
+        check_fields(name, s, &mut problems);
+        let kind = &table[name];
+        let want = context_of(kind);
+        if s.fields.get("Context").map(String::as_str) != Some(want) {
+            problems.push(format!("{name} (line {}): Context should be \"{want}\" ({kind})", s.line));
+        }
+        let syntax = s.fields.get("Syntax").cloned().unwrap_or_default();
+        if !syntax.starts_with(&format!("`{name}")) {
+            problems.push(format!("{name} (line {}): Syntax does not start with the directive", s.line));
+        }
+    }
+    assert!(problems.is_empty(), "docs/directives.md:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn every_option_is_documented_where_the_parser_accepts_it() {
+    let table = command_table();
+    let code = code_options(&table);
+    let (_, docs, _) = manual();
+    let in_code: BTreeSet<&String> = code.keys().collect();
+    let documented: BTreeSet<&String> = docs.keys().collect();
+    assert_eq!(
+        in_code.difference(&documented).collect::<Vec<_>>(),
+        Vec::<&&String>::new(),
+        "options the parser accepts without a section in docs/directives.md"
+    );
+    assert_eq!(
+        documented.difference(&in_code).collect::<Vec<_>>(),
+        Vec::<&&String>::new(),
+        "sections of docs/directives.md for options the parser does not accept"
+    );
+    let mut problems = Vec::new();
+    for (name, s) in &docs {
+        check_fields(name, s, &mut problems);
+        // The Context lists the canonical directives; aliases accept the same.
+        let listed: BTreeSet<String> =
+            s.fields.get("Context").map(|c| c.split(',').map(|d| d.trim().to_string()).collect()).unwrap_or_default();
+        let unknown: Vec<&String> = listed.iter().filter(|d| !table.contains_key(*d)).collect();
+        if !unknown.is_empty() {
+            problems.push(format!("{name} (line {}): Context names no such directive: {unknown:?}", s.line));
+        }
+        if with_aliases(listed.iter().map(String::as_str), &table) != code[name] {
+            problems.push(format!(
+                "{name} (line {}): Context says {listed:?}, the parser accepts it in {:?}",
+                s.line, code[name]
+            ));
+        }
+        let syntax = s.fields.get("Syntax").cloned().unwrap_or_default().to_ascii_lowercase();
+        if !syntax.starts_with(&format!("`{name}")) {
+            problems.push(format!("{name} (line {}): Syntax does not start with the option", s.line));
+        }
+    }
+    assert!(problems.is_empty(), "docs/directives.md:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn links_inside_the_manual_lead_to_sections() {
+    let doc = source("docs/directives.md");
+    let (_, _, anchors) = manual();
+    let broken: Vec<&str> =
+        doc.split("](#").skip(1).filter_map(|rest| rest.split(')').next()).filter(|a| !anchors.contains(*a)).collect();
+    assert!(broken.is_empty(), "links to missing sections of docs/directives.md: {broken:?}");
+}
