@@ -814,6 +814,9 @@ fn graceful_restart_under_load_loses_no_request() {
 
     check_replaced(&s, &app, &socket, &old_pm, &old_apps);
     s.apache.assert_alive();
+    // The retired manager was reaped as Apache's own child, not a stranger.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!s.log().contains("long lost child came home"), "{}", s.log());
 }
 
 /// `-k restart` (SIGHUP): a new manager (new pid) and apps serve.

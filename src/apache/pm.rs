@@ -139,6 +139,38 @@ extern "C" fn maintenance(reason: c_int, data: *mut c_void, _status: c_int) {
     })
 }
 
+/// Keeps a retiring manager registered with APR beyond its configuration
+/// pool, in the process pool, so that Apache's parent reaps it quietly when
+/// it has finished its last requests instead of logging "long lost child
+/// came home!". A few bytes of the process pool per restart.
+fn watch_retired(server: *mut server_rec, pid: libc::pid_t) {
+    // SAFETY: server is the live main server; its process record and that
+    // record's pool live as long as Apache's parent.
+    let pool = unsafe { (*(*server).process).pool };
+    // SAFETY: pool is live; the record is written before use and lives as
+    // long as the pool, longer than the registration.
+    let proc_ = unsafe { ffi::apr_palloc(pool, std::mem::size_of::<ffi::apr_proc_t>()) } as *mut ffi::apr_proc_t;
+    if proc_.is_null() || proc_.align_offset(std::mem::align_of::<ffi::apr_proc_t>()) != 0 {
+        return;
+    }
+    // SAFETY: as above; the registration lives until the child is reaped
+    // (retired unregisters it) or the pool goes.
+    unsafe {
+        proc_.write(ffi::apr_proc_t { pid, ..Default::default() });
+        ffi::apr_proc_other_child_register(proc_, Some(retired), proc_.cast(), std::ptr::null_mut(), pool);
+    }
+}
+
+/// APR calls this in Apache's parent when a retired manager has exited.
+extern "C" fn retired(reason: c_int, data: *mut c_void, _status: c_int) {
+    super::guard((), || {
+        if reason == ffi::APR_OC_REASON_DEATH as c_int || reason == ffi::APR_OC_REASON_LOST as c_int {
+            // SAFETY: the registration being reported is the one watch_retired made.
+            unsafe { ffi::apr_proc_other_child_unregister(data) };
+        }
+    })
+}
+
 /// pconf is going away: Apache stops (stop the manager and wait for it) or
 /// restarts (tell it to retire and go on: the new generation's manager is
 /// about to take over the sockets).
@@ -157,6 +189,7 @@ extern "C" fn cleanup(data: *mut c_void) -> ffi::apr_status_t {
         if !exiting {
             // SAFETY: signalling our own child.
             unsafe { libc::kill(pid, libc::SIGUSR1) };
+            watch_retired(h.server, pid);
             return 0;
         }
         // SAFETY: signalling and reaping our own child.
