@@ -43,6 +43,7 @@ void fcgi_shim_log_s(const server_rec *s, int level, apr_status_t status, const 
 int fcgi_shim_module_index(void);
 void fcgi_shim_queue(request_rec *r, apr_bucket_brigade *bb, const char *data, apr_size_t len);
 apr_status_t fcgi_shim_pass(request_rec *r, apr_bucket_brigade *bb, int flush);
+long fcgi_shim_read_body(request_rec *r, apr_bucket_brigade *bb, char *buf, apr_size_t len, int block);
 apr_status_t fcgi_shim_send_broken(request_rec *r, apr_bucket_brigade *bb);
 void fcgi_shim_skip_protocol_filters(request_rec *r);
 void *fcgi_shim_dir_config(const request_rec *r);

@@ -129,6 +129,41 @@ void fcgi_shim_queue(request_rec *r, apr_bucket_brigade *bb, const char *data, a
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(data, len, r->connection->bucket_alloc));
 }
 
+long fcgi_shim_read_body(request_rec *r, apr_bucket_brigade *bb, char *buf, apr_size_t len, int block)
+{
+    /* ap_get_client_block with a brigade kept across calls and a choice of
+     * blocking: >0 bytes, 0 at the end of the body, -1 on error, -2 when a
+     * non-blocking read finds nothing yet. */
+    apr_status_t rv;
+
+    if (r->remaining < 0 || (!r->read_chunked && r->remaining == 0)) {
+        return 0;
+    }
+    rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
+                        block ? APR_BLOCK_READ : APR_NONBLOCK_READ, len);
+    if (!block && (APR_STATUS_IS_EAGAIN(rv) || (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(bb)))) {
+        apr_brigade_cleanup(bb);
+        return -2;
+    }
+    if (rv != APR_SUCCESS || APR_BRIGADE_EMPTY(bb)) {
+        if (rv != AP_FILTER_ERROR) {
+            r->connection->keepalive = AP_CONN_CLOSE;
+        }
+        apr_brigade_cleanup(bb);
+        return -1;
+    }
+    if (APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(bb))) {
+        r->remaining = r->read_chunked ? -1 : 0;
+    }
+    rv = apr_brigade_flatten(bb, buf, &len);
+    apr_brigade_cleanup(bb);
+    if (rv != APR_SUCCESS) {
+        return -1;
+    }
+    r->read_length += len;
+    return (long)len;
+}
+
 apr_status_t fcgi_shim_pass(request_rec *r, apr_bucket_brigade *bb, int flush)
 {
     apr_status_t rv;

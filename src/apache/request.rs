@@ -19,13 +19,23 @@ pub(super) struct ApacheRequest {
     bb: *mut apr_bucket_brigade,
     /// The client's socket, once looked up.
     socket: Option<Option<RawFd>>,
+    /// For reading the request body, made on first use.
+    bb_in: *mut apr_bucket_brigade,
 }
 
 impl ApacheRequest {
+    fn bb_in(&mut self) -> *mut apr_bucket_brigade {
+        if self.bb_in.is_null() {
+            // SAFETY: r is the live request; its pool and connection outlive this value.
+            self.bb_in = unsafe { ffi::apr_brigade_create((*self.r).pool, (*(*self.r).connection).bucket_alloc) };
+        }
+        self.bb_in
+    }
+
     pub(super) fn new(r: *mut request_rec) -> Self {
         // SAFETY: r is the live request; its pool and connection outlive this value.
         let bb = unsafe { ffi::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc) };
-        ApacheRequest { r, bb, socket: None }
+        ApacheRequest { r, bb, socket: None, bb_in: std::ptr::null_mut() }
     }
 
     fn pool_cstr(&self, s: &[u8]) -> *const c_char {
@@ -225,11 +235,17 @@ impl Client for ApacheRequest {
         })
     }
 
-    fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        // SAFETY: buf is a live writable region of buf.len() bytes.
-        let n = unsafe { ffi::ap_get_client_block(self.r, buf.as_mut_ptr().cast(), buf.len()) };
-        usize::try_from(n)
-            .map_err(|_| io::Error::new(io::ErrorKind::ConnectionAborted, "reading the request body failed"))
+    fn read_body(&mut self, buf: &mut [u8], wait: bool) -> io::Result<usize> {
+        // SAFETY: r is live; the input brigade is ours (emptied by every
+        // call); buf is a live writable region of buf.len() bytes.
+        let n = unsafe {
+            ffi::fcgi_shim_read_body(self.r, self.bb_in(), buf.as_mut_ptr().cast(), buf.len(), c_int::from(wait))
+        };
+        match n {
+            -2 => Err(io::ErrorKind::WouldBlock.into()),
+            n => usize::try_from(n)
+                .map_err(|_| io::Error::new(io::ErrorKind::ConnectionAborted, "reading the request body failed")),
+        }
     }
 
     fn apply_headers(&mut self, block: &[u8]) -> HeaderVerdict {

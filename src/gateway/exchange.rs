@@ -222,7 +222,7 @@ fn prepare_body(client: &mut dyn Client, config: &Config) -> Result<Body, u16> {
             let mut spool = Spool::default();
             let mut buf = vec![0u8; IO_CHUNK];
             loop {
-                let n = match client.read_body(&mut buf) {
+                let n = match client.read_body(&mut buf, true) {
                     Ok(0) => break,
                     Ok(n) => n,
                     Err(e) => {
@@ -258,6 +258,29 @@ fn prepare_body(client: &mut dyn Client, config: &Config) -> Result<Body, u16> {
             Ok(Body::Spooled(spool))
         }
     }
+}
+
+/// Request body bytes per STDIN write: the most one record holds, rounded
+/// down to a multiple of 8 so it needs no padding.
+const STDIN_PIECE: usize = 65528;
+
+/// Reads what the client has sent of the body into `buf`: waits for the
+/// first bytes, then takes what has already arrived. The count, and whether
+/// the body ended.
+fn fill_from_client(client: &mut dyn Client, buf: &mut [u8]) -> io::Result<(usize, bool)> {
+    let mut n = client.read_body(buf, true)?;
+    if n == 0 {
+        return Ok((0, true));
+    }
+    while n < buf.len() {
+        match client.read_body(&mut buf[n..], false) {
+            Ok(0) => return Ok((n, true)),
+            Ok(more) => n += more,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((n, false))
 }
 
 /// httpd's core output filter writes at once when handed this much
@@ -785,33 +808,35 @@ impl<'c> Exchange<'c> {
     }
 
     /// Appends the next piece of the request body, as STDIN records, to
-    /// what is still to be written.
+    /// what is still to be written: what the client has sent so far, up to
+    /// one record's worth, so the application gets few large writes; the
+    /// end of the body goes in the same write when it has come.
     fn refill_stdin(&mut self, buf: &mut [u8]) -> Result<(), Stop> {
         self.out.drain(..self.out_pos);
         self.out_pos = 0;
-        let read = match &mut self.body {
-            Body::None => Ok(0),
+        let piece = STDIN_PIECE.min(buf.len());
+        let buf = &mut buf[..piece];
+        let (n, end) = match &mut self.body {
+            Body::None => Ok((0, true)),
             Body::Streamed => {
                 self.body_read = true;
-                self.client.read_body(buf)
+                fill_from_client(&mut *self.client, buf)
             }
-            Body::Spooled(spool) => spool.read(buf),
-        };
+            Body::Spooled(spool) => spool.read(buf).map(|n| (n, n == 0)),
+        }
+        .map_err(|e| {
+            self.log(
+                Level::Info,
+                e.raw_os_error().unwrap_or(0),
+                "FastCGI: client stopped connection before send body completed",
+            );
+            Stop::Failed(400)
+        })?;
         let enc = RequestEncoder::new(REQUEST_ID);
-        match read {
-            Ok(0) => {
-                enc.stdin_end(&mut self.out);
-                self.stdin_done = true;
-            }
-            Ok(n) => enc.stdin(&mut self.out, &buf[..n]),
-            Err(e) => {
-                self.log(
-                    Level::Info,
-                    e.raw_os_error().unwrap_or(0),
-                    "FastCGI: client stopped connection before send body completed",
-                );
-                return Err(Stop::Failed(400));
-            }
+        enc.stdin(&mut self.out, &buf[..n]);
+        if end {
+            enc.stdin_end(&mut self.out);
+            self.stdin_done = true;
         }
         Ok(())
     }

@@ -88,8 +88,9 @@ pub trait Client {
     );
     /// Prepares to read the body; `Err(status)` for a request httpd rejects.
     fn body_length(&mut self) -> Result<BodyLength, u16>;
-    /// Reads request body bytes (de-chunked); `Ok(0)` at its end.
-    fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Reads request body bytes (de-chunked); `Ok(0)` at its end. Without
+    /// `wait`, `WouldBlock` when none have arrived yet.
+    fn read_body(&mut self, buf: &mut [u8], wait: bool) -> io::Result<usize>;
     /// Hands a complete CGI header block (ending with its blank line) to
     /// httpd's header scanner.
     fn apply_headers(&mut self, block: &[u8]) -> HeaderVerdict;
