@@ -11,7 +11,7 @@ use std::net::{SocketAddrV4, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use common::apache::hosts_text;
-use common::netns::{self, connect_time, or_skip, NetError};
+use common::netns::{self, connect_time, or_skip, Link, NetError};
 use common::util::{self, write_file};
 use common::{Apache, CApp, Request, TestDir, TestHosts};
 
@@ -97,11 +97,14 @@ fn two_hosts_through_apache_link_down_and_up() {
     assert_gone(&names);
 }
 
-/// netem on the link: a TCP handshake from the root namespace takes about
-/// the delay longer. Skipped where the kernel has no sch_netem.
+/// A delay on the link: a TCP handshake from the root namespace takes about
+/// the delay longer, and so does a request through Apache. netem on a veth
+/// where the kernel has sch_netem, the tun link elsewhere.
 #[test]
 fn delay_adds_to_the_round_trip() {
-    let Some(hosts) = or_skip(TestHosts::new(1)) else { return };
+    let Some(hosts) = or_skip(TestHosts::new_delayable(1)) else { return };
+    let names = hosts.names();
+    eprintln!("delay on a {:?} link", hosts[0].link());
     let t = TestDir::new("netnsdelay");
     let bin = CApp::build(&t);
     let _e = hosts[0].start_echo(&t, &bin, "slow", PORT, &[]);
@@ -110,16 +113,55 @@ fn delay_adds_to_the_round_trip() {
         (0..5).map(|_| connect_time(target, Duration::from_secs(2)).expect("connect")).min().unwrap()
     };
     let before = min_rtt();
-    assert!(before < Duration::from_millis(2), "a veth handshake took {before:?} without delay");
-    let Some(()) = or_skip(hosts[0].set_delay(5)) else { return };
+    assert!(before < Duration::from_millis(3), "a handshake took {before:?} without delay");
+    let conf = external(&t, "app", &hosts[0].host_port(PORT), "");
+    let apache = Apache::builder(&t).config(&conf).start();
+    assert_eq!(get(&apache, "/app/whoami").text(), "slow\n");
+
+    hosts[0].set_delay(5).unwrap();
     let during = min_rtt();
     assert!(
         during >= Duration::from_millis(5) && during < Duration::from_millis(100),
         "with 5 ms delay the handshake took {during:?}"
     );
+    // connect + one exchange: two round trips at least.
+    let t0 = Instant::now();
+    assert_eq!(get(&apache, "/app/whoami").text(), "slow\n");
+    assert!(t0.elapsed() >= Duration::from_millis(10), "a request over a 5 ms link took {:?}", t0.elapsed());
+
     hosts[0].set_delay(0).unwrap();
     let after = min_rtt();
-    assert!(after < Duration::from_millis(2), "delay removed, yet the handshake took {after:?}");
+    assert!(after < Duration::from_millis(3), "delay removed, yet the handshake took {after:?}");
+    drop(apache);
+    drop(hosts);
+    assert_gone(&names);
+}
+
+/// The tun link (the stand-in for veth + netem): hosts reach each other's
+/// apps through Apache, link down gives 503, link up brings it back.
+#[test]
+fn tun_link_hosts_through_apache() {
+    let Some(hosts) = or_skip(TestHosts::with_link(2, Link::Tun)) else { return };
+    let names = hosts.names();
+    let t = TestDir::new("netnstun");
+    let bin = CApp::build(&t);
+    let _e1 = hosts[0].start_echo(&t, &bin, "tun-one", PORT, &[]);
+    let _e2 = hosts[1].start_echo(&t, &bin, "tun-two", PORT, &[]);
+    let mut conf = external(&t, "app1", &hosts[0].host_port(PORT), "");
+    conf += &external(&t, "app2", &hosts[1].host_port(PORT), "");
+    let apache = Apache::builder(&t).config(&conf).start();
+    assert_eq!(get(&apache, "/app1/whoami").text(), "tun-one\n");
+    assert_eq!(get(&apache, "/app2/whoami").text(), "tun-two\n");
+    let r = get(&apache, "/app1/bytes?200000");
+    assert_eq!((r.status, r.body.len()), (200, 200000));
+    hosts[1].link_down();
+    assert_eq!(get(&apache, "/app2/whoami").status, 503);
+    assert_eq!(get(&apache, "/app1/whoami").text(), "tun-one\n");
+    hosts[1].link_up();
+    assert!(util::wait_until(Duration::from_secs(10), || get(&apache, "/app2/whoami").status == 200));
+    drop(apache);
+    drop(hosts);
+    assert_gone(&names);
 }
 
 /// A host that accepts and never answers: the connection is taken, bytes
@@ -135,10 +177,20 @@ fn stalling_host_accepts_and_never_answers() {
     s.write_all(&[1, 1, 0, 1, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]).unwrap();
     s.set_read_timeout(Some(Duration::from_millis(700))).unwrap();
     let mut buf = [0u8; 16];
-    match s.read(&mut buf) {
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
-        other => panic!("a stalling host answered or closed: {other:?}"),
+    let t0 = Instant::now();
+    loop {
+        match s.read(&mut buf) {
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => break,
+            // A signal may interrupt the wait: wait out the rest.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                if t0.elapsed() >= Duration::from_millis(700) {
+                    break;
+                }
+            }
+            other => panic!("a stalling host answered or closed: {other:?}"),
+        }
     }
+    assert!(t0.elapsed() >= Duration::from_millis(600), "waited only {:?}", t0.elapsed());
     assert!(util::wait_until(Duration::from_secs(2), || stall.log().contains("accepted connection")), "{}", stall.log());
 }
 

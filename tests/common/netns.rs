@@ -237,10 +237,13 @@ pub struct Host {
     _lock: fs::File,
     created_ns: bool,
     created_veth: bool,
+    link: Link,
+    /// With `Link::Tun`: the forwarding threads (and the devices' fds).
+    tun: Option<TunLink>,
 }
 
 impl Host {
-    fn create() -> Result<Host, NetError> {
+    fn create(link: Link) -> Result<Host, NetError> {
         let (k, lock) = allocate_k()?;
         let pid = std::process::id();
         let n = NEXT_NS.fetch_add(1, Ordering::SeqCst);
@@ -252,6 +255,8 @@ impl Host {
             _lock: lock,
             created_ns: false,
             created_veth: false,
+            link,
+            tun: None,
         };
         // From here on, an early return drops `h`, which removes what exists.
         if let Err(e) = ip(&["netns", "add", &h.name]) {
@@ -264,8 +269,14 @@ impl Host {
         }
         h.created_ns = true;
         let fail = NetError::Failed;
-        ip(&["link", "add", &h.outer, "type", "veth", "peer", "name", INNER_IF, "netns", &h.name]).map_err(fail)?;
-        h.created_veth = true;
+        match link {
+            Link::Veth => {
+                ip(&["link", "add", &h.outer, "type", "veth", "peer", "name", INNER_IF, "netns", &h.name])
+                    .map_err(fail)?;
+                h.created_veth = true;
+            }
+            Link::Tun => h.tun = Some(TunLink::create(&h.outer, &h.name).map_err(fail)?),
+        }
         let outer_cidr = format!("{}/24", h.root_addr());
         let inner_cidr = format!("{}/24", h.addr());
         ip(&["addr", "add", &outer_cidr, "dev", &h.outer]).map_err(fail)?;
@@ -302,6 +313,11 @@ impl Host {
         &self.outer
     }
 
+    /// How this host is linked to the root namespace.
+    pub fn link(&self) -> Link {
+        self.link
+    }
+
     /// Every name this host creates (namespace, root veth), for leftover checks.
     pub fn names(&self) -> Vec<String> {
         vec![self.name.clone(), self.outer.clone()]
@@ -310,8 +326,13 @@ impl Host {
     /// Adds `ms` milliseconds to every round trip to this host: `tc qdisc
     /// replace dev <root veth> root netem delay <ms>ms` (packets towards the
     /// host wait, so RTT ≈ ms). `ms == 0` removes it. `Unsupported` when the
-    /// kernel has no sch_netem.
+    /// kernel has no sch_netem (use `Link::Tun` hosts there: on those the
+    /// forwarding thread holds each packet towards the host `ms` ms).
     pub fn set_delay(&self, ms: u32) -> Result<(), NetError> {
+        if let Some(tun) = &self.tun {
+            tun.delay_us.store(u64::from(ms) * 1000, Ordering::SeqCst);
+            return Ok(());
+        }
         if ms == 0 {
             let _ = run("tc", &["qdisc", "del", "dev", &self.outer, "root"], CMD_TIMEOUT);
             return Ok(());
@@ -435,6 +456,8 @@ impl Drop for Host {
             util::signal(-(pid as i32), libc::SIGKILL);
             util::signal(pid as i32, libc::SIGKILL);
         }
+        // Closing a tun device's fd removes the device.
+        drop(self.tun.take());
         if self.created_veth {
             // Deleting one end of a veth deletes both.
             if let Err(e) = ip(&["link", "del", &self.outer]) {
@@ -542,6 +565,18 @@ impl TestHosts {
     /// cannot create network namespaces; `Failed` for anything else. Hosts
     /// built before a failure are removed.
     pub fn new(n: usize) -> Result<TestHosts, NetError> {
+        TestHosts::with_link(n, Link::Veth)
+    }
+
+    /// `n` hosts whose `set_delay` works on this kernel: veth pairs with
+    /// netem where the kernel has sch_netem, else `Link::Tun`.
+    pub fn new_delayable(n: usize) -> Result<TestHosts, NetError> {
+        let link = if netem_available()? { Link::Veth } else { Link::Tun };
+        TestHosts::with_link(n, link)
+    }
+
+    /// `n` hosts linked by `link`.
+    pub fn with_link(n: usize, link: Link) -> Result<TestHosts, NetError> {
         if !util::is_root() {
             return Err(NetError::Unsupported(
                 "network namespace tests need root (ip netns add, veth pairs)".into(),
@@ -554,7 +589,7 @@ impl TestHosts {
         let mut hosts = Vec::with_capacity(n);
         for _ in 0..n {
             // On error, `hosts` is dropped: what was built is removed.
-            hosts.push(Host::create()?);
+            hosts.push(Host::create(link)?);
         }
         Ok(TestHosts { hosts })
     }
@@ -593,4 +628,163 @@ pub fn connect_time(addr: SocketAddrV4, timeout: Duration) -> std::io::Result<Du
     let d = t0.elapsed();
     drop(s);
     Ok(d)
+}
+
+/// How a host is joined to the root namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// A veth pair; `set_delay` uses `tc ... netem`.
+    Veth,
+    /// Two tun devices (`fr<pid>h<k>` in the root namespace, `eth0` inside,
+    /// same addresses as with veth) and threads of the test process copying
+    /// IP packets between them: `set_delay` holds packets towards the host
+    /// in the thread, so it works on kernels without sch_netem. Slower than
+    /// veth (every packet crosses user space), plenty for thousands of
+    /// requests. `link_down`/`link_up` work the same.
+    Tun,
+}
+
+/// Whether `tc qdisc ... netem` works here (probed once on a throwaway
+/// veth host; `Unsupported` when no host can be created at all).
+pub fn netem_available() -> Result<bool, NetError> {
+    static PROBE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if let Some(v) = PROBE.get() {
+        return Ok(*v);
+    }
+    let hosts = TestHosts::with_link(1, Link::Veth)?;
+    let v = match hosts[0].set_delay(1) {
+        Ok(()) => true,
+        Err(NetError::Unsupported(_)) => false,
+        Err(e) => return Err(e),
+    };
+    Ok(*PROBE.get_or_init(|| v))
+}
+
+const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const IFF_TUN: libc::c_short = 0x0001;
+const IFF_NO_PI: libc::c_short = 0x1000;
+
+/// Opens a new tun device `name` in the calling thread's network namespace.
+fn open_tun(name: &str) -> Result<fs::File, String> {
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+        .map_err(|e| format!("open /dev/net/tun: {e}"))?;
+    // struct ifreq: 16 bytes of name, then the flags (the union is 24 bytes).
+    let mut ifr = [0u8; 40];
+    ifr[..name.len()].copy_from_slice(name.as_bytes());
+    ifr[16..18].copy_from_slice(&(IFF_TUN | IFF_NO_PI).to_ne_bytes());
+    // SAFETY: TUNSETIFF reads and writes a struct ifreq (40 bytes) we own.
+    if unsafe { libc::ioctl(f.as_raw_fd(), TUNSETIFF as _, ifr.as_mut_ptr()) } != 0 {
+        return Err(format!("TUNSETIFF {name}: {}", std::io::Error::last_os_error()));
+    }
+    Ok(f)
+}
+
+/// The tun pair of a `Link::Tun` host and the threads that forward between
+/// them. Dropping it stops the threads and closes the fds (removing both
+/// devices).
+struct TunLink {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    delay_us: Arc<std::sync::atomic::AtomicU64>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    /// The last references, dropped here after the threads: a thread's
+    /// own final close would complete after join() returns.
+    fds: Vec<Arc<fs::File>>,
+    outer: String,
+}
+
+impl TunLink {
+    fn create(outer: &str, ns: &str) -> Result<TunLink, String> {
+        // Test threads stay in the root namespace; the inner device is
+        // opened by a short-lived thread that joins the host's namespace.
+        let outer_fd = Arc::new(open_tun(outer)?);
+        let ns_path = format!("/run/netns/{ns}");
+        let inner_fd = std::thread::spawn(move || -> Result<fs::File, String> {
+            let nsf = fs::File::open(&ns_path).map_err(|e| format!("open {ns_path}: {e}"))?;
+            // SAFETY: setns on this thread only (network namespaces may be
+            // joined by one thread of a multithreaded process).
+            if unsafe { libc::setns(nsf.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(format!("setns {ns_path}: {}", std::io::Error::last_os_error()));
+            }
+            open_tun(INNER_IF)
+        })
+        .join()
+        .map_err(|_| "tun thread panicked".to_string())??;
+        let inner_fd = Arc::new(inner_fd);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let delay_us = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut threads = Vec::new();
+        // Towards the host: read, stamp with a deadline, a writer thread
+        // sends each packet when its time comes (constant delay: FIFO).
+        let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
+        {
+            let (src, stop, delay) = (outer_fd.clone(), stop.clone(), delay_us.clone());
+            threads.push(std::thread::spawn(move || {
+                pump(&src, &stop, |pkt| {
+                    let at = Instant::now() + Duration::from_micros(delay.load(Ordering::Relaxed));
+                    let _ = tx.send((at, pkt.to_vec()));
+                })
+            }));
+        }
+        {
+            let dst = inner_fd.clone();
+            threads.push(std::thread::spawn(move || {
+                for (at, pkt) in rx {
+                    let now = Instant::now();
+                    if at > now {
+                        std::thread::sleep(at - now);
+                    }
+                    let _ = (&*dst).write(&pkt);
+                }
+            }));
+        }
+        // From the host: straight through.
+        {
+            let (src, dst, stop) = (inner_fd.clone(), outer_fd.clone(), stop.clone());
+            threads.push(std::thread::spawn(move || {
+                pump(&src, &stop, |pkt| {
+                    let _ = (&*dst).write(pkt);
+                })
+            }));
+        }
+        Ok(TunLink { stop, delay_us, threads, fds: vec![outer_fd, inner_fd], outer: outer.to_string() })
+    }
+}
+
+use std::io::{Read as _, Write as _};
+
+/// Reads packets from `src` until `stop`, handing each to `f`.
+fn pump(src: &fs::File, stop: &std::sync::atomic::AtomicBool, mut f: impl FnMut(&[u8])) {
+    let mut buf = vec![0u8; 65536];
+    while !stop.load(Ordering::Relaxed) {
+        let mut pfd = libc::pollfd { fd: src.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one pollfd we own, 100 ms timeout.
+        let n = unsafe { libc::poll(&mut pfd, 1, 100) };
+        if n <= 0 || pfd.revents & libc::POLLIN == 0 {
+            if n > 0 && pfd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            continue;
+        }
+        match (&*src).read(&mut buf) {
+            Ok(n) if n > 0 => f(&buf[..n]),
+            _ => {}
+        }
+    }
+}
+
+impl Drop for TunLink {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        self.fds.clear();
+        let gone = util::wait_until(Duration::from_secs(5), || ip(&["link", "show", "dev", &self.outer]).is_err());
+        if !gone {
+            eprintln!("netns: tun device {} still present after its fd was closed", self.outer);
+        }
+    }
 }
