@@ -298,3 +298,64 @@ fn everything_removed_on_panic() {
     assert!(r.is_err());
     assert_gone(&names);
 }
+
+/// What a crashed run leaves (a namespace and a veth named after a pid that
+/// is gone) is removed; what a live process owns is not.
+#[test]
+fn stale_leftovers_are_removed() {
+    let Some(hosts) = or_skip(TestHosts::new(1)) else { return };
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let ns = format!("{}{dead}-0", netns::NS_PREFIX);
+    let veth = format!("{}{dead}h999", netns::VETH_PREFIX);
+    let ip = |args: &[&str]| netns::run("ip", args, netns::CMD_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    ip(&["netns", "add", &ns]);
+    ip(&["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns]);
+    let stale = vec![ns.clone(), veth.clone()];
+    assert_eq!(netns::leftovers_of(&stale).len(), 2);
+    netns::cleanup_stale();
+    let left = netns::leftovers_of(&stale);
+    if !left.is_empty() {
+        let _ = netns::run("ip", &["link", "del", &veth], netns::CMD_TIMEOUT);
+        let _ = netns::run("ip", &["netns", "del", &ns], netns::CMD_TIMEOUT);
+        panic!("stale {left:?} not removed");
+    }
+    assert!(netns::leftovers_of(&hosts.names()).len() == 2, "a live host was removed");
+}
+
+/// Load across three hosts (16 clients, 600 requests, each host by its own
+/// path) on the delayable link with 2 ms: every request answered by the
+/// host its path names.
+#[test]
+fn sixteen_clients_across_three_delayed_hosts() {
+    let Some(hosts) = or_skip(TestHosts::new_delayable(3)) else { return };
+    let t = TestDir::new("netnsload");
+    let bin = CApp::build(&t);
+    let mut conf = String::new();
+    let mut apps = Vec::new();
+    for i in 0..3 {
+        apps.push(hosts[i].start_echo(&t, &bin, &format!("h{i}"), PORT, &[]));
+        conf += &external(&t, &format!("app{i}"), &hosts[i].host_port(PORT), "");
+    }
+    hosts.set_delay(2).unwrap();
+    let apache = Apache::builder(&t).config(&conf).start();
+    let t0 = Instant::now();
+    let bad = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for c in 0..16 {
+            let (apache, bad) = (&apache, &bad);
+            s.spawn(move || {
+                for n in 0..600 / 16 {
+                    let i = (c + n) % 3;
+                    let r = get(apache, &format!("/app{i}/whoami"));
+                    if r.status != 200 || r.text() != format!("h{i}\n") {
+                        bad.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+    });
+    eprintln!("600 requests over {:?} links (2 ms) in {:?}", hosts[0].link(), t0.elapsed());
+    assert_eq!(bad.into_inner(), 0, "{}", apache.error_log());
+}

@@ -175,8 +175,9 @@ pub fn leftovers_of(names: &[String]) -> Vec<String> {
     present.into_iter().filter(|n| names.contains(n)).collect()
 }
 
-/// Removes namespaces and veths whose owning process is gone (a crashed run).
-fn cleanup_stale() {
+/// Removes namespaces and veths whose owning process is gone (a crashed
+/// run). Runs once per process before the first host is made.
+pub fn cleanup_stale() {
     for ns in our_namespaces() {
         if owner_pid(&ns).map(|p| !pid_alive(p)).unwrap_or(false) {
             eprintln!("netns: removing stale namespace {ns}");
