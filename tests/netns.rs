@@ -19,7 +19,10 @@ const PORT: u16 = 9000;
 
 /// `FastCgiExternalServer <htdocs>/<name> -host <hostport> ...`.
 fn external(t: &TestDir, name: &str, hostport: &str, opts: &str) -> String {
-    format!("FastCgiExternalServer {} -host {hostport} -appConnTimeout 1 -idle-timeout 5 {opts}\n", t.htdocs().join(name).display())
+    format!(
+        "FastCgiExternalServer {} -host {hostport} -appConnTimeout 1 -idle-timeout 5 {opts}\n",
+        t.htdocs().join(name).display()
+    )
 }
 
 fn get(apache: &Apache, path: &str) -> common::Response {
@@ -28,7 +31,8 @@ fn get(apache: &Apache, path: &str) -> common::Response {
 
 /// `key=<n>` in a /stats body.
 fn stat(body: &str, key: &str) -> u64 {
-    util::numbers_after(body, &format!("{key}=")).first().copied().unwrap_or_else(|| panic!("no {key} in {body:?}")) as u64
+    util::numbers_after(body, &format!("{key}=")).first().copied().unwrap_or_else(|| panic!("no {key} in {body:?}"))
+        as u64
 }
 
 fn assert_gone(names: &[String]) {
@@ -109,9 +113,7 @@ fn delay_adds_to_the_round_trip() {
     let bin = CApp::build(&t);
     let _e = hosts[0].start_echo(&t, &bin, "slow", PORT, &[]);
     let target = SocketAddrV4::new(hosts[0].addr(), PORT);
-    let min_rtt = || {
-        (0..5).map(|_| connect_time(target, Duration::from_secs(2)).expect("connect")).min().unwrap()
-    };
+    let min_rtt = || (0..5).map(|_| connect_time(target, Duration::from_secs(2)).expect("connect")).min().unwrap();
     let before = min_rtt();
     assert!(before < Duration::from_millis(3), "a handshake took {before:?} without delay");
     let conf = external(&t, "app", &hosts[0].host_port(PORT), "");
@@ -191,7 +193,11 @@ fn stalling_host_accepts_and_never_answers() {
         }
     }
     assert!(t0.elapsed() >= Duration::from_millis(600), "waited only {:?}", t0.elapsed());
-    assert!(util::wait_until(Duration::from_secs(2), || stall.log().contains("accepted connection")), "{}", stall.log());
+    assert!(
+        util::wait_until(Duration::from_secs(2), || stall.log().contains("accepted connection")),
+        "{}",
+        stall.log()
+    );
 }
 
 /// A name from a hosts file only Apache sees: resolved to host 2 at start;

@@ -333,7 +333,12 @@ impl Apache {
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         isolate(&mut cmd, run_as, hosts);
         let child = cmd.spawn().map_err(|e| format!("cannot start apache2: {e}"))?;
-        let mut apache = Apache { port, root: root.to_path_buf(), child: Some(child), hosts_gen: hosts.map(|_| std::sync::atomic::AtomicU32::new(0)) };
+        let mut apache = Apache {
+            port,
+            root: root.to_path_buf(),
+            child: Some(child),
+            hosts_gen: hosts.map(|_| std::sync::atomic::AtomicU32::new(0)),
+        };
         match apache.wait_ready(Duration::from_secs(15)) {
             Ok(()) => Ok(apache),
             Err(why) => {
@@ -432,7 +437,8 @@ impl Apache {
         util::write_file(&file, content);
         let mnt = format!("--mount=/proc/{pid}/ns/mnt");
         let file_s = file.display().to_string();
-        let r = super::netns::run("nsenter", &[&mnt, "mount", "--bind", &file_s, "/etc/hosts"], Duration::from_secs(10));
+        let r =
+            super::netns::run("nsenter", &[&mnt, "mount", "--bind", &file_s, "/etc/hosts"], Duration::from_secs(10));
         if let Err(e) = r {
             panic!("set_hosts: {e}");
         }

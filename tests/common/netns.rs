@@ -107,7 +107,9 @@ pub fn run(prog: &str, args: &[&str], timeout: Duration) -> Result<String, Strin
     });
     match rx.recv_timeout(timeout) {
         Ok(Ok(out)) if out.status.success() => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
-        Ok(Ok(out)) => Err(format!("`{what}` failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim())),
+        Ok(Ok(out)) => {
+            Err(format!("`{what}` failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim()))
+        }
         Ok(Err(e)) => Err(format!("`{what}`: {e}")),
         Err(_) => {
             // Not reaped yet (the waiting thread has not returned): still ours.
@@ -339,15 +341,17 @@ impl Host {
             return Ok(());
         }
         let delay = format!("{ms}ms");
-        run("tc", &["qdisc", "replace", "dev", &self.outer, "root", "netem", "delay", &delay], CMD_TIMEOUT).map(drop).map_err(|e| {
-            if e.contains("qdisc kind is unknown") || e.contains("No such file or directory") {
-                NetError::Unsupported(format!(
-                    "tc netem is not available (kernel without sch_netem, CONFIG_NET_SCH_NETEM): {e}"
-                ))
-            } else {
-                NetError::Failed(e)
-            }
-        })
+        run("tc", &["qdisc", "replace", "dev", &self.outer, "root", "netem", "delay", &delay], CMD_TIMEOUT)
+            .map(drop)
+            .map_err(|e| {
+                if e.contains("qdisc kind is unknown") || e.contains("No such file or directory") {
+                    NetError::Unsupported(format!(
+                        "tc netem is not available (kernel without sch_netem, CONFIG_NET_SCH_NETEM): {e}"
+                    ))
+                } else {
+                    NetError::Failed(e)
+                }
+            })
     }
 
     /// Takes the host's side of the link down: the host vanishes from the
@@ -579,9 +583,7 @@ impl TestHosts {
     /// `n` hosts linked by `link`.
     pub fn with_link(n: usize, link: Link) -> Result<TestHosts, NetError> {
         if !util::is_root() {
-            return Err(NetError::Unsupported(
-                "network namespace tests need root (ip netns add, veth pairs)".into(),
-            ));
+            return Err(NetError::Unsupported("network namespace tests need root (ip netns add, veth pairs)".into()));
         }
         if run("ip", &["-V"], CMD_TIMEOUT).is_err() {
             return Err(NetError::Unsupported("the `ip` command (iproute2) is missing: run `make deps`".into()));
