@@ -53,7 +53,7 @@ fn two_hosts_through_apache_link_down_and_up() {
     let names = hosts.names();
     let t = TestDir::new("netns2");
     let bin = CApp::build(&t);
-    let _e1 = hosts[0].start_echo(&t, &bin, "host-one", PORT, &[]);
+    let mut e1 = hosts[0].start_echo(&t, &bin, "host-one", PORT, &[]);
     let _e2 = hosts[1].start_echo(&t, &bin, "host-two", PORT, &[]);
     assert_ne!(hosts[0].addr(), hosts[1].addr());
     let mut conf = external(&t, "app1", &hosts[0].host_port(PORT), "");
@@ -82,6 +82,14 @@ fn two_hosts_through_apache_link_down_and_up() {
     assert_eq!(stat(&s2, "requests"), 12, "{s2}");
     assert!(stat(&s2, "connections") <= 2, "-keep-conn should reuse the connection: {s2}");
 
+    // The app killed: refused at once; started again on the same port: back.
+    e1.kill();
+    assert!(!e1.is_running());
+    let r = get(&apache, "/app1/whoami");
+    assert_eq!(r.status, 503, "host 1's app is dead: {}", r.text());
+    let _e1 = hosts[0].start_echo(&t, &bin, "host-one-again", PORT, &[]);
+    assert_eq!(get(&apache, "/app1/whoami").text(), "host-one-again\n");
+
     hosts[0].link_down();
     let t0 = Instant::now();
     let r = get(&apache, "/app1/whoami");
@@ -94,7 +102,7 @@ fn two_hosts_through_apache_link_down_and_up() {
     hosts[0].link_up();
     let back = util::wait_until(Duration::from_secs(10), || get(&apache, "/app1/whoami").status == 200);
     assert!(back, "host 1 did not come back after link_up:\n{}", apache.error_log());
-    assert_eq!(get(&apache, "/app1/whoami").text(), "host-one\n");
+    assert_eq!(get(&apache, "/app1/whoami").text(), "host-one-again\n");
 
     drop(apache);
     drop(hosts);
