@@ -7,6 +7,8 @@ set -eu
 PKGS="apache2 apache2-dev apache2-suexec-custom libclang-dev clang libfcgi-dev php-fpm python3-pip curl wrk pkg-config fcgiwrap perl"
 # `make deb` and its test: Debian's packaging tools (dh_apache2 comes with apache2-dev).
 PKGS="$PKGS dpkg-dev debhelper fakeroot lintian"
+# tests/netns.rs: ip netns, veth, tc (iproute2); nsenter, unshare (util-linux).
+PKGS="$PKGS iproute2 util-linux"
 
 missing=""
 for p in $PKGS; do

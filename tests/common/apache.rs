@@ -70,6 +70,8 @@ pub struct ApacheBuilder {
     load_module: bool,
     /// Start httpd as this (uid, gid) instead of the test's own user.
     run_as: Option<(u32, u32)>,
+    /// Bind-mounted over /etc/hosts in a mount namespace of httpd's own.
+    hosts_file: Option<PathBuf>,
 }
 
 impl ApacheBuilder {
@@ -104,6 +106,17 @@ impl ApacheBuilder {
             // SAFETY: pw is non-null and points to libc's static passwd entry.
             self.run_as = Some(unsafe { ((*pw).pw_uid, (*pw).pw_gid) });
         }
+        self
+    }
+
+    /// Runs httpd (and so its children and the process manager) in a mount
+    /// namespace of its own where `path` is bind-mounted over /etc/hosts:
+    /// glibc's resolver in httpd reads the test's names, the system's
+    /// /etc/hosts is untouched. Root only (CLONE_NEWNS). Change the names
+    /// while httpd runs with `Apache::set_hosts`. See `hosts_text`.
+    pub fn hosts_file(mut self, path: &Path) -> Self {
+        assert!(util::is_root(), "hosts_file needs root (a mount namespace)");
+        self.hosts_file = Some(path.to_path_buf());
         self
     }
 
@@ -179,13 +192,10 @@ impl ApacheBuilder {
     /// `apache2 -t -f conf`: (exit code, stdout + stderr).
     pub fn configtest(&self) -> (i32, String) {
         let conf = self.prepare(util::free_port());
-        let out = Command::new(apache_binary())
-            .arg("-t")
-            .arg("-f")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run apache2 -t");
+        let mut cmd = Command::new(apache_binary());
+        cmd.arg("-t").arg("-f").arg(&conf).stdin(Stdio::null());
+        isolate(&mut cmd, self.run_as, self.hosts_file.as_deref());
+        let out = cmd.output().expect("run apache2 -t");
         let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
         text.push_str(&String::from_utf8_lossy(&out.stdout));
         (out.status.code().unwrap_or(-1), text)
@@ -198,7 +208,7 @@ impl ApacheBuilder {
         for _attempt in 0..3 {
             let port = util::free_port();
             let conf = self.prepare(port);
-            match Apache::launch(&self.root, &conf, port, self.run_as) {
+            match Apache::launch(&self.root, &conf, port, self.run_as, self.hosts_file.as_deref()) {
                 Ok(a) => return a,
                 Err(e) => {
                     // Another test may have taken the port between our probe
@@ -215,6 +225,68 @@ impl ApacheBuilder {
     }
 }
 
+/// The text of a hosts file: localhost, then one `address name` line per
+/// entry (several entries for one name give that name several addresses;
+/// glibc's getaddrinfo returns them all, in file order).
+pub fn hosts_text(entries: &[(&str, &str)]) -> String {
+    let mut s = String::from("127.0.0.1 localhost\n::1 localhost ip6-localhost\n");
+    for (name, addr) in entries {
+        let _ = writeln!(s, "{addr} {name}");
+    }
+    s
+}
+
+/// Sets up the child before exec: a session of its own (prefork signals
+/// its whole process group on shutdown); with `hosts`, a private mount
+/// namespace with `hosts` bind-mounted over /etc/hosts; with `run_as`, the
+/// switch to that user (after the mount, which needs root).
+fn isolate(cmd: &mut Command, run_as: Option<(u32, u32)>, hosts: Option<&Path>) {
+    let Some(hosts) = hosts else {
+        if let Some((uid, gid)) = run_as {
+            // std drops the supplementary groups too when it switches from root.
+            cmd.uid(uid).gid(gid);
+        }
+        // SAFETY: setsid() is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        return;
+    };
+    use std::os::unix::ffi::OsStrExt;
+    // Allocated before the fork: nothing may allocate in pre_exec.
+    let src = std::ffi::CString::new(hosts.as_os_str().as_bytes()).expect("hosts path");
+    let etc_hosts = std::ffi::CString::new("/etc/hosts").unwrap();
+    let root = std::ffi::CString::new("/").unwrap();
+    // SAFETY: only system calls (async-signal-safe) on C strings owned by
+    // the closure; errors are returned as io::Error, which fails spawn().
+    unsafe {
+        cmd.pre_exec(move || {
+            let err = || Err(std::io::Error::last_os_error());
+            libc::setsid();
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return err();
+            }
+            // Our mounts must not propagate back to the system's namespace.
+            let none = std::ptr::null();
+            if libc::mount(none, root.as_ptr(), none, libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) != 0 {
+                return err();
+            }
+            if libc::mount(src.as_ptr(), etc_hosts.as_ptr(), none, libc::MS_BIND, std::ptr::null()) != 0 {
+                return err();
+            }
+            if let Some((uid, gid)) = run_as {
+                if libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
+                    return err();
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
 fn apache_binary() -> &'static str {
     if Path::new("/usr/sbin/apache2").exists() {
         "/usr/sbin/apache2"
@@ -227,6 +299,8 @@ pub struct Apache {
     pub port: u16,
     root: PathBuf,
     child: Option<Child>,
+    /// With `hosts_file`: how many times `set_hosts` replaced it.
+    hosts_gen: Option<std::sync::atomic::AtomicU32>,
 }
 
 impl Apache {
@@ -241,29 +315,30 @@ impl Apache {
             config: String::new(),
             load_module: true,
             run_as: None,
+            hosts_file: None,
         }
     }
 
-    fn launch(root: &Path, conf: &Path, port: u16, run_as: Option<(u32, u32)>) -> Result<Apache, String> {
+    fn launch(
+        root: &Path,
+        conf: &Path,
+        port: u16,
+        run_as: Option<(u32, u32)>,
+        hosts: Option<&Path>,
+    ) -> Result<Apache, String> {
         let out = fs::File::create(root.join("logs/stdout.log")).expect("stdout log");
         let err = fs::File::create(root.join("logs/stderr.log")).expect("stderr log");
         let mut cmd = Command::new(apache_binary());
         cmd.arg("-f").arg(conf).arg("-DFOREGROUND");
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-        if let Some((uid, gid)) = run_as {
-            // std drops the supplementary groups too when it switches from root.
-            cmd.uid(uid).gid(gid);
-        }
-        // SAFETY: setsid() is async-signal-safe; prefork signals its whole
-        // process group on shutdown, so httpd gets a session of its own.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::setsid();
-                Ok(())
-            });
-        }
+        isolate(&mut cmd, run_as, hosts);
         let child = cmd.spawn().map_err(|e| format!("cannot start apache2: {e}"))?;
-        let mut apache = Apache { port, root: root.to_path_buf(), child: Some(child) };
+        let mut apache = Apache {
+            port,
+            root: root.to_path_buf(),
+            child: Some(child),
+            hosts_gen: hosts.map(|_| std::sync::atomic::AtomicU32::new(0)),
+        };
         match apache.wait_ready(Duration::from_secs(15)) {
             Ok(()) => Ok(apache),
             Err(why) => {
@@ -343,6 +418,30 @@ impl Apache {
         }
         let r = self.get(PROBE_PATH);
         assert_eq!(r.status, 200, "Apache stopped serving static files");
+    }
+
+    /// Replaces what httpd sees as /etc/hosts (needs `hosts_file`), at
+    /// once for every lookup that starts afterwards: writes
+    /// `<ServerRoot>/run/hosts.<n>` and bind-mounts it over /etc/hosts in
+    /// httpd's mount namespace (`nsenter --mount=/proc/<httpd>/ns/mnt
+    /// mount --bind`). A lookup opens either the old file or the new one,
+    /// never a half-written file (rewriting the bind-mounted file in place
+    /// would work too, glibc opens /etc/hosts on every lookup, but a lookup
+    /// could then read it truncated; renaming over it does not work: the
+    /// mount pins the old inode). The mounts stack up and go with httpd.
+    pub fn set_hosts(&self, content: &str) {
+        let gen = self.hosts_gen.as_ref().expect("set_hosts needs ApacheBuilder::hosts_file");
+        let pid = self.pid().expect("Apache is not running");
+        let n = gen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let file = self.root.join(format!("run/hosts.{n}"));
+        util::write_file(&file, content);
+        let mnt = format!("--mount=/proc/{pid}/ns/mnt");
+        let file_s = file.display().to_string();
+        let r =
+            super::netns::run("nsenter", &[&mnt, "mount", "--bind", &file_s, "/etc/hosts"], Duration::from_secs(10));
+        if let Err(e) = r {
+            panic!("set_hosts: {e}");
+        }
     }
 
     /// Sends `sig` to the Apache parent (e.g. SIGHUP restart, SIGUSR1 graceful).

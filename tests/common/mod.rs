@@ -11,6 +11,7 @@ pub mod backends;
 pub mod fault;
 pub mod http;
 pub mod json;
+pub mod netns;
 pub mod sha256;
 pub mod util;
 
@@ -18,4 +19,5 @@ pub use apache::{Apache, ApacheBuilder, Mpm};
 pub use backends::{CApp, FlupApp, PhpFpm};
 pub use fault::FaultServer;
 pub use http::{Body, Request, Response};
+pub use netns::{Host, NetError, NsProcess, TestHosts};
 pub use util::TestDir;
