@@ -24,10 +24,7 @@ fn site(name: &str, mpm: Mpm, server_opts: &str, extra: &str) -> (Apache, TestDi
     let t = TestDir::new(name);
     let app = t.htdocs().join("echo.fcgi");
     compile_fcgi_app("echo.c", &app);
-    let conf = format!(
-        "FastCgiServer {} -processes 1 -init-start-delay 0 {server_opts}\n{extra}",
-        app.display()
-    );
+    let conf = format!("FastCgiServer {} -processes 1 -init-start-delay 0 {server_opts}\n{extra}", app.display());
     let apache = Apache::builder(&t).mpm(mpm).log_level("info").config(&conf).start();
     // The instance is up once it answers.
     assert!(common::util::wait_until(Duration::from_secs(10), || apache.get("/echo.fcgi/bytes?3").status == 200));
@@ -182,7 +179,9 @@ fn workers(apache: &Apache) -> Vec<i32> {
 fn rss_kib(pid: i32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().trim_end_matches(" kB").to_string())))
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().trim_end_matches(" kB").to_string()))
+        })
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
