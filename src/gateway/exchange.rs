@@ -13,8 +13,12 @@ use crate::protocol::{
 };
 use crate::transport::{self, Conn, Endpoint};
 
-/// Bytes read from the application, and from the client, per system call.
+/// Bytes of the request body handled at a time.
 const IO_CHUNK: usize = 64 * 1024;
+/// Bytes read from the application per system call: what a fast
+/// application has written while its previous output went to the client,
+/// so a large response takes few reads and few writes to the client.
+const INPUT_CHUNK: usize = 128 * 1024;
 /// Longest stderr line logged as one message: longer ones are logged in
 /// pieces of this size, each with the prefix, so that every piece fits in
 /// httpd's log line (MAX_STRING_LEN, 8 KiB, with its own prefix) uncut.
@@ -334,7 +338,7 @@ impl Scratch {
     fn take() -> ScratchGuard {
         let kept = SCRATCH.try_with(|cell| cell.take()).ok().flatten();
         ScratchGuard(Some(
-            kept.unwrap_or_else(|| Box::new(Scratch { input: vec![0; IO_CHUNK], body: vec![0; IO_CHUNK] })),
+            kept.unwrap_or_else(|| Box::new(Scratch { input: vec![0; INPUT_CHUNK], body: vec![0; IO_CHUNK] })),
         ))
     }
 }
