@@ -4,59 +4,33 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::http::raw;
-use common::{Apache, FaultServer, TestDir};
-
-const LOG_WAIT: Duration = Duration::from_secs(5);
+use common::fault::FaultSite;
 
 /// The fault backend as `<htdocs>/fault`, as `<htdocs>/nph-fault` and as
-/// `<htdocs>/off/fault` (in an `AcceptPathInfo Off` directory).
-struct Site {
-    apache: Apache,
-    _fault: FaultServer,
-    t: TestDir,
+/// `<htdocs>/off/fault` and `<htdocs>/on/fault` (in `AcceptPathInfo Off`
+/// and `On` directories).
+fn site(name: &str) -> FaultSite {
+    FaultSite::start(
+        name,
+        &["fault", "nph-fault", "off/fault", "on/fault"],
+        |t| {
+            std::fs::create_dir_all(t.htdocs().join("off")).unwrap();
+            std::fs::create_dir_all(t.htdocs().join("on")).unwrap();
+            format!(
+                "<Directory {htdocs}/off>\n    AcceptPathInfo Off\n</Directory>\n\
+                 <Directory {htdocs}/on>\n    AcceptPathInfo On\n</Directory>\n",
+                htdocs = t.htdocs().display()
+            )
+        },
+        "info",
+    )
 }
 
-impl Site {
-    fn new(name: &str) -> Site {
-        let t = TestDir::new(name);
-        let fault = FaultServer::start(&t.sock("fault.sock"));
-        let sock = fault.path().display().to_string();
-        let mut conf = String::new();
-        for path in ["fault", "nph-fault", "off/fault", "on/fault"] {
-            conf.push_str(&format!(
-                "FastCgiExternalServer {} -socket {sock} -idle-timeout 5\n",
-                t.htdocs().join(path).display()
-            ));
-        }
-        conf.push_str(&format!(
-            "<Directory {htdocs}/off>\n    AcceptPathInfo Off\n</Directory>\n\
-             <Directory {htdocs}/on>\n    AcceptPathInfo On\n</Directory>\n",
-            htdocs = t.htdocs().display()
-        ));
-        std::fs::create_dir_all(t.htdocs().join("off")).unwrap();
-        std::fs::create_dir_all(t.htdocs().join("on")).unwrap();
-        let apache = Apache::builder(&t).log_level("info").config(&conf).start();
-        Site { apache, _fault: fault, t }
-    }
-
-    fn raw_get(&self, path: &str) -> Vec<u8> {
-        let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-        raw(self.apache.port, req.as_bytes(), Duration::from_secs(20)).unwrap_or_else(|e| panic!("GET {path}: {e}"))
-    }
-
-    fn status(&self, path: &str) -> u16 {
-        let bytes = self.raw_get(path);
-        let line = bytes.split(|&b| b == b'\r').next().unwrap_or_default();
-        String::from_utf8_lossy(line).split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
-    }
-
-    fn assert_log(&self, needle: &str) {
-        let found = common::util::wait_until(LOG_WAIT, || self.apache.error_log().contains(needle));
-        assert!(found, "no log line {needle:?} in:\n{}", self.apache.error_log());
-    }
+/// The status code of `GET path`.
+fn status(s: &FaultSite, path: &str) -> u16 {
+    let bytes = s.raw_get(path);
+    let line = bytes.split(|&b| b == b'\r').next().unwrap_or_default();
+    String::from_utf8_lossy(line).split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
 /// A script named `nph-*` writes the whole response itself, status line
@@ -64,7 +38,7 @@ impl Site {
 /// name is a malformed header block (500).
 #[test]
 fn nph_is_decided_by_the_script_name() {
-    let s = Site::new("fid_nph");
+    let s = site("fid_nph");
     let bytes = s.raw_get("/nph-fault/nph");
     let text = String::from_utf8_lossy(&bytes);
     assert!(text.starts_with("HTTP/1.1 203 Non-Authoritative Information\r\n"), "{text}");
@@ -72,10 +46,10 @@ fn nph_is_decided_by_the_script_name() {
     // httpd added nothing of its own: no Date, no Server.
     assert!(!text.contains("\r\nDate:") && !text.contains("\r\nServer:"), "{text}");
 
-    assert_eq!(s.status("/fault/nph"), 500);
+    assert_eq!(status(&s, "/fault/nph"), 500);
     s.assert_log(&format!(
         "FastCGI: comm with server \"{}\" aborted: error parsing headers: malformed header 'HTTP/1.1 203 Non-Authoritative'",
-        s.t.htdocs().join("fault").display()
+        s.path("fault")
     ));
     // An nph- script's ordinary output is passed on as it is too.
     let bytes = s.raw_get("/nph-fault/ok");
@@ -91,13 +65,13 @@ fn nph_is_decided_by_the_script_name() {
 /// original's log line, as mod_cgi and mod_fastcgi answer.
 #[test]
 fn missing_or_incomplete_headers_are_500() {
-    let s = Site::new("fid_500");
-    let fault = s.t.htdocs().join("fault").display().to_string();
-    assert_eq!(s.status("/fault/close"), 500);
+    let s = site("fid_500");
+    let fault = s.path("fault").to_string();
+    assert_eq!(status(&s, "/fault/close"), 500);
     s.assert_log(&format!("FastCGI: incomplete headers (0 bytes) received from server \"{fault}\""));
-    assert_eq!(s.status("/fault/half-headers"), 500);
+    assert_eq!(status(&s, "/fault/half-headers"), 500);
     s.assert_log(&format!("FastCGI: incomplete headers (36 bytes) received from server \"{fault}\""));
-    assert_eq!(s.status("/fault/hdr?nocolon"), 500);
+    assert_eq!(status(&s, "/fault/hdr?nocolon"), 500);
     s.apache.assert_alive();
 }
 
@@ -106,11 +80,11 @@ fn missing_or_incomplete_headers_are_500() {
 /// request is served.
 #[test]
 fn accept_path_info_off_is_404() {
-    let s = Site::new("fid_api");
-    assert_eq!(s.status("/off/fault/ok"), 404);
+    let s = site("fid_api");
+    assert_eq!(status(&s, "/off/fault/ok"), 404);
     s.assert_log("FastCGI: AcceptPathInfo off disallows user's path /ok");
-    assert_eq!(s.status("/off/fault"), 200);
-    assert_eq!(s.status("/on/fault/ok"), 200);
-    assert_eq!(s.status("/fault/ok"), 200);
+    assert_eq!(status(&s, "/off/fault"), 200);
+    assert_eq!(status(&s, "/on/fault/ok"), 200);
+    assert_eq!(status(&s, "/fault/ok"), 200);
     s.apache.assert_alive();
 }

@@ -9,54 +9,31 @@ mod common;
 
 use std::time::Duration;
 
-use common::fault::header_case;
+use common::fault::{header_case, FaultSite};
 use common::http::raw;
-use common::{Apache, FaultServer, TestDir};
 
 /// Header lines httpd itself adds to every response.
 const SERVER_HEADERS: &[&str] = &["date", "server", "connection", "content-length", "transfer-encoding", "keep-alive"];
-const LOG_WAIT: Duration = Duration::from_secs(5);
 
-struct Site {
-    apache: Apache,
-    _fault: FaultServer,
-    t: TestDir,
+/// The fault backend as `<htdocs>/fault` and `<htdocs>/authfault`, the
+/// latter behind the former as its access checker.
+fn site(name: &str) -> FaultSite {
+    FaultSite::start(
+        name,
+        &["fault", "authfault"],
+        |t| {
+            format!(
+                "<Location /authfault>\n    FastCgiAccessChecker {}\n</Location>\n",
+                t.htdocs().join("fault").display()
+            )
+        },
+        "warn",
+    )
 }
 
-impl Site {
-    fn new(name: &str) -> Site {
-        let t = TestDir::new(name);
-        let fault = FaultServer::start(&t.sock("fault.sock"));
-        let fault_path = t.htdocs().join("fault");
-        let conf = format!(
-            "FastCgiExternalServer {fault} -socket {sock} -idle-timeout 5\n\
-             FastCgiExternalServer {auth} -socket {sock} -idle-timeout 5\n\
-             <Location /authfault>\n    FastCgiAccessChecker {fault}\n</Location>\n",
-            fault = fault_path.display(),
-            auth = t.htdocs().join("authfault").display(),
-            sock = fault.path().display(),
-        );
-        let apache = Apache::builder(&t).config(&conf).start();
-        Site { apache, _fault: fault, t }
-    }
-
-    fn fault_path(&self) -> String {
-        self.t.htdocs().join("fault").display().to_string()
-    }
-
-    /// The raw response to `GET path`.
-    fn raw_get(&self, path: &str) -> RawResponse {
-        let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-        let bytes = raw(self.apache.port, req.as_bytes(), Duration::from_secs(20))
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        RawResponse::parse(&bytes)
-    }
-
-    /// Waits until the error log holds `needle`.
-    fn assert_log(&self, needle: &str) {
-        let found = common::util::wait_until(LOG_WAIT, || self.apache.error_log().contains(needle));
-        assert!(found, "no log line {needle:?} in:\n{}", self.apache.error_log());
-    }
+/// The raw response to `GET path`.
+fn raw_get(s: &FaultSite, path: &str) -> RawResponse {
+    RawResponse::parse(&s.raw_get(path))
 }
 
 struct RawResponse {
@@ -126,9 +103,9 @@ fn shown(lines: &[Vec<u8>]) -> String {
 /// Lines up to the header-block limit pass through whole, one line each.
 #[test]
 fn long_and_many_header_lines_pass_through_intact() {
-    let s = Site::new("hdr_long");
+    let s = site("hdr_long");
     for case in ["long10k", "cookie60k", "inject", "many"] {
-        let r = s.raw_get(&format!("/fault/hdr?{case}"));
+        let r = raw_get(&s, &format!("/fault/hdr?{case}"));
         assert_eq!(r.status, 200, "{case}: {}", shown(&r.lines));
         let got = r.app_lines();
         let want = expected_lines(case);
@@ -138,7 +115,7 @@ fn long_and_many_header_lines_pass_through_intact() {
     }
     // The line whose tail spells a header is one line, and nothing else
     // starts with that name.
-    let r = s.raw_get("/fault/hdr?inject");
+    let r = raw_get(&s, "/fault/hdr?inject");
     assert!(!r.lines.iter().any(|l| l.starts_with(b"X-Injected")), "an injected header line reached the client");
     s.apache.assert_alive();
 }
@@ -146,8 +123,8 @@ fn long_and_many_header_lines_pass_through_intact() {
 /// A long `Location` with a 302: the redirect keeps the whole URL.
 #[test]
 fn a_long_location_is_kept_whole() {
-    let s = Site::new("hdr_loc");
-    let r = s.raw_get("/fault/hdr?location");
+    let s = site("hdr_loc");
+    let r = raw_get(&s, "/fault/hdr?location");
     assert_eq!(r.status, 302);
     let want = expected_lines("location").pop().unwrap();
     assert!(r.lines.contains(&want), "Location changed:\n{}", shown(&r.lines));
@@ -159,7 +136,7 @@ fn a_long_location_is_kept_whole() {
 /// line, a line with no colon, a line over the 128 KiB block limit.
 #[test]
 fn headers_that_cannot_pass_faithfully_are_500() {
-    let s = Site::new("hdr_bad");
+    let s = site("hdr_bad");
     let cases = [
         ("nul", "NUL byte in header 'X-Bad'"),
         ("fold", "invalid header name '  continued'"),
@@ -167,17 +144,17 @@ fn headers_that_cannot_pass_faithfully_are_500() {
         ("line200k", "header block exceeds 131072 bytes"),
     ];
     for (case, why) in cases {
-        let r = s.raw_get(&format!("/fault/hdr?{case}"));
+        let r = raw_get(&s, &format!("/fault/hdr?{case}"));
         assert_eq!(r.status, 500, "{case}: {}", shown(&r.lines));
         let leaked: Vec<_> = r.app_lines().into_iter().filter(|l| !l.starts_with(b"Content-Type: text/html")).collect();
         assert!(leaked.is_empty(), "{case}: application headers on the error page:\n{}", shown(&leaked));
         s.assert_log(&format!(
             "FastCGI: comm with server \"{}\" aborted: error parsing headers: {why}",
-            s.fault_path()
+            s.path("fault")
         ));
     }
     s.apache.assert_alive();
-    assert_eq!(s.raw_get("/fault/ok").status, 200);
+    assert_eq!(raw_get(&s, "/fault/ok").status, 200);
 }
 
 /// A bare CR inside a value is dropped, as httpd's own line reader does for
@@ -185,8 +162,8 @@ fn headers_that_cannot_pass_faithfully_are_500() {
 /// never becomes a header of its own.
 #[test]
 fn a_bare_cr_never_starts_a_header_line() {
-    let s = Site::new("hdr_cr");
-    let r = s.raw_get("/fault/hdr?cr");
+    let s = site("hdr_cr");
+    let r = raw_get(&s, "/fault/hdr?cr");
     assert_eq!(r.status, 200);
     assert_eq!(r.app_lines(), vec![b"Content-Type: text/plain".to_vec(), b"X-Cr: aSet-Cookie: evil=1".to_vec()]);
     assert!(!r.lines.iter().any(|l| l.starts_with(b"Set-Cookie")), "{}", shown(&r.lines));
@@ -197,7 +174,7 @@ fn a_bare_cr_never_starts_a_header_line() {
 /// `Status` from the header block still applies (httpd's scanner runs).
 #[test]
 fn status_and_ordinary_headers_still_apply() {
-    let s = Site::new("hdr_status");
+    let s = site("hdr_status");
     let req = "GET /fault/hdr?status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
     let bytes = raw(s.apache.port, req.as_bytes(), Duration::from_secs(20)).unwrap();
     assert!(bytes.starts_with(b"HTTP/1.1 299 Fine Thanks\r\n"), "{}", String::from_utf8_lossy(&bytes[..40]));
@@ -209,21 +186,21 @@ fn status_and_ordinary_headers_still_apply() {
 /// whole; a NUL refuses the request (500, logged), a bare CR is dropped.
 #[test]
 fn authorizer_variables_are_whole_or_refused() {
-    let s = Site::new("hdr_auth");
-    let r = s.raw_get("/authfault/params?auth-long");
+    let s = site("hdr_auth");
+    let r = raw_get(&s, "/authfault/params?auth-long");
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let want = format!("Long={}\n", "V".repeat(10 * 1024));
     assert!(String::from_utf8_lossy(&r.body).contains(&want), "the variable did not arrive whole");
 
-    let r = s.raw_get("/authfault/params?auth-cr");
+    let r = raw_get(&s, "/authfault/params?auth-cr");
     assert_eq!(r.status, 200);
     assert!(String::from_utf8_lossy(&r.body).contains("\nCr=ab\n"), "{}", String::from_utf8_lossy(&r.body));
 
-    let r = s.raw_get("/authfault/params?auth-nul");
+    let r = raw_get(&s, "/authfault/params?auth-nul");
     assert_eq!(r.status, 500);
     s.assert_log(&format!(
         "FastCGI: comm with server \"{}\" aborted: error parsing headers: NUL byte in header 'Variable-Nul'",
-        s.fault_path()
+        s.path("fault")
     ));
     s.apache.assert_alive();
 }
@@ -232,10 +209,10 @@ fn authorizer_variables_are_whole_or_refused() {
 /// each carry the prefix and fit httpd's log line), never cut.
 #[test]
 fn a_long_stderr_line_is_logged_whole() {
-    let s = Site::new("hdr_stderr");
-    let r = s.raw_get("/fault/stderr-long?20000");
+    let s = site("hdr_stderr");
+    let r = raw_get(&s, "/fault/stderr-long?20000");
     assert_eq!(r.status, 200);
-    let prefix = format!("FastCGI: server \"{}\" stderr: ", s.fault_path());
+    let prefix = format!("FastCGI: server \"{}\" stderr: ", s.path("fault"));
     let logged = || -> String {
         s.apache
             .error_log()
@@ -244,6 +221,6 @@ fn a_long_stderr_line_is_logged_whole() {
             .collect()
     };
     let want: String = "0123456789".repeat(2000);
-    let whole = common::util::wait_until(LOG_WAIT, || logged() == want);
+    let whole = common::util::wait_until(Duration::from_secs(5), || logged() == want);
     assert!(whole, "stderr logged as {} bytes, expected {}", logged().len(), want.len());
 }

@@ -640,3 +640,50 @@ fn respond(rec: &Recorded, id: u16, stream: &mut UnixStream, shared: &Shared) ->
         Next::Close
     }
 }
+
+/// An Apache in front of one fault backend, reached as each of `paths`
+/// (`FastCgiExternalServer <htdocs>/PATH -socket ... -idle-timeout 5`), for
+/// tests that read raw responses and the error log.
+pub struct FaultSite {
+    // Field order is drop order: Apache first, then the backend, then the dir.
+    pub apache: super::Apache,
+    pub fault: FaultServer,
+    pub t: super::TestDir,
+}
+
+impl FaultSite {
+    /// `extra` adds configuration (given the test dir), at `log_level`.
+    pub fn start(name: &str, paths: &[&str], extra: impl FnOnce(&super::TestDir) -> String, log_level: &str) -> Self {
+        let t = super::TestDir::new(name);
+        let fault = FaultServer::start(&t.sock("fault.sock"));
+        let mut conf = String::new();
+        for path in paths {
+            conf.push_str(&format!(
+                "FastCgiExternalServer {} -socket {} -idle-timeout 5\n",
+                t.htdocs().join(path).display(),
+                fault.path().display()
+            ));
+        }
+        conf.push_str(&extra(&t));
+        let apache = super::Apache::builder(&t).log_level(log_level).config(&conf).start();
+        FaultSite { apache, fault, t }
+    }
+
+    /// The server path `<htdocs>/rel`, as log lines name it.
+    pub fn path(&self, rel: &str) -> String {
+        self.t.htdocs().join(rel).display().to_string()
+    }
+
+    /// Every byte of the response to `GET path` (HTTP/1.1, then closed).
+    pub fn raw_get(&self, path: &str) -> Vec<u8> {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        super::http::raw(self.apache.port, req.as_bytes(), Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    /// Waits up to 5 s for the error log to hold `needle`.
+    pub fn assert_log(&self, needle: &str) {
+        let found = util::wait_until(Duration::from_secs(5), || self.apache.error_log().contains(needle));
+        assert!(found, "no log line {needle:?} in:\n{}", self.apache.error_log());
+    }
+}
