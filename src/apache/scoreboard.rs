@@ -10,24 +10,33 @@
 //! requests on the old one). After a hard restart, which kills the requests
 //! in flight, the in-flight gauges are reset.
 
-use std::os::raw::c_int;
-use std::sync::{Mutex, PoisonError};
+use std::os::raw::{c_int, c_void};
 
-use super::ffi::{self, server_rec};
+use super::ffi::{self, apr_pool_t, server_rec};
 use super::log_server;
 use crate::config::Config;
 use crate::log::Level;
 use crate::metrics::{self, Board, Plan};
 
-/// The parent's segment: (apr_shm_t, base, bytes). Only the parent's
-/// post-config touches it.
-struct Segment(*mut ffi::apr_shm_t, *mut u8, usize);
+/// The segment, kept as user data of the process pool: httpd unloads and
+/// reloads the module on restarts, so a static would not survive them.
+#[repr(C)]
+struct Segment {
+    shm: *mut ffi::apr_shm_t,
+    base: *mut u8,
+    len: usize,
+}
 
-// SAFETY: the pointers are only used by the parent's post-config, one
-// thread; the Mutex is there for the static, not for sharing.
-unsafe impl Send for Segment {}
+/// The process pool's key for [`Segment`].
+const KEY: &std::ffi::CStr = c"fastcgi_rs_scoreboard";
 
-static SEGMENT: Mutex<Option<Segment>> = Mutex::new(None);
+/// The segment made by an earlier generation, if any.
+fn saved(pool: *mut apr_pool_t) -> Option<*mut Segment> {
+    let mut data: *mut c_void = std::ptr::null_mut();
+    // SAFETY: pool is the live process pool; data is a valid out pointer.
+    let rv = unsafe { ffi::apr_pool_userdata_get(&mut data, KEY.as_ptr(), pool) };
+    (rv == 0 && !data.is_null()).then_some(data.cast::<Segment>())
+}
 
 /// Sets up the scoreboard for `config` (or none, `FastCgiScoreboard Off`).
 /// Skips the first (configuration check) pass, as the process manager does.
@@ -43,36 +52,45 @@ pub(super) fn setup(s: *mut server_rec, config: &Config) {
         metrics::install(None);
         return;
     };
-    let mut segment = SEGMENT.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(Segment(_, base, len)) = segment.as_ref() {
-        // SAFETY: base/len are the live mapping made below, kept for the
-        // process's life, touched only through metrics' atomics.
-        if let Some(words) = unsafe { Board::view(*base, *len) } {
-            if let Some(board) = Board::attach(words, &plan, ungraceful()) {
-                metrics::install(Some(board));
-                return;
-            }
+    // SAFETY: s is the live main server; its process record and pool live
+    // as long as the process.
+    let pool = unsafe { (*(*s).process).pool };
+    let segment = saved(pool);
+    if let Some(seg) = segment {
+        // SAFETY: seg is our Segment in the process pool; base/len are the
+        // live mapping made below, kept for the process's life, touched
+        // only through metrics' atomics.
+        let words = unsafe { Board::view((*seg).base, (*seg).len) };
+        if let Some(board) = words.and_then(|w| Board::attach(w, &plan, ungraceful())) {
+            metrics::install(Some(board));
+            return;
         }
     }
     // A new layout: a new segment. The old one stays mapped in children of
     // the old generation; the parent lets go of it.
-    if let Some(Segment(shm, ..)) = segment.take() {
-        metrics::install(None);
-        // SAFETY: shm was made by apr_shm_create below and not destroyed yet.
-        unsafe { ffi::apr_shm_destroy(shm) };
+    metrics::install(None);
+    if let Some(seg) = segment {
+        // SAFETY: seg's shm was made by apr_shm_create below and is
+        // destroyed only here, once, as seg.shm is cleared.
+        unsafe {
+            if !(*seg).shm.is_null() {
+                ffi::apr_shm_destroy((*seg).shm);
+            }
+            (*seg).shm = std::ptr::null_mut();
+            (*seg).base = std::ptr::null_mut();
+            (*seg).len = 0;
+        }
     }
     let bytes = plan.bytes();
-    // SAFETY: s is the live main server; its process record and pool live
-    // as long as the process.
-    let pool = unsafe { (*(*s).process).pool };
     let mut shm: *mut ffi::apr_shm_t = std::ptr::null_mut();
     // SAFETY: shm is a valid out pointer; a NULL file name asks for
     // anonymous shared memory, inherited across fork.
     let rv = unsafe { ffi::apr_shm_create(&mut shm, bytes, std::ptr::null(), pool) };
     if rv != 0 || shm.is_null() {
-        let msg = format!("FastCGI: can't create the scoreboard ({bytes} bytes of shared memory, error {rv}); traffic metrics are off");
+        let msg = format!(
+            "FastCGI: can't create the scoreboard ({bytes} bytes of shared memory, error {rv}); traffic metrics are off"
+        );
         log_server(s, Level::Error, &msg);
-        metrics::install(None);
         return;
     }
     // SAFETY: shm is live; its base address is page-aligned.
@@ -84,9 +102,24 @@ pub(super) fn setup(s: *mut server_rec, config: &Config) {
         log_server(s, Level::Error, "FastCGI: can't lay out the scoreboard; traffic metrics are off");
     }
     metrics::install(board);
-    *segment = Some(Segment(shm, base, bytes));
+    let seg = segment.unwrap_or_else(|| {
+        // SAFETY: the process pool is live; the record lives as long as it.
+        let seg = unsafe { ffi::apr_palloc(pool, std::mem::size_of::<Segment>()) }.cast::<Segment>();
+        if !seg.is_null() && seg.align_offset(std::mem::align_of::<Segment>()) == 0 {
+            // SAFETY: fresh, aligned pool memory of Segment's size; the key
+            // is copied by APR; no cleanup (the pool lives as the process).
+            unsafe {
+                seg.write(Segment { shm: std::ptr::null_mut(), base: std::ptr::null_mut(), len: 0 });
+                ffi::apr_pool_userdata_set(seg.cast(), KEY.as_ptr(), Some(ffi::apr_pool_cleanup_null), pool);
+            }
+        }
+        seg
+    });
+    if !seg.is_null() {
+        // SAFETY: seg is our live, aligned Segment in the process pool.
+        unsafe { seg.write(Segment { shm, base, len: bytes }) };
+    }
 }
-
 /// Whether the restart that led here was a hard one (its children, and
 /// the requests they had, are gone).
 fn ungraceful() -> bool {
