@@ -694,16 +694,21 @@ fn the_page_in_a_real_browser() {
     };
     assert_eq!(tile("/ok", "requests"), "38");
     assert_eq!(tile("/ok", "in_flight"), "0");
-    assert_eq!(tile("/ok", "errors"), "0 (0.0 %)");
-    assert_eq!(tile("/dead", "errors"), "3 (100.0 %)");
+    assert_eq!(tile("/ok", "errors"), "0");
+    assert_eq!(tile("/dead", "errors"), "3");
     assert_eq!(tile("/broken", "requests"), "1");
     for q in ["p50", "p90", "p99"] {
         let v = tile("/ok", q);
         assert!(v.ends_with(" ms") || v.ends_with(" s"), "{q}: {v}");
     }
     assert!(tile("/ok", "p99").trim_end_matches(" ms").parse::<u32>().is_ok_and(|ms| (100..=300).contains(&ms)), "{}", tile("/ok", "p99"));
-    assert!(dom.contains("data-outcome=\"connect_refused\"><td>connect refused</td><td class=\"n\">3</td>"), "{dom}");
-    assert!(dom.contains("data-outcome=\"incomplete_headers\"><td>incomplete headers</td><td class=\"n\">1</td>"), "{dom}");
+    assert!(dom.contains("data-outcome=\"connect_refused\"><b>3</b> connect refused → 503</li>"), "{dom}");
+    assert!(dom.contains("data-outcome=\"incomplete_headers\"><b>1</b> incomplete headers → 500</li>"), "{dom}");
+    assert!(dom.contains("data-outcome=\"2xx\"><b>38</b> 2xx</li>"), "{dom}");
+    // The overview: one row per application.
+    for app in ["/ok", "/dead", "/slow", "/broken"] {
+        assert!(dom.contains(&format!("<tr data-row=\"{}{app}\">", s.h)), "{app}: {dom}");
+    }
     // No external assets and no script.
     assert!(!dom.contains("<script") && !dom.contains("<link") && !dom.contains("src="), "{dom}");
     let page = s.apache.get(&format!("{STATUS}?refresh=5")).text();

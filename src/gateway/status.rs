@@ -343,7 +343,7 @@ main{padding:12px;max-width:1200px;margin:0 auto}\
 section.app{background:var(--card);border:1px solid var(--line);border-radius:10px;margin:12px 0;padding:14px 16px}\
 section.app h2{margin:0 0 10px;font-size:16px;word-break:break-all}\
 .kind{display:inline-block;font-size:11px;text-transform:uppercase;letter-spacing:.04em;padding:2px 7px;border-radius:9px;background:#e8eefc;color:#2d4ea2;margin-right:8px;vertical-align:2px}\
-.tiles{display:grid;grid-template-columns:repeat(auto-fill,minmax(120px,1fr));gap:8px;margin:0 0 12px}\
+.tiles{display:grid;grid-template-columns:repeat(auto-fill,minmax(104px,1fr));gap:8px;margin:0 0 12px}\
 .tile{border:1px solid var(--line);border-radius:8px;padding:8px 10px}\
 .tile .v{font-size:20px;font-weight:600;font-variant-numeric:tabular-nums}\
 .tile .l{font-size:12px;color:var(--muted)}\
@@ -357,6 +357,12 @@ td.n{text-align:right}\
 tr.zero td{color:#b0b7c3}\
 .up{color:var(--ok);font-weight:600}.failed{color:var(--warn);font-weight:600}.down{color:var(--bad);font-weight:600}\
 .note{color:var(--muted);font-size:13px}\
+ul.outcomes{list-style:none;margin:0;padding:0;display:flex;flex-wrap:wrap;gap:6px}\
+ul.outcomes li{border-radius:14px;padding:3px 10px;font-size:13px;background:#eef1f5}\
+ul.outcomes li.ok{background:#e6f4ea;color:#14532d}ul.outcomes li.bad{background:#fde8e8;color:#8a1c1c}ul.outcomes li.warn{background:#fff4e5;color:#7a3e00}\
+table.overview td a{color:inherit}\
+table.overview td:first-child{white-space:normal;word-break:break-all;min-width:160px}\
+@media (max-width:600px){main{padding:6px}section.app{padding:10px 10px}.tile{padding:6px 8px}.tile .v{font-size:17px}header{padding:12px 14px}}\
 ";
 
 fn tile(out: &mut String, metric: &str, value: &str, label: &str, bad: bool) {
@@ -368,11 +374,11 @@ fn tile(out: &mut String, metric: &str, value: &str, label: &str, bad: bool) {
     );
 }
 
-fn html_app(out: &mut String, a: &AppView, now: u64) {
+fn html_app(out: &mut String, a: &AppView, now: u64, index: usize) {
     let id = identity_text(a).map(|i| format!(" <span class=\"note\">as {i}</span>")).unwrap_or_default();
     let _ = write!(
         out,
-        "<section class=\"app\" data-app=\"{}\"><h2><span class=\"kind\">{}</span>{}{id}</h2>\n<div class=\"tiles\">",
+        "<section class=\"app\" id=\"app{index}\" data-app=\"{}\"><h2><span class=\"kind\">{}</span>{}{id}</h2>\n<div class=\"tiles\">",
         html_escape(&a.path),
         a.kind.name(),
         html_escape(&a.path)
@@ -380,8 +386,8 @@ fn html_app(out: &mut String, a: &AppView, now: u64) {
     let errors = a.errors();
     tile(out, "requests", &a.requests.to_string(), "requests", false);
     tile(out, "in_flight", &a.in_flight.to_string(), "in flight", false);
-    let pct = if a.requests > 0 { format!(" ({:.1} %)", errors as f64 * 100.0 / a.requests as f64) } else { String::new() };
-    tile(out, "errors", &format!("{errors}{pct}"), "errors", errors > 0);
+    let pct = if a.requests > 0 { format!(" · {:.1} %", errors as f64 * 100.0 / a.requests as f64) } else { String::new() };
+    tile(out, "errors", &errors.to_string(), &format!("errors{pct}"), errors > 0);
     tile(out, "p50", &human_secs(a.total.quantile(0.5)), "p50 latency", false);
     tile(out, "p90", &human_secs(a.total.quantile(0.9)), "p90 latency", false);
     tile(out, "p99", &human_secs(a.total.quantile(0.99)), "p99 latency", false);
@@ -391,27 +397,34 @@ fn html_app(out: &mut String, a: &AppView, now: u64) {
     if a.kind != Kind::External {
         tile(out, "processes", &a.processes.to_string(), "processes", false);
     }
-    out.push_str("</div>\n<h3>Outcomes</h3><div class=\"scroll\"><table class=\"outcomes\"><tr><th>outcome</th><th>requests</th><th>answered</th></tr>\n");
+    out.push_str("</div>\n<h3>Outcomes</h3><ul class=\"outcomes\">");
+    let mut shown = 0;
     for &o in &Cause::ALL {
         let n = a.outcome(o);
-        let who = match o {
-            Cause::App2xx | Cause::App3xx | Cause::App4xx | Cause::App5xx => "by the application",
-            Cause::ConnectRefused | Cause::ConnectTimeout => "503 by the gateway",
-            Cause::IdleTimeout => "504 by the gateway",
-            Cause::IncompleteHeaders | Cause::BadHeaders => "500 by the gateway",
-            Cause::ProtocolError => "502 by the gateway",
-            Cause::ClientGone => "nobody: the client left",
-            Cause::GatewayError => "by the gateway",
+        if n == 0 {
+            continue;
+        }
+        shown += 1;
+        let status = match o {
+            Cause::App2xx | Cause::App3xx | Cause::App4xx | Cause::App5xx => "",
+            Cause::ConnectRefused | Cause::ConnectTimeout => " → 503",
+            Cause::IdleTimeout => " → 504",
+            Cause::IncompleteHeaders | Cause::BadHeaders => " → 500",
+            Cause::ProtocolError => " → 502",
+            Cause::ClientGone | Cause::GatewayError => "",
         };
-        let _ = writeln!(
+        let class = if o.is_error() { "bad" } else if o == Cause::ClientGone { "warn" } else { "ok" };
+        let _ = write!(
             out,
-            "<tr{} data-outcome=\"{}\"><td>{}</td><td class=\"n\">{n}</td><td>{who}</td></tr>",
-            if n == 0 { " class=\"zero\"" } else { "" },
+            "<li class=\"{class}\" data-outcome=\"{}\"><b>{n}</b> {}{status}</li>",
             o.name(),
             o.name().replace('_', " ")
         );
     }
-    out.push_str("</table></div>\n");
+    if shown == 0 {
+        out.push_str("<li class=\"none\">no requests yet</li>");
+    }
+    out.push_str("</ul>\n");
     if !a.endpoints.is_empty() {
         out.push_str("<h3>Endpoints</h3><div class=\"scroll\"><table class=\"endpoints\"><tr><th>endpoint</th><th>health</th><th>requests</th><th>in flight</th><th>connect failures</th><th>failovers to it</th><th>last failure</th><th>pool idle</th><th>pool reused</th></tr>\n");
         for e in &a.endpoints {
@@ -480,8 +493,29 @@ fn html_doc(config: &Config, snapshot: Option<&Snapshot>, refresh: Option<u32>) 
             if s.apps.is_empty() {
                 out.push_str("<p class=\"note\">No FastCGI application is defined or has been requested yet.</p>\n");
             }
-            for a in &s.apps {
-                html_app(&mut out, a, now);
+            if !s.apps.is_empty() {
+                out.push_str("<section class=\"app\"><div class=\"scroll\"><table class=\"overview\"><tr><th>application</th><th>requests</th><th>in flight</th><th>errors</th><th>p50</th><th>p99</th><th>processes</th><th>endpoints up</th></tr>\n");
+                for (i, a) in s.apps.iter().enumerate() {
+                    let up = a.endpoints.iter().filter(|e| e.health == "up").count();
+                    let eps = if a.endpoints.is_empty() { "–".to_string() } else { format!("{up}/{}", a.endpoints.len()) };
+                    let procs = if a.kind == Kind::External { "–".to_string() } else { a.processes.to_string() };
+                    let _ = writeln!(
+                        out,
+                        "<tr data-row=\"{p}\"><td><a href=\"#app{i}\">{p}</a></td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n{}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{procs}</td><td class=\"n{}\">{eps}</td></tr>",
+                        a.requests,
+                        a.in_flight,
+                        if a.errors() > 0 { " down" } else { "" },
+                        a.errors(),
+                        human_secs(a.total.quantile(0.5)),
+                        human_secs(a.total.quantile(0.99)),
+                        if up < a.endpoints.len() { " failed" } else { "" },
+                        p = html_escape(&a.path),
+                    );
+                }
+                out.push_str("</table></div></section>\n");
+            }
+            for (i, a) in s.apps.iter().enumerate() {
+                html_app(&mut out, a, now, i);
             }
             if s.overflow > 0 {
                 let _ = writeln!(out, "<p class=\"note\">{} requests of dynamic applications found every one of the {} slots taken (FastCgiScoreboard) and are counted together.</p>", s.overflow, s.app_slots);
