@@ -38,6 +38,7 @@ int fcgi_rs_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
 int fcgi_rs_fixups(request_rec *r);
 int fcgi_rs_handler(request_rec *r);
 int fcgi_rs_status_hook(request_rec *r, int flags);
+void fcgi_rs_child_init(apr_pool_t *pchild, server_rec *s);
 
 /* Shim side */
 void fcgi_shim_log_r(const request_rec *r, int level, apr_status_t status, const char *msg);

@@ -91,6 +91,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_fixups(fcgi_rs_fixups, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(fcgi_rs_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(fcgi_rs_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     /* First, so that a configured authorizer decides before mod_auth_basic
      * and mod_authz_core (they decline where none is configured). */
     ap_hook_check_user_id(fcgi_rs_check_user_id, NULL, NULL, APR_HOOK_FIRST);

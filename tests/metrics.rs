@@ -714,3 +714,27 @@ fn the_page_in_a_real_browser() {
     let page = s.apache.get(&format!("{STATUS}?refresh=5")).text();
     assert!(page.contains("<meta http-equiv=\"refresh\" content=\"5\">"), "{page}");
 }
+
+#[test]
+fn pooled_connections_are_counted() {
+    let t = TestDir::new("metrics_pool");
+    let fault = FaultServer::start(&t.sock("kc.sock"));
+    let h = t.htdocs().display().to_string();
+    let apache = Apache::builder(&t)
+        .config(&format!(
+            "FastCgiExternalServer {h}/kc -socket {} -keep-conn\n<Location {STATUS}>\n  SetHandler fastcgi-status\n</Location>",
+            fault.path().display()
+        ))
+        .start();
+    for _ in 0..5 {
+        assert_eq!(apache.get("/kc/ok").status, 200);
+    }
+    let doc = status_json(&apache);
+    let ep = &app(&doc, &format!("{h}/kc")).arr("endpoints")[0];
+    // One child (the harness's event set-up): one connection, reused 4 times,
+    // idle in the pool now.
+    assert_eq!(ep.int("requests"), 5, "{ep:?}");
+    assert_eq!(ep.int("pool_reused"), 4, "{ep:?}");
+    assert_eq!(ep.int("pool_idle"), 1, "{ep:?}");
+    assert_eq!(fault.connections(), 1);
+}

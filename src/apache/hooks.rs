@@ -186,3 +186,27 @@ pub extern "C" fn fcgi_rs_status_hook(r: *mut request_rec, flags: i32) -> i32 {
         ffi::OK as i32
     })
 }
+
+/// A new Apache child: when it exits (pchild goes away), its pooled
+/// connections close, and the scoreboard's idle gauge learns it.
+#[no_mangle]
+pub extern "C" fn fcgi_rs_child_init(pchild: *mut apr_pool_t, _s: *mut server_rec) {
+    guard((), || {
+        // SAFETY: pchild is the child's live pool; the cleanup takes no data.
+        unsafe {
+            ffi::apr_pool_cleanup_register(pchild, std::ptr::null(), Some(child_exit), Some(ffi::apr_pool_cleanup_null));
+        }
+    })
+}
+
+extern "C" fn child_exit(_data: *mut std::os::raw::c_void) -> ffi::apr_status_t {
+    guard(0, || {
+        let board = crate::metrics::board();
+        for (endpoint, n) in crate::transport::pool::drain() {
+            if let (Some(b), Ok(n)) = (board, i64::try_from(n)) {
+                b.pool_idle(&endpoint.to_string(), -n);
+            }
+        }
+        0
+    })
+}

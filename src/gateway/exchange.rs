@@ -140,7 +140,9 @@ fn open(
 fn checkout(server: &Server, metrics: &Tracker) -> Option<(Conn, Endpoint)> {
     let endpoints: Vec<&Endpoint> = server.endpoints().collect();
     transport::health::order(&endpoints).into_iter().find_map(|i| {
-        let conn = transport::pool::checkout(endpoints[i])?;
+        let (conn, left) = transport::pool::checkout_counted(endpoints[i]);
+        metrics.left_pool(i, left);
+        let conn = conn?;
         metrics.reused(i);
         Some((conn, endpoints[i].clone()))
     })
@@ -511,10 +513,12 @@ impl<'c> Exchange<'c> {
         if let Err(Stop::ClientGone) = result {
             self.note(Cause::ClientGone);
         }
-        let Exchange { client, server, conn, reusable, endpoint, backlog, sent, phase, held, held_in_file, .. } = self;
+        let Exchange { client, server, conn, reusable, endpoint, backlog, sent, phase, held, held_in_file, metrics, .. } =
+            self;
         // The application is free before the client has its answer.
         if reusable {
-            transport::pool::checkin(&endpoint, conn);
+            let dropped = transport::pool::checkin(&endpoint, conn);
+            metrics.inspect(|m| m.pooled(dropped));
         } else {
             drop(conn);
         }

@@ -116,6 +116,26 @@ impl Tracker {
         self.connected(order, 0);
     }
 
+    /// `n` pooled connections to the `order`-th endpoint left this child's
+    /// pool (one reused, the others dead or expired).
+    pub fn left_pool(&self, order: usize, n: usize) {
+        if let Some((b, ep)) = self.ep(order).filter(|_| n > 0) {
+            b.ep_word(ep, endpoint::POOL_IDLE).fetch_sub(n as u64, Relaxed);
+        }
+    }
+
+    /// The request's connection went back to the pool, which dropped
+    /// `dropped` older ones.
+    pub fn pooled(&self, dropped: usize) {
+        if let (Some((b, _)), Some(ep)) = (self.on, self.endpoint.get()) {
+            let idle = b.ep_word(ep, endpoint::POOL_IDLE);
+            idle.fetch_add(1, Relaxed);
+            if dropped > 0 {
+                idle.fetch_sub(dropped as u64, Relaxed);
+            }
+        }
+    }
+
     /// The `order`-th endpoint did not accept the connection.
     pub fn connect_failed(&self, order: usize, timed_out: bool) {
         let Some((b, ep)) = self.ep(order) else { return };
