@@ -94,6 +94,16 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The position of `server` in `servers` when it is one of them (not a
+    /// copy): O(1), by address.
+    pub fn index_of(&self, server: &Server) -> Option<usize> {
+        let range = self.servers.as_ptr_range();
+        let at = server as *const Server;
+        range.contains(&at).then(|| (at as usize - range.start as usize) / std::mem::size_of::<Server>())
+    }
+}
+
 fn covers(prefix: &str, path: &str) -> bool {
     path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }

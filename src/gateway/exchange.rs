@@ -38,7 +38,7 @@ pub(super) fn run_with(
     config: &Config,
     dynamic: Option<&OnDemand>,
 ) -> Outcome {
-    let metrics = Tracker::begin(&server.path, dynamic.and_then(|d| d.identity), dynamic.is_some());
+    let metrics = Tracker::begin(&server.path, dynamic.and_then(|d| d.identity), dynamic.is_some(), config.index_of(server));
     let outcome = respond(client, server, config, dynamic, &metrics);
     let (status, bytes_in, bytes_out) = client.traffic();
     let status = match &outcome {

@@ -231,8 +231,9 @@ pub struct Board {
     process_slots: usize,
     /// Slots of the defined applications, by key (read-only after setup).
     defined: HashMap<u64, usize>,
-    /// The defined applications' paths, in configuration order.
+    /// The defined applications' paths and slots, in configuration order.
     defined_order: Vec<String>,
+    defined_slots: Vec<usize>,
     /// Endpoint slots by name, for the connection pool's gauges.
     endpoints: HashMap<String, usize>,
     /// The slot that counts for dynamic applications when all are taken.
@@ -347,6 +348,7 @@ impl Board {
             process_slots,
             defined: HashMap::new(),
             defined_order: Vec::new(),
+            defined_slots: Vec::new(),
             endpoints: HashMap::new(),
             overflow: 0,
             apps_base,
@@ -360,10 +362,10 @@ impl Board {
         let mut ep = 0;
         for a in &plan.defined {
             let key = app_key(a.path.as_bytes(), None);
-            if let Some(slot) = self.find(key) {
-                self.defined.insert(key, slot);
-            }
+            let slot = self.find(key).unwrap_or(self.overflow);
+            self.defined.insert(key, slot);
             self.defined_order.push(a.path.clone());
+            self.defined_slots.push(slot);
             for name in &a.endpoints {
                 self.endpoints.entry(name.clone()).or_insert(ep);
                 ep += 1;
@@ -466,6 +468,13 @@ impl Board {
                 self.overflow
             }
         }
+    }
+
+    /// The slot of the `index`-th defined application, when its path is
+    /// `path` (the request's configuration is the board's): no hashing.
+    #[inline]
+    pub fn defined_slot(&self, index: usize, path: &str) -> Option<usize> {
+        (self.defined_order.get(index)? == path).then(|| self.defined_slots[index])
     }
 
     /// The endpoint slot of the `order`-th endpoint of the application in `slot`.

@@ -195,3 +195,12 @@ fn long_names_are_cut() {
     let s = b.snapshot();
     assert!(s.apps.iter().any(|a| a.path.len() == layout::APP_NAME_BYTES && long.starts_with(&a.path)));
 }
+
+#[test]
+fn defined_slots_by_index_check_the_path() {
+    let b = board();
+    let slot = b.app_slot("/srv/b", None, false);
+    assert_eq!(b.defined_slot(1, "/srv/b"), Some(slot));
+    assert_eq!(b.defined_slot(0, "/srv/b"), None);
+    assert_eq!(b.defined_slot(5, "/srv/b"), None);
+}

@@ -26,10 +26,14 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    /// A request for `path` (`dynamic`: run as `identity`) begins: counted
-    /// and in flight.
-    pub fn begin(path: &str, identity: Option<(u32, u32)>, dynamic: bool) -> Tracker {
-        let on = board().map(|b| (b, b.app_slot(path, identity, dynamic)));
+    /// A request for `path` (`dynamic`: run as `identity`; `defined`: the
+    /// index of its server in the configuration) begins: counted and in
+    /// flight.
+    pub fn begin(path: &str, identity: Option<(u32, u32)>, dynamic: bool, defined: Option<usize>) -> Tracker {
+        let on = board().map(|b| {
+            let slot = defined.and_then(|i| b.defined_slot(i, path));
+            (b, slot.unwrap_or_else(|| b.app_slot(path, identity, dynamic)))
+        });
         if let Some((b, slot)) = on {
             b.app_word(slot, app::REQUESTS).fetch_add(1, Relaxed);
             b.app_word(slot, app::IN_FLIGHT).fetch_add(1, Relaxed);
