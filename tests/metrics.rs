@@ -388,6 +388,10 @@ fn site(name: &str, mpm: Mpm, extra: &str) -> Site {
              <Location {STATUS}>\n  SetHandler fastcgi-status\n</Location>\n{extra}",
             f = fault.path().display(),
             dead = t.sock("dead.sock").display(),
+            extra = extra
+                .replace("{h}", &h)
+                .replace("{dead}", &t.sock("dead.sock").display().to_string())
+                .replace("{fault}", &fault.path().display().to_string()),
         ))
         .start();
     Site { t, _fault: fault, apache, h }
@@ -668,11 +672,31 @@ fn chromium(t: &TestDir, args: &[&str], url: &str) -> String {
 
 #[test]
 fn the_page_in_a_real_browser() {
-    let s = site("metrics_browser", Mpm::Event, "");
+    // A static application with two processes, and one that fails over.
+    let pre = TestDir::new("metrics_browser_app");
+    let static_app = pre.join("app.py");
+    std::fs::copy(util::apps_dir().join("fd0_app.py"), &static_app).unwrap();
+    std::fs::set_permissions(&static_app, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let s = site(
+        "metrics_browser",
+        Mpm::Event,
+        &format!(
+            "FastCgiServer {app} -processes 2 -init-start-delay 0\n\
+             FastCgiExternalServer {{h}}/failover -socket {{dead}} -socket {{fault}}",
+            app = static_app.display()
+        ),
+    );
+    let _ = &pre;
     assert!(burst(&s.apache, "/ok/sleep?ms=120", 8, 4).iter().all(|&st| st == 200));
     assert!(burst(&s.apache, "/ok/ok", 30, 4).iter().all(|&st| st == 200));
     assert!(burst(&s.apache, "/dead", 3, 3).iter().all(|&st| st == 503));
+    assert!(burst(&s.apache, "/failover/ok", 5, 1).iter().all(|&st| st == 200));
     assert_eq!(s.apache.get("/broken/half-headers").status, 500);
+    let static_path = static_app.display().to_string();
+    // The static application runs its two processes (the manager writes them).
+    assert!(util::wait_until(Duration::from_secs(10), || {
+        app(&status_json(&s.apache), &static_path).get("processes").int("count") == 2
+    }));
     let url = format!("http://127.0.0.1:{}{STATUS}", s.apache.port);
     let build = build_dir();
     for (file, size) in [("status-page.png", "1100,1500"), ("status-page-phone.png", "412,1800")] {
@@ -705,6 +729,12 @@ fn the_page_in_a_real_browser() {
     assert!(dom.contains("data-outcome=\"connect_refused\"><b>3</b> connect refused → 503</li>"), "{dom}");
     assert!(dom.contains("data-outcome=\"incomplete_headers\"><b>1</b> incomplete headers → 500</li>"), "{dom}");
     assert!(dom.contains("data-outcome=\"2xx\"><b>38</b> 2xx</li>"), "{dom}");
+    assert_eq!(tile("/failover", "requests"), "5");
+    assert!(dom.contains("data-health=\"failed\""), "{dom}");
+    // The static application's processes.
+    let section = dom.split(&format!("data-app=\"{static_path}\"")).nth(1).expect("static app rendered");
+    let section = section.split("</section>").next().unwrap();
+    assert_eq!(section.matches("<tr data-pid=").count(), 2, "{section}");
     // The overview: one row per application.
     for app in ["/ok", "/dead", "/slow", "/broken"] {
         assert!(dom.contains(&format!("<tr data-row=\"{}{app}\">", s.h)), "{app}: {dom}");
