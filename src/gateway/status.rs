@@ -27,7 +27,8 @@ impl StatusFormat {
     pub fn from_query(query: Option<&str>) -> StatusFormat {
         let mut refresh = None;
         for word in query.unwrap_or("").split('&') {
-            match word {
+            // `?prometheus=` (what a scrape configuration's params give) too.
+            match word.split_once('=').map_or(word, |(key, _)| key) {
                 "json" => return StatusFormat::Json,
                 "prometheus" | "metrics" => return StatusFormat::Prometheus,
                 _ => {}
@@ -594,6 +595,8 @@ mod tests {
         assert_eq!(StatusFormat::from_query(None), StatusFormat::Html { refresh: None });
         assert_eq!(StatusFormat::from_query(Some("json")), StatusFormat::Json);
         assert_eq!(StatusFormat::from_query(Some("prometheus")), StatusFormat::Prometheus);
+        assert_eq!(StatusFormat::from_query(Some("prometheus=")), StatusFormat::Prometheus);
+        assert_eq!(StatusFormat::from_query(Some("refresh=2&json")), StatusFormat::Json);
         assert_eq!(StatusFormat::from_query(Some("refresh=5")), StatusFormat::Html { refresh: Some(5) });
         assert_eq!(StatusFormat::from_query(Some("refresh=0")), StatusFormat::Html { refresh: Some(1) });
         assert_eq!(StatusFormat::from_query(Some("refresh=x")), StatusFormat::Html { refresh: None });
