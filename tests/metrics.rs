@@ -306,10 +306,7 @@ fn children(mpm: Mpm) -> &'static str {
 }
 
 fn pid_log(t: &TestDir) -> String {
-    format!(
-        "LogFormat \"%P %U %>s\" pidlog\nCustomLog \"{}\" pidlog",
-        t.join("apache/logs/pid.log").display()
-    )
+    format!("LogFormat \"%P %U %>s\" pidlog\nCustomLog \"{}\" pidlog", t.join("apache/logs/pid.log").display())
 }
 
 fn status_json(apache: &Apache) -> Json {
@@ -454,12 +451,20 @@ fn counters_are_exact(mpm: Mpm, name: &str) {
             .filter(|((n, l), _)| n == "fastcgi_requests_total" && l.iter().any(|(k, v)| k == "app" && v == path))
             .map(|(_, v)| v)
             .sum();
-        let expected = [(&ok_path, N), (&dead_path, M), (&slow_path, K), (&broken, 1)].iter().find(|e| e.0 == path).unwrap().1;
+        let expected =
+            [(&ok_path, N), (&dead_path, M), (&slow_path, K), (&broken, 1)].iter().find(|e| e.0 == path).unwrap().1;
         assert_eq!(total, expected as f64, "{path}");
         assert_eq!(sample(&p, "fastcgi_requests_in_flight", &[("app", path)]), 0.0);
         assert_eq!(sample(&p, "fastcgi_request_duration_seconds_count", &[("app", path)]), expected as f64);
     }
-    assert_eq!(sample(&p, "fastcgi_endpoint_connect_failures_total", &[("app", &dead_path), ("endpoint", &format!("unix:{}", s.t.sock("dead.sock").display()))]), M as f64);
+    assert_eq!(
+        sample(
+            &p,
+            "fastcgi_endpoint_connect_failures_total",
+            &[("app", &dead_path), ("endpoint", &format!("unix:{}", s.t.sock("dead.sock").display()))]
+        ),
+        M as f64
+    );
 
     // The requests were served by more than one Apache child.
     let pids: std::collections::BTreeSet<String> = util::read_lossy(&s.t.join("apache/logs/pid.log"))
@@ -581,11 +586,20 @@ fn mod_status_shows_a_fastcgi_section() {
     assert!(auto.contains("FastCGIApplications: 4\n"), "{auto}");
     assert!(auto.contains("FastCGIRequests: 4\n"), "{auto}");
     assert!(auto.contains("FastCGIErrors: 1\n"), "{auto}");
-    assert!(auto.contains(&format!("FastCGIApp1Path: {}/ok\nFastCGIApp1Requests: 3\nFastCGIApp1InFlight: 0\nFastCGIApp1Errors: 0\n", s.h)), "{auto}");
+    assert!(
+        auto.contains(&format!(
+            "FastCGIApp1Path: {}/ok\nFastCGIApp1Requests: 3\nFastCGIApp1InFlight: 0\nFastCGIApp1Errors: 0\n",
+            s.h
+        )),
+        "{auto}"
+    );
     assert!(auto.contains("FastCGIApp2Errors: 1\n"), "{auto}");
     let html = s.apache.get("/server-status").text();
     assert!(html.contains("<h2>FastCGI</h2>"), "{html}");
-    assert!(html.contains(&format!("<tr><td>{}/ok</td><td>external</td><td>3</td><td>0</td><td>0</td>", s.h)), "{html}");
+    assert!(
+        html.contains(&format!("<tr><td>{}/ok</td><td>external</td><td>3</td><td>0</td><td>0</td>", s.h)),
+        "{html}"
+    );
 }
 
 #[test]
@@ -632,10 +646,8 @@ fn wrk_load_loses_no_increment() {
     let report = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(done, "only {} requests served in 55 s\n{report}", served());
     assert!(out.status.success(), "{report}\n{}", String::from_utf8_lossy(&out.stderr));
-    let served = util::read_lossy(&s.t.join("apache/logs/pid.log"))
-        .lines()
-        .filter(|l| l.contains(" /ok/ok 200"))
-        .count();
+    let served =
+        util::read_lossy(&s.t.join("apache/logs/pid.log")).lines().filter(|l| l.contains(" /ok/ok 200")).count();
     let doc = status_json(&s.apache);
     let a = app(&doc, &format!("{}/ok", s.h));
     assert!(served >= 20_000, "{served}\n{report}");
@@ -702,14 +714,21 @@ fn the_page_in_a_real_browser() {
     for (file, size) in [("status-page.png", "1100,1500"), ("status-page-phone.png", "412,1800")] {
         let shot = build.join(file);
         let _ = std::fs::remove_file(&shot);
-        chromium(&s.t, &[&format!("--window-size={size}"), "--hide-scrollbars", &format!("--screenshot={}", shot.display())], &url);
+        chromium(
+            &s.t,
+            &[&format!("--window-size={size}"), "--hide-scrollbars", &format!("--screenshot={}", shot.display())],
+            &url,
+        );
         let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot {}: {e}", shot.display()));
         assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000, "{} bytes", png.len());
     }
     // The DOM as the browser built it: rows, counters, latency figures.
     let dom = chromium(&s.t, &["--dump-dom"], &url);
     let tile = |app: &str, metric: &str| -> String {
-        let section = dom.split(&format!("data-app=\"{}{app}\"", s.h)).nth(1).unwrap_or_else(|| panic!("{app} not rendered:\n{dom}"));
+        let section = dom
+            .split(&format!("data-app=\"{}{app}\"", s.h))
+            .nth(1)
+            .unwrap_or_else(|| panic!("{app} not rendered:\n{dom}"));
         let section = section.split("</section>").next().unwrap();
         let at = section.find(&format!("data-metric=\"{metric}\"")).unwrap_or_else(|| panic!("{metric} of {app}"));
         let v = &section[at..];
@@ -725,7 +744,11 @@ fn the_page_in_a_real_browser() {
         let v = tile("/ok", q);
         assert!(v.ends_with(" ms") || v.ends_with(" s"), "{q}: {v}");
     }
-    assert!(tile("/ok", "p99").trim_end_matches(" ms").parse::<u32>().is_ok_and(|ms| (100..=300).contains(&ms)), "{}", tile("/ok", "p99"));
+    assert!(
+        tile("/ok", "p99").trim_end_matches(" ms").parse::<u32>().is_ok_and(|ms| (100..=300).contains(&ms)),
+        "{}",
+        tile("/ok", "p99")
+    );
     assert!(dom.contains("data-outcome=\"connect_refused\"><b>3</b> connect refused → 503</li>"), "{dom}");
     assert!(dom.contains("data-outcome=\"incomplete_headers\"><b>1</b> incomplete headers → 500</li>"), "{dom}");
     assert!(dom.contains("data-outcome=\"2xx\"><b>38</b> 2xx</li>"), "{dom}");

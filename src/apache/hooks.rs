@@ -194,7 +194,12 @@ pub extern "C" fn fcgi_rs_child_init(pchild: *mut apr_pool_t, _s: *mut server_re
     guard((), || {
         // SAFETY: pchild is the child's live pool; the cleanup takes no data.
         unsafe {
-            ffi::apr_pool_cleanup_register(pchild, std::ptr::null(), Some(child_exit), Some(ffi::apr_pool_cleanup_null));
+            ffi::apr_pool_cleanup_register(
+                pchild,
+                std::ptr::null(),
+                Some(child_exit),
+                Some(ffi::apr_pool_cleanup_null),
+            );
         }
     })
 }

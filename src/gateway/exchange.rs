@@ -38,7 +38,8 @@ pub(super) fn run_with(
     config: &Config,
     dynamic: Option<&OnDemand>,
 ) -> Outcome {
-    let metrics = Tracker::begin(&server.path, dynamic.and_then(|d| d.identity), dynamic.is_some(), config.index_of(server));
+    let metrics =
+        Tracker::begin(&server.path, dynamic.and_then(|d| d.identity), dynamic.is_some(), config.index_of(server));
     let outcome = respond(client, server, config, dynamic, &metrics);
     let (status, bytes_in, bytes_out) = client.traffic();
     let status = match &outcome {
@@ -513,8 +514,8 @@ impl<'c> Exchange<'c> {
         if let Err(Stop::ClientGone) = result {
             self.note(Cause::ClientGone);
         }
-        let Exchange { client, server, conn, reusable, endpoint, backlog, sent, phase, held, held_in_file, metrics, .. } =
-            self;
+        let metrics = self.metrics;
+        let Exchange { client, server, conn, reusable, endpoint, backlog, sent, phase, held, held_in_file, .. } = self;
         // The application is free before the client has its answer.
         if reusable {
             let dropped = transport::pool::checkin(&endpoint, conn);

@@ -17,7 +17,9 @@ use crate::pm::{self, control, html_escape, json_str};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StatusFormat {
     /// The page, reloading itself every so many seconds.
-    Html { refresh: Option<u32> },
+    Html {
+        refresh: Option<u32>,
+    },
     Json,
     Prometheus,
 }
@@ -253,15 +255,27 @@ fn prometheus(snapshot: Option<&Snapshot>) -> String {
     family(&mut out, "fastcgi_requests_in_flight", "gauge", "Requests being served now.", &mut |out| {
         per_app(out, "fastcgi_requests_in_flight", &|a| a.in_flight)
     });
-    family(&mut out, "fastcgi_request_body_bytes_total", "counter", "Request body bytes read from clients.", &mut |out| {
-        per_app(out, "fastcgi_request_body_bytes_total", &|a| a.bytes_in)
-    });
-    family(&mut out, "fastcgi_response_body_bytes_total", "counter", "Response body bytes sent to clients.", &mut |out| {
-        per_app(out, "fastcgi_response_body_bytes_total", &|a| a.bytes_out)
-    });
+    family(
+        &mut out,
+        "fastcgi_request_body_bytes_total",
+        "counter",
+        "Request body bytes read from clients.",
+        &mut |out| per_app(out, "fastcgi_request_body_bytes_total", &|a| a.bytes_in),
+    );
+    family(
+        &mut out,
+        "fastcgi_response_body_bytes_total",
+        "counter",
+        "Response body bytes sent to clients.",
+        &mut |out| per_app(out, "fastcgi_response_body_bytes_total", &|a| a.bytes_out),
+    );
     for (name, help, pick) in [
         ("fastcgi_request_duration_seconds", "Time from the start of the request to its end.", 0),
-        ("fastcgi_time_to_first_byte_seconds", "Time from the start of the request to the application's first byte.", 1),
+        (
+            "fastcgi_time_to_first_byte_seconds",
+            "Time from the start of the request to the application's first byte.",
+            1,
+        ),
     ] {
         family(&mut out, name, "histogram", help, &mut |out| {
             for a in &s.apps {
@@ -281,33 +295,82 @@ fn prometheus(snapshot: Option<&Snapshot>) -> String {
     family(&mut out, "fastcgi_processes", "gauge", "Application processes the process manager runs.", &mut |out| {
         per_app(out, "fastcgi_processes", &|a| a.processes)
     });
-    family(&mut out, "fastcgi_process_starts_total", "counter", "Application processes started (first starts and restarts).", &mut |out| {
-        per_app(out, "fastcgi_process_starts_total", &|a| a.starts)
-    });
+    family(
+        &mut out,
+        "fastcgi_process_starts_total",
+        "counter",
+        "Application processes started (first starts and restarts).",
+        &mut |out| per_app(out, "fastcgi_process_starts_total", &|a| a.starts),
+    );
     family(&mut out, "fastcgi_process_failures", "gauge", "Quick exits counted towards the back-off.", &mut |out| {
         per_app(out, "fastcgi_process_failures", &|a| a.failures)
     });
-    family(&mut out, "fastcgi_process_backed_off", "gauge", "1 while starts of the application are refused after repeated failures.", &mut |out| {
-        per_app(out, "fastcgi_process_backed_off", &|a| u64::from(a.backed_off))
-    });
-    family(&mut out, "fastcgi_process_start_time_seconds", "gauge", "Unix time each application process started.", &mut |out| {
-        for a in &s.apps {
-            for p in &a.process_list {
-                let _ = writeln!(out, "fastcgi_process_start_time_seconds{{{},pid=\"{}\"}} {}", app_labels(a), p.pid, p.started);
+    family(
+        &mut out,
+        "fastcgi_process_backed_off",
+        "gauge",
+        "1 while starts of the application are refused after repeated failures.",
+        &mut |out| per_app(out, "fastcgi_process_backed_off", &|a| u64::from(a.backed_off)),
+    );
+    family(
+        &mut out,
+        "fastcgi_process_start_time_seconds",
+        "gauge",
+        "Unix time each application process started.",
+        &mut |out| {
+            for a in &s.apps {
+                for p in &a.process_list {
+                    let _ = writeln!(
+                        out,
+                        "fastcgi_process_start_time_seconds{{{},pid=\"{}\"}} {}",
+                        app_labels(a),
+                        p.pid,
+                        p.started
+                    );
+                }
             }
-        }
-    });
+        },
+    );
     type EpPick = fn(&metrics::EndpointView) -> u64;
     let endpoint_families: [(&str, &str, &str, EpPick); 9] = [
         ("fastcgi_endpoint_requests_total", "counter", "Requests that reached the endpoint.", |e| e.requests),
         ("fastcgi_endpoint_in_flight", "gauge", "Requests on the endpoint now.", |e| e.in_flight),
-        ("fastcgi_endpoint_connect_failures_total", "counter", "Connections the endpoint did not accept (refused, missing, timed out).", |e| e.connect_failures),
-        ("fastcgi_endpoint_connect_timeouts_total", "counter", "Connections that timed out (-appConnTimeout).", |e| e.connect_timeouts),
-        ("fastcgi_endpoint_failovers_total", "counter", "Requests that reached the endpoint after an earlier one failed.", |e| e.failovers),
-        ("fastcgi_endpoint_up", "gauge", "1 when the endpoint's last connect succeeded (or none failed), else 0.", |e| u64::from(e.health == "up")),
-        ("fastcgi_endpoint_last_failure_timestamp_seconds", "gauge", "Unix time of the endpoint's last failed connect (0: never).", |e| e.last_failure),
-        ("fastcgi_pool_idle_connections", "gauge", "Pooled (-keep-conn) connections idle now, all Apache children together.", |e| e.pool_idle),
-        ("fastcgi_pool_reused_total", "counter", "Requests that reused a pooled (-keep-conn) connection.", |e| e.pool_reused),
+        (
+            "fastcgi_endpoint_connect_failures_total",
+            "counter",
+            "Connections the endpoint did not accept (refused, missing, timed out).",
+            |e| e.connect_failures,
+        ),
+        ("fastcgi_endpoint_connect_timeouts_total", "counter", "Connections that timed out (-appConnTimeout).", |e| {
+            e.connect_timeouts
+        }),
+        (
+            "fastcgi_endpoint_failovers_total",
+            "counter",
+            "Requests that reached the endpoint after an earlier one failed.",
+            |e| e.failovers,
+        ),
+        (
+            "fastcgi_endpoint_up",
+            "gauge",
+            "1 when the endpoint's last connect succeeded (or none failed), else 0.",
+            |e| u64::from(e.health == "up"),
+        ),
+        (
+            "fastcgi_endpoint_last_failure_timestamp_seconds",
+            "gauge",
+            "Unix time of the endpoint's last failed connect (0: never).",
+            |e| e.last_failure,
+        ),
+        (
+            "fastcgi_pool_idle_connections",
+            "gauge",
+            "Pooled (-keep-conn) connections idle now, all Apache children together.",
+            |e| e.pool_idle,
+        ),
+        ("fastcgi_pool_reused_total", "counter", "Requests that reused a pooled (-keep-conn) connection.", |e| {
+            e.pool_reused
+        }),
     ];
     for (name, kind, help, pick) in endpoint_families {
         family(&mut out, name, kind, help, &mut |out| {
@@ -318,15 +381,33 @@ fn prometheus(snapshot: Option<&Snapshot>) -> String {
             }
         });
     }
-    family(&mut out, "fastcgi_scoreboard_created_timestamp_seconds", "gauge", "Unix time the counters started (kept across restarts that change no application).", &mut |out| {
-        let _ = writeln!(out, "fastcgi_scoreboard_created_timestamp_seconds {}", s.created);
-    });
-    family(&mut out, "fastcgi_scoreboard_restarts_total", "counter", "Restarts of Apache the counters were kept across.", &mut |out| {
-        let _ = writeln!(out, "fastcgi_scoreboard_restarts_total {}", s.restarts);
-    });
-    family(&mut out, "fastcgi_scoreboard_overflow_total", "counter", "Requests of dynamic applications counted together because every slot was taken.", &mut |out| {
-        let _ = writeln!(out, "fastcgi_scoreboard_overflow_total {}", s.overflow);
-    });
+    family(
+        &mut out,
+        "fastcgi_scoreboard_created_timestamp_seconds",
+        "gauge",
+        "Unix time the counters started (kept across restarts that change no application).",
+        &mut |out| {
+            let _ = writeln!(out, "fastcgi_scoreboard_created_timestamp_seconds {}", s.created);
+        },
+    );
+    family(
+        &mut out,
+        "fastcgi_scoreboard_restarts_total",
+        "counter",
+        "Restarts of Apache the counters were kept across.",
+        &mut |out| {
+            let _ = writeln!(out, "fastcgi_scoreboard_restarts_total {}", s.restarts);
+        },
+    );
+    family(
+        &mut out,
+        "fastcgi_scoreboard_overflow_total",
+        "counter",
+        "Requests of dynamic applications counted together because every slot was taken.",
+        &mut |out| {
+            let _ = writeln!(out, "fastcgi_scoreboard_overflow_total {}", s.overflow);
+        },
+    );
     out
 }
 
@@ -387,7 +468,8 @@ fn html_app(out: &mut String, a: &AppView, now: u64, index: usize) {
     let errors = a.errors();
     tile(out, "requests", &a.requests.to_string(), "requests", false);
     tile(out, "in_flight", &a.in_flight.to_string(), "in flight", false);
-    let pct = if a.requests > 0 { format!(" · {:.1} %", errors as f64 * 100.0 / a.requests as f64) } else { String::new() };
+    let pct =
+        if a.requests > 0 { format!(" · {:.1} %", errors as f64 * 100.0 / a.requests as f64) } else { String::new() };
     tile(out, "errors", &errors.to_string(), &format!("errors{pct}"), errors > 0);
     tile(out, "p50", &human_secs(a.total.quantile(0.5)), "p50 latency", false);
     tile(out, "p90", &human_secs(a.total.quantile(0.9)), "p90 latency", false);
@@ -414,7 +496,13 @@ fn html_app(out: &mut String, a: &AppView, now: u64, index: usize) {
             Cause::ProtocolError => " → 502",
             Cause::ClientGone | Cause::GatewayError => "",
         };
-        let class = if o.is_error() { "bad" } else if o == Cause::ClientGone { "warn" } else { "ok" };
+        let class = if o.is_error() {
+            "bad"
+        } else if o == Cause::ClientGone {
+            "warn"
+        } else {
+            "ok"
+        };
         let _ = write!(
             out,
             "<li class=\"{class}\" data-outcome=\"{}\"><b>{n}</b> {}{status}</li>",
@@ -429,7 +517,11 @@ fn html_app(out: &mut String, a: &AppView, now: u64, index: usize) {
     if !a.endpoints.is_empty() {
         out.push_str("<h3>Endpoints</h3><div class=\"scroll\"><table class=\"endpoints\"><tr><th>endpoint</th><th>health</th><th>requests</th><th>in flight</th><th>connect failures</th><th>failovers to it</th><th>last failure</th><th>pool idle</th><th>pool reused</th></tr>\n");
         for e in &a.endpoints {
-            let last = if e.last_failure == 0 { "never".to_string() } else { format!("{} s ago", now.saturating_sub(e.last_failure)) };
+            let last = if e.last_failure == 0 {
+                "never".to_string()
+            } else {
+                format!("{} s ago", now.saturating_sub(e.last_failure))
+            };
             let _ = writeln!(
                 out,
                 "<tr data-endpoint=\"{name}\" data-health=\"{h}\"><td>{name}{next}</td><td class=\"{h}\">{h}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{last}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
@@ -456,7 +548,13 @@ fn html_app(out: &mut String, a: &AppView, now: u64, index: usize) {
         if !a.process_list.is_empty() {
             out.push_str("<div class=\"scroll\"><table class=\"processes\"><tr><th>pid</th><th>up</th></tr>\n");
             for p in &a.process_list {
-                let _ = writeln!(out, "<tr data-pid=\"{}\"><td>{}</td><td>{} s</td></tr>", p.pid, p.pid, now.saturating_sub(p.started));
+                let _ = writeln!(
+                    out,
+                    "<tr data-pid=\"{}\"><td>{}</td><td>{} s</td></tr>",
+                    p.pid,
+                    p.pid,
+                    now.saturating_sub(p.started)
+                );
             }
             out.push_str("</table></div>\n");
         }
@@ -471,7 +569,10 @@ fn html_doc(config: &Config, snapshot: Option<&Snapshot>, refresh: Option<u32>) 
     if let Some(n) = refresh {
         let _ = writeln!(out, "<meta http-equiv=\"refresh\" content=\"{n}\">");
     }
-    let _ = write!(out, "<title>FastCGI status</title>\n<style>{STYLE}</style></head><body>\n<header><h1>FastCGI status</h1><p>");
+    let _ = write!(
+        out,
+        "<title>FastCGI status</title>\n<style>{STYLE}</style></head><body>\n<header><h1>FastCGI status</h1><p>"
+    );
     match snapshot {
         Some(s) => {
             let _ = write!(
@@ -488,7 +589,10 @@ fn html_doc(config: &Config, snapshot: Option<&Snapshot>, refresh: Option<u32>) 
         Some(_) => "<a href=\"?\">stop refreshing</a>",
         None => "<a href=\"?refresh=5\">refresh every 5 s</a>",
     };
-    let _ = writeln!(out, "<a href=\"?json\">JSON</a> · <a href=\"?prometheus\">Prometheus</a> · {refresh_link}</p></header>\n<main>");
+    let _ = writeln!(
+        out,
+        "<a href=\"?json\">JSON</a> · <a href=\"?prometheus\">Prometheus</a> · {refresh_link}</p></header>\n<main>"
+    );
     match snapshot {
         Some(s) => {
             if s.apps.is_empty() {
@@ -498,7 +602,8 @@ fn html_doc(config: &Config, snapshot: Option<&Snapshot>, refresh: Option<u32>) 
                 out.push_str("<section class=\"app\"><div class=\"scroll\"><table class=\"overview\"><tr><th>application</th><th>requests</th><th>in flight</th><th>errors</th><th>p50</th><th>p99</th><th>processes</th><th>endpoints up</th></tr>\n");
                 for (i, a) in s.apps.iter().enumerate() {
                     let up = a.endpoints.iter().filter(|e| e.health == "up").count();
-                    let eps = if a.endpoints.is_empty() { "–".to_string() } else { format!("{up}/{}", a.endpoints.len()) };
+                    let eps =
+                        if a.endpoints.is_empty() { "–".to_string() } else { format!("{up}/{}", a.endpoints.len()) };
                     let procs = if a.kind == Kind::External { "–".to_string() } else { a.processes.to_string() };
                     let _ = writeln!(
                         out,
@@ -545,7 +650,11 @@ fn html_doc(config: &Config, snapshot: Option<&Snapshot>, refresh: Option<u32>) 
 /// (`?auto`) `Key: value` lines.
 pub fn mod_status_section(config: &Config, short: bool) -> String {
     let Some(s) = metrics::board().map(|b| b.snapshot()) else {
-        return if short { String::new() } else { "<hr><h2>FastCGI</h2><p>Traffic counters are off (FastCgiScoreboard Off).</p>\n".into() };
+        return if short {
+            String::new()
+        } else {
+            "<hr><h2>FastCGI</h2><p>Traffic counters are off (FastCgiScoreboard Off).</p>\n".into()
+        };
     };
     let _ = config;
     let mut out = String::new();

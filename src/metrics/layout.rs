@@ -29,8 +29,8 @@ pub mod header {
 /// Upper bounds of the latency histogram buckets, in microseconds; a last
 /// bucket takes everything above.
 pub const BOUNDS_US: [u64; 22] = [
-    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 75_000, 100_000, 150_000, 200_000, 250_000, 300_000, 400_000,
-    500_000, 750_000, 1_000_000, 1_500_000, 2_500_000, 5_000_000, 10_000_000, 30_000_000, 60_000_000,
+    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 75_000, 100_000, 150_000, 200_000, 250_000, 300_000, 400_000, 500_000,
+    750_000, 1_000_000, 1_500_000, 2_500_000, 5_000_000, 10_000_000, 30_000_000, 60_000_000,
 ];
 /// Buckets of one histogram, the last one unbounded.
 pub const BUCKETS: usize = BOUNDS_US.len() + 1;

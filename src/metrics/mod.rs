@@ -299,7 +299,11 @@ impl Board {
             for (order, name) in a.endpoints.iter().enumerate() {
                 board.ep_word(next_ep, endpoint::APP).store(slot as u64 + 1, Relaxed);
                 board.ep_word(next_ep, endpoint::ORDER).store(order as u64, Relaxed);
-                board.write_name(board.endpoints_base + next_ep * endpoint::WORDS + endpoint::NAME_LEN, name, layout::ENDPOINT_NAME_BYTES);
+                board.write_name(
+                    board.endpoints_base + next_ep * endpoint::WORDS + endpoint::NAME_LEN,
+                    name,
+                    layout::ENDPOINT_NAME_BYTES,
+                );
                 next_ep += 1;
             }
         }

@@ -141,8 +141,10 @@ impl Board {
             };
             let first = self.app_word(slot, app::EP_FIRST).load(Relaxed) as usize;
             let count = self.app_word(slot, app::EP_COUNT).load(Relaxed) as usize;
-            let mut endpoints: Vec<EndpointView> =
-                (first..first + count).filter(|&ep| ep < self.endpoint_slots).map(|ep| self.endpoint_view(ep, now)).collect();
+            let mut endpoints: Vec<EndpointView> = (first..first + count)
+                .filter(|&ep| ep < self.endpoint_slots)
+                .map(|ep| self.endpoint_view(ep, now))
+                .collect();
             // The one tried first: the first healthy one, else the first.
             let next = endpoints.iter().position(|e| e.health != "failed").unwrap_or(0);
             if let Some(e) = endpoints.get_mut(next) {
@@ -154,7 +156,9 @@ impl Board {
                 identity: (id != u64::MAX && kind == Kind::Dynamic).then_some(((id >> 32) as u32, id as u32)),
                 requests: self.app_word(slot, app::REQUESTS).load(Relaxed),
                 in_flight: self.app_word(slot, app::IN_FLIGHT).load(Relaxed),
-                outcomes: (0..Outcome::ALL.len()).map(|i| self.app_word(slot, app::OUTCOMES + i).load(Relaxed)).collect(),
+                outcomes: (0..Outcome::ALL.len())
+                    .map(|i| self.app_word(slot, app::OUTCOMES + i).load(Relaxed))
+                    .collect(),
                 bytes_in: self.app_word(slot, app::BYTES_IN).load(Relaxed),
                 bytes_out: self.app_word(slot, app::BYTES_OUT).load(Relaxed),
                 ttfb: read_hist(app::TTFB),
@@ -164,11 +168,7 @@ impl Board {
                 backed_off: self.app_word(slot, app::BACKED_OFF).load(Relaxed) != 0,
                 starts: self.app_word(slot, app::STARTS).load(Relaxed),
                 endpoints,
-                process_list: processes
-                    .iter()
-                    .filter(|(s, _)| *s == slot)
-                    .map(|(_, p)| p.clone())
-                    .collect(),
+                process_list: processes.iter().filter(|(s, _)| *s == slot).map(|(_, p)| p.clone()).collect(),
             });
         }
         // Defined applications keep the configuration's order; the others
@@ -205,7 +205,10 @@ impl Board {
             "down"
         };
         EndpointView {
-            name: self.read_name(self.endpoints_base + ep * endpoint::WORDS + endpoint::NAME_LEN, super::layout::ENDPOINT_NAME_BYTES),
+            name: self.read_name(
+                self.endpoints_base + ep * endpoint::WORDS + endpoint::NAME_LEN,
+                super::layout::ENDPOINT_NAME_BYTES,
+            ),
             requests: w(endpoint::REQUESTS),
             in_flight: w(endpoint::IN_FLIGHT),
             connect_failures: w(endpoint::CONNECT_FAILURES),
