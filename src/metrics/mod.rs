@@ -316,7 +316,7 @@ impl Board {
     /// The scoreboard already in `words`, made for a plan with the same
     /// fingerprint (a restart that changed no application): its counters
     /// go on. `reset_in_flight` after a restart that killed the requests
-    /// in flight.
+    /// in flight (and the children's pooled connections).
     pub fn attach(words: &'static [AtomicU64], plan: &Plan, reset_in_flight: bool) -> Option<Board> {
         if words.len() < plan.words()
             || words[header::MAGIC].load(Acquire) != layout::MAGIC
@@ -334,6 +334,7 @@ impl Board {
             }
             for ep in 0..board.endpoint_slots {
                 board.ep_word(ep, endpoint::IN_FLIGHT).store(0, Relaxed);
+                board.ep_word(ep, endpoint::POOL_IDLE).store(0, Relaxed);
             }
         }
         Some(board)

@@ -216,7 +216,8 @@ impl Board {
             failovers: w(endpoint::FAILOVERS),
             down_since,
             last_failure,
-            pool_idle: w(endpoint::POOL_IDLE) as i64 as u64,
+            // A gauge of +1/-1 from every child: never shown below 0.
+            pool_idle: (w(endpoint::POOL_IDLE) as i64).max(0) as u64,
             pool_reused: w(endpoint::POOL_REUSED),
             health,
             next: false,
