@@ -204,3 +204,16 @@ fn defined_slots_by_index_check_the_path() {
     assert_eq!(b.defined_slot(0, "/srv/b"), None);
     assert_eq!(b.defined_slot(5, "/srv/b"), None);
 }
+
+#[test]
+fn a_replayed_request_is_in_flight_once() {
+    let b: &'static Board = Box::leak(Box::new(board()));
+    let t = track(b, "/srv/b", false);
+    t.reused(0);
+    t.connected(1, 0);
+    assert_eq!(app(&b.snapshot(), "/srv/b").endpoints.iter().map(|e| e.in_flight).sum::<u64>(), 1);
+    t.finish(200, 0, 0);
+    let s = b.snapshot();
+    assert!(app(&s, "/srv/b").endpoints.iter().all(|e| e.in_flight == 0));
+    assert_eq!(app(&s, "/srv/b").endpoints[0].pool_reused, 1);
+}

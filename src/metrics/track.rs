@@ -100,6 +100,10 @@ impl Tracker {
     /// others could not be reached.
     pub fn connected(&self, order: usize, failed: usize) {
         let Some((b, ep)) = self.ep(order) else { return };
+        // A pooled connection that turned out closed: the request moves on.
+        if let Some(before) = self.endpoint.take() {
+            b.ep_word(before, endpoint::IN_FLIGHT).fetch_sub(1, Relaxed);
+        }
         b.ep_word(ep, endpoint::REQUESTS).fetch_add(1, Relaxed);
         b.ep_word(ep, endpoint::IN_FLIGHT).fetch_add(1, Relaxed);
         if failed > 0 {
