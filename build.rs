@@ -41,7 +41,7 @@ fn main() {
         .header("c-shim/wrapper.h")
         .allowlist_function("ap_.*|apr_.*|fcgi_shim_.*")
         .allowlist_type("request_rec|server_rec|cmd_parms|conn_rec|apr_.*|ap_.*")
-        .allowlist_var("ap_server_root|ap_unixd_config|AP_SQ_.*|HUGE_STRING_LEN|HTTP_.*|OK|DECLINED|DONE|APLOG_.*|M_.*|OPT_.*|NOT_IN_.*|GLOBAL_ONLY|AP_CONN_.*|APR_.*|AP_MPMQ_.*|AP_REQ_.*|REQUEST_CHUNKED_.*")
+        .allowlist_var("ap_server_root|ap_unixd_config|AP_SQ_.*|HUGE_STRING_LEN|HTTP_.*|OK|DECLINED|DONE|APLOG_.*|M_.*|OPT_.*|NOT_IN_.*|GLOBAL_ONLY|AP_CONN_.*|APR_.*|AP_MPMQ_.*|AP_REQ_.*|AP_STATUS_.*|REQUEST_CHUNKED_.*")
         .derive_default(true)
         .layout_tests(false)
         .generate_comments(false)

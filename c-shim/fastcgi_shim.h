@@ -21,6 +21,7 @@ enum fcgi_directive {
     FCGI_DIRECTIVE_CHUNKED_BODY_MAX = 6,
     FCGI_DIRECTIVE_RESPONSE_BUFFER = 7,
     FCGI_DIRECTIVE_RESPONSE_SPOOL_MAX = 8,
+    FCGI_DIRECTIVE_SCOREBOARD = 9,
     /* Per-directory authorizers: base + 2 * phase (+1 for ...Authoritative);
      * phase 0 authenticator, 1 authorizer, 2 access checker. */
     FCGI_DIRECTIVE_AUTH = 10
@@ -36,6 +37,8 @@ int fcgi_rs_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp);
 int fcgi_rs_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
 int fcgi_rs_fixups(request_rec *r);
 int fcgi_rs_handler(request_rec *r);
+int fcgi_rs_status_hook(request_rec *r, int flags);
+void fcgi_rs_child_init(apr_pool_t *pchild, server_rec *s);
 
 /* Shim side */
 void fcgi_shim_log_r(const request_rec *r, int level, apr_status_t status, const char *msg);

@@ -14,6 +14,8 @@
 #include "http_request.h"
 #include "util_filter.h"
 #include "apr_buckets.h"
+#include "apr_optional_hooks.h"
+#include "mod_status.h"
 #include "fastcgi_shim.h"
 
 module AP_MODULE_DECLARE_DATA fastcgi_module;
@@ -63,6 +65,8 @@ static const command_rec fastcgi_cmds[] = {
              "response bytes kept in memory per request for a client slower than the application (0 paces the application)"),
     FCGI_CMD("FastCgiResponseSpoolMax", FCGI_DIRECTIVE_RESPONSE_SPOOL_MAX, RSRC_CONF,
              "most response bytes held per request for a slow client, memory and temporary file together"),
+    FCGI_CMD("FastCgiScoreboard", FCGI_DIRECTIVE_SCOREBOARD, RSRC_CONF,
+             "On, Off or the number of dynamic application slots of the traffic scoreboard (default 64)"),
     {NULL}
 };
 
@@ -87,11 +91,14 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_fixups(fcgi_rs_fixups, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(fcgi_rs_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(fcgi_rs_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     /* First, so that a configured authorizer decides before mod_auth_basic
      * and mod_authz_core (they decline where none is configured). */
     ap_hook_check_user_id(fcgi_rs_check_user_id, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_auth_checker(fcgi_rs_auth_checker, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_access_checker(fcgi_rs_access_checker, NULL, NULL, APR_HOOK_MIDDLE);
+    /* A FastCGI section on mod_status's page, when it is loaded. */
+    APR_OPTIONAL_HOOK(ap, status_hook, fcgi_rs_status_hook, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 AP_DECLARE_MODULE(fastcgi) = {

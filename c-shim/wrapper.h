@@ -12,4 +12,5 @@
 #include "apr_buckets.h"
 #include "ap_mpm.h"
 #include "unixd.h"
+#include "mod_status.h"
 #include "fastcgi_shim.h"

@@ -9,6 +9,8 @@ PKGS="apache2 apache2-dev apache2-suexec-custom libclang-dev clang libfcgi-dev p
 PKGS="$PKGS dpkg-dev debhelper fakeroot lintian"
 # tests/netns.rs: ip netns, veth, tc (iproute2); nsenter, unshare (util-linux).
 PKGS="$PKGS iproute2 util-linux"
+# tests/metrics.rs: the status page in a real browser.
+PKGS="$PKGS chromium"
 
 missing=""
 for p in $PKGS; do

@@ -10,6 +10,7 @@
 pub mod config;
 pub mod gateway;
 pub mod log;
+pub mod metrics;
 pub mod pm;
 pub mod protocol;
 pub mod transport;

@@ -57,12 +57,33 @@ fn status_page_lists_static_external_and_dynamic_servers() {
     // Two static instances and one dynamic one, with their uptimes.
     assert_eq!(doc.matches("\"up\":").count(), 3, "{doc}");
 
+    // The scoreboard has the processes the manager runs, for every child.
+    let processes = |doc: &str, path: &str| -> Option<usize> {
+        let at = doc.find(&format!("{{\"path\":\"{path}\",\"kind\""))?;
+        let rest = &doc[at..];
+        let p = rest.find("\"processes\":{\"count\":")? + "\"processes\":{\"count\":".len();
+        rest[p..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    };
+    let app_path = app.display().to_string();
+    let dyn_path = dynamic.display().to_string();
+    assert!(
+        util::wait_until(Duration::from_secs(10), || {
+            let doc = apache.get("/fcgi-status?json").text();
+            processes(&doc, &app_path) == Some(2) && processes(&doc, &dyn_path) == Some(1)
+        }),
+        "{}",
+        apache.get("/fcgi-status?json").text()
+    );
+
     // The same for people.
     let r = apache.get("/fcgi-status");
     assert_eq!(r.status, 200);
     assert!(r.header("Content-Type").is_some_and(|c| c.starts_with("text/html")));
     let page = r.text();
-    assert!(page.contains("<h2>Defined servers</h2>"), "{page}");
-    assert!(page.contains(&format!("<td>{}</td><td>dynamic</td>", dynamic.display())), "{page}");
-    assert!(page.contains("<td>127.0.0.1:9</td><td>on</td>"), "{page}");
+    assert!(page.contains("<title>FastCGI status</title>"), "{page}");
+    assert!(page.contains(&format!("<tr data-row=\"{}\">", dynamic.display())), "{page}");
+    assert!(page.contains(&format!("<span class=\"kind\">dynamic</span>{}", dynamic.display())), "{page}");
+    assert!(page.contains(&format!("<span class=\"kind\">static</span>{}", app.display())), "{page}");
+    assert!(page.contains("data-endpoint=\"127.0.0.1:9\""), "{page}");
+    assert_eq!(page.matches("<tr data-pid=").count(), 3, "{page}");
 }

@@ -17,6 +17,7 @@ const IPC_DIR: c_int = 4;
 const CHUNKED_BODY_MAX: c_int = 6;
 const RESPONSE_BUFFER: c_int = 7;
 const RESPONSE_SPOOL_MAX: c_int = 8;
+const SCOREBOARD: c_int = 9;
 
 /// Called by the shim for each directive; returns NULL or an error message
 /// allocated in the configuration pool (httpd prints it and fails the
@@ -73,6 +74,7 @@ fn apply(cmd: &cmd_parms, which: c_int, name: &str, args: &str) -> Result<(), St
         CHUNKED_BODY_MAX => b.chunked_body_max(name, args),
         RESPONSE_BUFFER => b.response_buffer(name, args),
         RESPONSE_SPOOL_MAX => b.response_spool_max(name, args),
+        SCOREBOARD => b.scoreboard(name, args),
         _ => Err(format!("{name}: not supported by mod_fastcgi_rs yet")),
     })
 }

@@ -40,6 +40,7 @@ pub extern "C" fn fcgi_rs_post_config(
         for w in warnings {
             super::log_server(s, crate::log::Level::Warn, &w);
         }
+        super::scoreboard::setup(s, &config);
         super::pm::start(pconf, s, &config);
         ffi::OK as i32
     })
@@ -125,8 +126,8 @@ pub extern "C" fn fcgi_rs_handler(r: *mut request_rec) -> i32 {
         };
         if handler == Some(STATUS_HANDLER) {
             // SAFETY: NULL or a pool string.
-            let json = unsafe { c_str(req.args) } == Some("json");
-            gateway::status_page(&mut ApacheRequest::new(r), &config, json);
+            let format = gateway::StatusFormat::from_query(unsafe { c_str(req.args) });
+            gateway::status_page(&mut ApacheRequest::new(r), &config, format);
             return ffi::OK as i32;
         }
         // SAFETY: NULL or a pool string.
@@ -168,5 +169,49 @@ pub extern "C" fn fcgi_rs_handler(r: *mut request_rec) -> i32 {
                 ffi::OK as i32
             }
         }
+    })
+}
+
+/// mod_status's hook: a FastCGI section on `/server-status` (HTML), or
+/// machine-readable lines with `?auto` (`AP_STATUS_SHORT`).
+#[no_mangle]
+pub extern "C" fn fcgi_rs_status_hook(r: *mut request_rec, flags: i32) -> i32 {
+    guard(ffi::DECLINED, || {
+        let Some(config) = state::active() else { return ffi::DECLINED };
+        let short = flags & ffi::AP_STATUS_SHORT as i32 != 0;
+        let text = gateway::mod_status_section(&config, short);
+        let Ok(len) = i32::try_from(text.len()) else { return ffi::DECLINED };
+        // SAFETY: r is the live request mod_status is answering; text lives across the call.
+        unsafe { ffi::ap_rwrite(text.as_ptr().cast(), len, r) };
+        ffi::OK as i32
+    })
+}
+
+/// A new Apache child: when it exits (pchild goes away), its pooled
+/// connections close, and the scoreboard's idle gauge learns it.
+#[no_mangle]
+pub extern "C" fn fcgi_rs_child_init(pchild: *mut apr_pool_t, _s: *mut server_rec) {
+    guard((), || {
+        // SAFETY: pchild is the child's live pool; the cleanup takes no data.
+        unsafe {
+            ffi::apr_pool_cleanup_register(
+                pchild,
+                std::ptr::null(),
+                Some(child_exit),
+                Some(ffi::apr_pool_cleanup_null),
+            );
+        }
+    })
+}
+
+extern "C" fn child_exit(_data: *mut std::os::raw::c_void) -> ffi::apr_status_t {
+    guard(0, || {
+        let board = crate::metrics::board();
+        for (endpoint, n) in crate::transport::pool::drain() {
+            if let (Some(b), Ok(n)) = (board, i64::try_from(n)) {
+                b.pool_idle(&endpoint.to_string(), -n);
+            }
+        }
+        0
     })
 }

@@ -9,6 +9,7 @@ mod ffi;
 mod hooks;
 mod pm;
 mod request;
+mod scoreboard;
 mod state;
 
 use std::ffi::{CStr, CString};

@@ -357,6 +357,13 @@ impl Client for ApacheRequest {
         unsafe { ffi::fcgi_shim_send_broken(self.r, self.bb) };
     }
 
+    fn traffic(&self) -> (u16, u64, u64) {
+        // SAFETY: r is live; httpd keeps these fields as the request runs.
+        let r = unsafe { &*self.r };
+        let bytes = |n: i64| u64::try_from(n).unwrap_or(0);
+        (u16::try_from(r.status).unwrap_or(0), bytes(r.read_length), bytes(r.bytes_sent))
+    }
+
     fn log(&self, level: Level, errno: i32, msg: &str) {
         let text = super::log_text(msg);
         // SAFETY: r is live; text is a NUL-terminated string.

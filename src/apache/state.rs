@@ -68,6 +68,7 @@ pub(super) fn commit() -> (Arc<Config>, Vec<String>) {
                 response_buffer: DEFAULT_RESPONSE_BUFFER,
                 response_spool_max: DEFAULT_RESPONSE_SPOOL_MAX,
                 dynamic: DynamicOptions::default(),
+                scoreboard: None,
                 wrapper: None,
             };
             (empty, Vec::new())

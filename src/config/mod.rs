@@ -55,6 +55,9 @@ pub struct Config {
     pub response_spool_max: u64,
     /// `FastCgiConfig`: how dynamic applications are run.
     pub dynamic: DynamicOptions,
+    /// `FastCgiScoreboard`: the traffic scoreboard's dynamic application
+    /// slots; None when it is off.
+    pub scoreboard: Option<u32>,
     /// `FastCgiWrapper`: the program (suexec) that starts applications
     /// under another identity (`SuexecUserGroup`, `-user`/`-group`).
     pub wrapper: Option<PathBuf>,
@@ -65,6 +68,10 @@ pub const DEFAULT_WRAPPER: &str = "/usr/lib/apache2/suexec";
 
 /// Default for `FastCgiChunkedBodyMax`: 128 MiB.
 pub const DEFAULT_CHUNKED_BODY_MAX: u64 = 128 << 20;
+/// Default for `FastCgiScoreboard`: 64 dynamic application slots.
+pub const DEFAULT_SCOREBOARD_SLOTS: u32 = 64;
+/// The most `FastCgiScoreboard` takes.
+pub const MAX_SCOREBOARD_SLOTS: u32 = 65_536;
 /// Default for `FastCgiResponseBuffer`: 1 MiB.
 pub const DEFAULT_RESPONSE_BUFFER: u64 = 1 << 20;
 /// Default for `FastCgiResponseSpoolMax`: 1 GiB (nginx's
@@ -84,6 +91,16 @@ impl Config {
     /// PATH_INFO), as the original matched.
     pub fn find(&self, filename: &str) -> Option<&Server> {
         self.servers.iter().find(|s| covers(&s.path, filename))
+    }
+}
+
+impl Config {
+    /// The position of `server` in `servers` when it is one of them (not a
+    /// copy): O(1), by address.
+    pub fn index_of(&self, server: &Server) -> Option<usize> {
+        let range = self.servers.as_ptr_range();
+        let at = server as *const Server;
+        range.contains(&at).then(|| (at as usize - range.start as usize) / std::mem::size_of::<Server>())
     }
 }
 
@@ -157,6 +174,7 @@ impl Builder {
                 response_buffer: DEFAULT_RESPONSE_BUFFER,
                 response_spool_max: DEFAULT_RESPONSE_SPOOL_MAX,
                 dynamic: DynamicOptions::default(),
+                scoreboard: Some(DEFAULT_SCOREBOARD_SLOTS),
                 wrapper: None,
             },
             ipc_dir_set: false,
@@ -354,6 +372,25 @@ impl Builder {
     /// `FastCgiResponseSpoolMax bytes`.
     pub fn response_spool_max(&mut self, directive: &str, args: &str) -> Result<(), String> {
         self.config.response_spool_max = bytes(directive, args, "memory and temporary file together")?;
+        Ok(())
+    }
+
+    /// `FastCgiScoreboard On | Off | slots`: the traffic scoreboard, with
+    /// this many slots for dynamic applications (On: 64).
+    pub fn scoreboard(&mut self, directive: &str, args: &str) -> Result<(), String> {
+        let word = one_word(directive, args)?;
+        self.config.scoreboard = match word.to_ascii_lowercase().as_str() {
+            "on" => Some(DEFAULT_SCOREBOARD_SLOTS),
+            "off" => None,
+            n => match n.parse::<u32>() {
+                Ok(n) if n <= MAX_SCOREBOARD_SLOTS => Some(n),
+                _ => {
+                    return Err(format!(
+                        "{directive}: expected On, Off or a number of dynamic application slots (0 to {MAX_SCOREBOARD_SLOTS}), got \"{word}\""
+                    ))
+                }
+            },
+        };
         Ok(())
     }
 
@@ -663,6 +700,13 @@ mod tests {
         assert_eq!(b.config.response_buffer, 1 << 20);
         assert_eq!(b.config.response_spool_max, 1 << 30);
         b.response_buffer("FastCgiResponseBuffer", "256K").unwrap();
+        b.scoreboard("FastCgiScoreboard", "Off").unwrap();
+        assert_eq!(b.config.scoreboard, None);
+        b.scoreboard("FastCgiScoreboard", "200").unwrap();
+        assert_eq!(b.config.scoreboard, Some(200));
+        b.scoreboard("FastCgiScoreboard", "on").unwrap();
+        assert_eq!(b.config.scoreboard, Some(DEFAULT_SCOREBOARD_SLOTS));
+        assert!(b.scoreboard("FastCgiScoreboard", "lots").unwrap_err().contains("expected On, Off"));
         b.response_spool_max("FastCgiResponseSpoolMax", "8m").unwrap();
         let err = b.response_spool_max("FastCgiResponseSpoolMax", "99999999999G").unwrap_err();
         assert!(err.starts_with("FastCgiResponseSpoolMax: expected a number of bytes"), "{err}");

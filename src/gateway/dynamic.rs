@@ -21,7 +21,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 pub(super) struct OnDemand {
     control: PathBuf,
     /// The uid/gid the application runs as through the wrapper.
-    identity: Option<(u32, u32)>,
+    pub(super) identity: Option<(u32, u32)>,
     /// `-startDelay`.
     pub(super) start_delay: Duration,
     auto_update: bool,
@@ -81,19 +81,19 @@ impl OnDemand {
     /// Connects to a running instance, having the manager start one (or
     /// replace outdated ones, `-autoUpdate`) first when needed.
     pub(super) fn connect(&self, server: &Server) -> Result<(Conn, Endpoint, Option<String>), (i32, String)> {
-        let Endpoint::Unix(socket) = &server.endpoint else { return connect(server) };
+        let Endpoint::Unix(socket) = &server.endpoint else { return connect(server, None) };
         let refused =
             |why: String| (0, format!("FastCGI: failed to connect to (dynamic) server \"{}\": {why}", server.path));
         if self.auto_update && newer(Path::new(&server.path), socket) {
             self.tell(control::Op::Restart, &server.path, 0).map_err(refused)?;
         }
-        match connect(server) {
+        match connect(server, None) {
             Ok(conn) => return Ok(conn),
             Err((errno, _)) if errno == libc::ENOENT || errno == libc::ECONNREFUSED => {}
             Err(e) => return Err(e),
         }
         self.tell(control::Op::Start, &server.path, 0).map_err(refused)?;
-        connect(server).map_err(|(errno, _)| {
+        connect(server, None).map_err(|(errno, _)| {
             (errno, format!("FastCGI: failed to connect to (dynamic) server \"{}\": connect() failed", server.path))
         })
     }

@@ -8,6 +8,7 @@ use super::headers::{block_end, sanitize, MAX_HEADER_BLOCK};
 use super::{BodyLength, Client, HeaderVerdict, Outcome, Spool};
 use crate::config::{Config, Server};
 use crate::log::Level;
+use crate::metrics::{Outcome as Cause, Tracker};
 use crate::protocol::{
     ProtocolError, RequestEncoder, ResponseDecoder, ResponseEvent, Role, CANT_MPX_CONN, OVERLOADED, REQUEST_COMPLETE,
 };
@@ -33,16 +34,40 @@ pub fn run(client: &mut dyn Client, server: &Server, config: &Config) -> Outcome
 }
 
 /// Runs one request; `dynamic` is set for dynamic applications, which are
-/// started on demand through the process manager.
+/// started on demand through the process manager. Counted on the
+/// scoreboard (`metrics`) from start to end.
 pub(super) fn run_with(
     client: &mut dyn Client,
     server: &Server,
     config: &Config,
     dynamic: Option<&OnDemand>,
 ) -> Outcome {
+    let metrics =
+        Tracker::begin(&server.path, dynamic.and_then(|d| d.identity), dynamic.is_some(), config.index_of(server));
+    let outcome = respond(client, server, config, dynamic, &metrics);
+    let (status, bytes_in, bytes_out) = client.traffic();
+    let status = match &outcome {
+        Outcome::Status(s) => *s,
+        Outcome::LocalRedirect(_) => 302,
+        Outcome::Sent => status,
+    };
+    metrics.finish(status, bytes_in, bytes_out);
+    outcome
+}
+
+fn respond(
+    client: &mut dyn Client,
+    server: &Server,
+    config: &Config,
+    dynamic: Option<&OnDemand>,
+    metrics: &Tracker,
+) -> Outcome {
     let body = match prepare_body(client, config) {
         Ok(body) => body,
-        Err(status) => return Outcome::Status(status),
+        Err(status) => {
+            metrics.cause(if status == 400 { Cause::ClientGone } else { Cause::GatewayError });
+            return Outcome::Status(status);
+        }
     };
     let mut overrides = Vec::new();
     if let Body::Spooled(spool) = &body {
@@ -59,12 +84,12 @@ pub(super) fn run_with(
     let attempts: &[bool] = if keep { &[true, false] } else { &[false] };
     for &pooled in attempts {
         let (conn, endpoint) = if pooled {
-            match checkout(server) {
+            match checkout(server, metrics) {
                 Some(found) => found,
                 None => continue,
             }
         } else {
-            match open(client, server, dynamic) {
+            match open(client, server, dynamic, metrics) {
                 Ok(found) => found,
                 Err(status) => return Outcome::Status(status),
             }
@@ -75,6 +100,7 @@ pub(super) fn run_with(
         let mut exchange = Exchange::new(client, server, conn, body, out, dynamic, phase);
         exchange.reused = pooled;
         exchange.endpoint = endpoint;
+        exchange.metrics = Some(metrics);
         exchange.hold_memory = config.response_buffer;
         exchange.hold_max = config.response_spool_max.max(config.response_buffer);
         match exchange.run() {
@@ -83,17 +109,24 @@ pub(super) fn run_with(
         }
         if let Body::Spooled(spool) = &mut body {
             if spool.rewind().is_err() {
+                metrics.cause(Cause::GatewayError);
                 return Outcome::Status(500);
             }
         }
     }
+    metrics.cause(Cause::ProtocolError);
     Outcome::Status(502)
 }
 
 /// A new connection to `server` (a dynamic one through the manager), with
 /// failovers and failures logged; Err is the status to answer with.
-fn open(client: &mut dyn Client, server: &Server, dynamic: Option<&OnDemand>) -> Result<(Conn, Endpoint), u16> {
-    match dynamic.map_or_else(|| connect(server), |d| d.connect(server)) {
+fn open(
+    client: &mut dyn Client,
+    server: &Server,
+    dynamic: Option<&OnDemand>,
+    metrics: &Tracker,
+) -> Result<(Conn, Endpoint), u16> {
+    match dynamic.map_or_else(|| connect(server, Some(metrics)), |d| d.connect(server)) {
         Ok((conn, endpoint, note)) => {
             if let Some(note) = note {
                 client.log(Level::Warn, 0, &note);
@@ -102,17 +135,22 @@ fn open(client: &mut dyn Client, server: &Server, dynamic: Option<&OnDemand>) ->
         }
         Err((errno, msg)) => {
             client.log(Level::Error, errno, &msg);
+            metrics.cause(Cause::ConnectRefused);
             Err(503)
         }
     }
 }
 
 /// A pooled connection to one of `server`'s endpoints, healthy ones first.
-fn checkout(server: &Server) -> Option<(Conn, Endpoint)> {
+fn checkout(server: &Server, metrics: &Tracker) -> Option<(Conn, Endpoint)> {
     let endpoints: Vec<&Endpoint> = server.endpoints().collect();
-    transport::health::order(&endpoints)
-        .into_iter()
-        .find_map(|i| transport::pool::checkout(endpoints[i]).map(|c| (c, endpoints[i].clone())))
+    transport::health::order(&endpoints).into_iter().find_map(|i| {
+        let (conn, left) = transport::pool::checkout_counted(endpoints[i]);
+        metrics.left_pool(i, left);
+        let conn = conn?;
+        metrics.reused(i);
+        Some((conn, endpoints[i].clone()))
+    })
 }
 
 /// Runs an AUTHORIZER-role request (`role`: the FCGI_APACHE_ROLE value) and
@@ -126,7 +164,7 @@ pub(super) fn run_authorizer(
     overrides: Vec<(String, Vec<u8>)>,
 ) -> Result<Vec<u8>, u16> {
     let head = params_head(client, server, Some(role), overrides);
-    let (conn, _) = open(client, server, dynamic)?;
+    let (conn, _) = open(client, server, dynamic, &Tracker::off())?;
     Exchange::new(client, server, conn, Body::None, head, dynamic, Phase::Collect(Vec::new())).collect()
 }
 
@@ -157,8 +195,11 @@ fn params_head(
 /// Connects to `server`: its endpoint, or with several (failover) each in
 /// turn, those that failed lately last. Ok gives the connection, the
 /// endpoint it reached and, after a failover, a line to log; Err the errno
-/// and the original's log line.
-pub(super) fn connect(server: &Server) -> Result<(Conn, Endpoint, Option<String>), (i32, String)> {
+/// and the original's log line. Each attempt is counted on `metrics`.
+pub(super) fn connect(
+    server: &Server,
+    metrics: Option<&Tracker>,
+) -> Result<(Conn, Endpoint, Option<String>), (i32, String)> {
     let timeout = match server.options.app_conn_timeout {
         0 => None,
         n => Some(Duration::from_secs(n.into())),
@@ -171,6 +212,7 @@ pub(super) fn connect(server: &Server) -> Result<(Conn, Endpoint, Option<String>
         match transport::connect(endpoint, timeout) {
             Ok(conn) => {
                 transport::health::mark_up(endpoint);
+                metrics.inspect(|m| m.connected(i, failed.len()));
                 let note = (!failed.is_empty()).then(|| {
                     format!(
                         "FastCGI: server \"{}\" failed over to {endpoint} ({} unreachable)",
@@ -184,6 +226,7 @@ pub(super) fn connect(server: &Server) -> Result<(Conn, Endpoint, Option<String>
                 if endpoints.len() > 1 {
                     transport::health::mark_down(endpoint);
                 }
+                metrics.inspect(|m| m.connect_failed(i, e.kind() == io::ErrorKind::TimedOut));
                 let why = if e.kind() == io::ErrorKind::TimedOut {
                     format!("connect() timed out (appConnTimeout={}sec)", server.options.app_conn_timeout)
                 } else {
@@ -195,6 +238,9 @@ pub(super) fn connect(server: &Server) -> Result<(Conn, Endpoint, Option<String>
         }
     }
     let (errno, why) = last;
+    if why.starts_with("connect() timed out") {
+        metrics.inspect(|m| m.cause(Cause::ConnectTimeout));
+    }
     let tried = if endpoints.len() > 1 { format!(" (tried {})", failed.join(", ")) } else { String::new() };
     Err((errno, format!("FastCGI: failed to connect to server \"{}\": {why}{tried}", server.path)))
 }
@@ -403,6 +449,8 @@ struct Exchange<'c> {
     reused: bool,
     /// Which of the server's endpoints the connection reached.
     endpoint: Endpoint,
+    /// The request's accounting (not for authorizers).
+    metrics: Option<&'c Tracker>,
     /// Whether request body bytes were read from the client (then the
     /// request cannot be replayed).
     body_read: bool,
@@ -458,6 +506,7 @@ impl<'c> Exchange<'c> {
             answered: false,
             reused: false,
             endpoint: server.endpoint.clone(),
+            metrics: None,
             body_read: false,
             reusable: false,
             conn,
@@ -489,10 +538,15 @@ impl<'c> Exchange<'c> {
         if let Err(Stop::Stale) = result {
             return Err(self.body);
         }
+        if let Err(Stop::ClientGone) = result {
+            self.note(Cause::ClientGone);
+        }
+        let metrics = self.metrics;
         let Exchange { client, server, conn, reusable, endpoint, backlog, sent, phase, held, held_in_file, .. } = self;
         // The application is free before the client has its answer.
         if reusable {
-            transport::pool::checkin(&endpoint, conn);
+            let dropped = transport::pool::checkin(&endpoint, conn);
+            metrics.inspect(|m| m.pooled(dropped));
         } else {
             drop(conn);
         }
@@ -623,6 +677,7 @@ impl<'c> Exchange<'c> {
                         ),
                     };
                     self.log(Level::Error, 0, &msg);
+                    self.note(Cause::IdleTimeout);
                     return Err(Stop::Failed(504));
                 }
                 may_write |= ready.writable;
@@ -638,12 +693,16 @@ impl<'c> Exchange<'c> {
                         self.server.path
                     );
                     self.log(Level::Error, 0, &msg);
+                    self.note(Cause::ProtocolError);
                     return Err(Stop::Failed(502));
                 }
                 Ok(0) if self.replayable() => return Err(Stop::Stale),
                 Ok(0) => return self.end_of_output(),
                 Ok(n) => {
                     last_io = Instant::now();
+                    if let Some(m) = self.metrics.filter(|_| !self.answered) {
+                        m.first_byte(last_io);
+                    }
                     self.answered = true;
                     may_read = n == input.len();
                     n
@@ -714,6 +773,7 @@ impl<'c> Exchange<'c> {
                     self.server.path
                 );
                 self.log(Level::Error, e.raw_os_error().unwrap_or(0), &msg);
+                self.note(Cause::GatewayError);
                 Err(Stop::Failed(500))
             }
         }
@@ -776,6 +836,7 @@ impl<'c> Exchange<'c> {
         let msg =
             format!("FastCGI: comm with server \"{}\" aborted: reading the held response failed", self.server.path);
         self.log(Level::Error, e.raw_os_error().unwrap_or(0), &msg);
+        self.note(Cause::GatewayError);
         Stop::Failed(500)
     }
 
@@ -834,6 +895,7 @@ impl<'c> Exchange<'c> {
                 e.raw_os_error().unwrap_or(0),
                 "FastCGI: client stopped connection before send body completed",
             );
+            self.note(Cause::ClientGone);
             Stop::Failed(400)
         })?;
         let enc = RequestEncoder::new(REQUEST_ID);
@@ -979,6 +1041,7 @@ impl<'c> Exchange<'c> {
                 ),
             );
             let status = if matches!(protocol_status, CANT_MPX_CONN | OVERLOADED) { 503 } else { 502 };
+            self.note(Cause::ProtocolError);
             return Err(Stop::Failed(status));
         }
         self.end_of_output()
@@ -993,7 +1056,9 @@ impl<'c> Exchange<'c> {
                 self.server.path
             );
             self.log(Level::Error, 0, &msg);
-            return Err(Stop::Failed(self.no_answer_status(500)));
+            let status = self.no_answer_status(500);
+            self.note(if status == 503 { Cause::ConnectRefused } else { Cause::IncompleteHeaders });
+            return Err(Stop::Failed(status));
         }
         // No flush of our own at the end: httpd flushes when it finishes
         // the request (and the event MPM then writes without a worker).
@@ -1005,6 +1070,7 @@ impl<'c> Exchange<'c> {
     fn bad_headers(&self, why: &str) -> Stop {
         let msg = format!("FastCGI: comm with server \"{}\" aborted: error parsing headers: {why}", self.server.path);
         self.log(Level::Error, 0, &msg);
+        self.note(Cause::BadHeaders);
         Stop::Failed(500)
     }
 
@@ -1014,6 +1080,7 @@ impl<'c> Exchange<'c> {
             0,
             &format!("FastCGI: comm with server \"{}\" aborted: protocol error: {e}", self.server.path),
         );
+        self.note(Cause::ProtocolError);
         Stop::Failed(502)
     }
 
@@ -1023,6 +1090,7 @@ impl<'c> Exchange<'c> {
             e.raw_os_error().unwrap_or(0),
             &format!("FastCGI: comm with server \"{}\" aborted: {what}", self.server.path),
         );
+        self.note(Cause::ProtocolError);
         Stop::Failed(self.no_answer_status(502))
     }
 
@@ -1044,5 +1112,12 @@ impl<'c> Exchange<'c> {
 
     fn log(&self, level: Level, errno: i32, msg: &str) {
         self.client.log(level, errno, msg);
+    }
+
+    /// Why the gateway answers this request itself, for the scoreboard.
+    fn note(&self, cause: Cause) {
+        if let Some(m) = self.metrics {
+            m.cause(cause);
+        }
     }
 }

@@ -23,7 +23,7 @@ pub use dynamic::run_dynamic;
 pub use environment::variable as cgi_variable;
 pub use exchange::run;
 pub use spool::Spool;
-pub use status::status_page;
+pub use status::{mod_status_section, status_page, StatusFormat};
 
 use crate::log::Level;
 
@@ -118,6 +118,11 @@ pub trait Client {
     /// Ends a response whose headers already went out as broken: the client
     /// sees a truncated reply, not a complete-looking one.
     fn send_broken(&mut self);
+    /// For the scoreboard, once the request is done: the response status,
+    /// request body bytes read and response body bytes sent.
+    fn traffic(&self) -> (u16, u64, u64) {
+        (200, 0, 0)
+    }
     /// Writes `msg` to the request's error log; `errno` (0 for none) adds
     /// httpd's "(N)text:" prefix.
     fn log(&self, level: Level, errno: i32, msg: &str);

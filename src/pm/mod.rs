@@ -201,6 +201,13 @@ fn orphaned(parent: libc::pid_t) -> bool {
     unsafe { libc::getppid() != parent }
 }
 
+/// Counts a process start of the application `path` on the scoreboard.
+fn count_start(path: &str, identity: Option<(u32, u32)>, dynamic: bool) {
+    if let Some(board) = crate::metrics::board() {
+        board.process_started(board.app_slot(path, identity, dynamic));
+    }
+}
+
 fn exit_line(kind: &str, path: &str, pid: i32, how: Exit) -> String {
     match how {
         Exit::Code(code) => {
@@ -256,6 +263,7 @@ impl Manager<'_, '_> {
             if ready.contains(&1) {
                 self.serve_control();
             }
+            self.publish();
             match next {
                 Next::Retire => return self.retire(parent),
                 Next::Stop => return self.stop(true),
@@ -287,6 +295,7 @@ impl Manager<'_, '_> {
                 let Some(slot) = decision.start else { break };
                 match unix::spawn(&app.spec, listener.as_raw_fd()) {
                     Ok(pid) => {
+                        count_start(&app.server.path, None, false);
                         let again = if app.schedule.started(slot, pid, now) { "re" } else { "" };
                         (self.log)(
                             Level::Warn,
@@ -341,6 +350,9 @@ impl Manager<'_, '_> {
             match started {
                 Ok(pid) => {
                     od.policy.started(&path, pid, now);
+                    if let Some((p, identity)) = od.classes.get(&path) {
+                        count_start(p, *identity, true);
+                    }
                     log(Level::Warn, &format!("FastCGI: (dynamic) server \"{shown}\" started (pid {pid})"));
                 }
                 Err(msg) => {
@@ -474,6 +486,23 @@ impl Manager<'_, '_> {
                 self.apply(actions);
             }
         }
+    }
+
+    /// Writes what runs into the scoreboard (applications' failures and
+    /// back-off, the process table), for every Apache child to show.
+    fn publish(&self) {
+        let Some(board) = crate::metrics::board() else { return };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let mut apps = Vec::new();
+        let mut processes = Vec::new();
+        for a in self.status() {
+            let slot = board.app_slot(&a.path, a.identity, a.kind == "dynamic");
+            apps.push((slot, a.failures, a.backed_off));
+            for (pid, up) in a.instances {
+                processes.push((slot, u32::try_from(pid).unwrap_or(0), now.saturating_sub(up)));
+            }
+        }
+        board.publish_processes(std::process::id(), &apps, &processes);
     }
 
     /// What runs, for the status page.

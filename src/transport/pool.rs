@@ -22,27 +22,44 @@ static IDLE: Mutex<Option<Idle>> = Mutex::new(None);
 /// An idle connection to `endpoint` that still looks alive (nothing to read:
 /// a closed peer or stray bytes would show as readable), newest first.
 pub fn checkout(endpoint: &Endpoint) -> Option<Conn> {
+    checkout_counted(endpoint).0
+}
+
+/// [`checkout`], and how many connections left the pool (the one returned
+/// and the dead or expired ones dropped), for the scoreboard's gauge.
+pub fn checkout_counted(endpoint: &Endpoint) -> (Option<Conn>, usize) {
     let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
-    let list = idle.as_mut()?.get_mut(endpoint)?;
+    let Some(list) = idle.as_mut().and_then(|m| m.get_mut(endpoint)) else { return (None, 0) };
+    let mut left = 0;
     while let Some((conn, since)) = list.pop() {
+        left += 1;
         let quiet = conn.wait(false, Duration::ZERO).is_ok_and(|r| !r.readable);
         if quiet && since.elapsed() < MAX_AGE {
-            return Some(conn);
+            return (Some(conn), left);
         }
     }
-    None
+    (None, left)
 }
 
 /// Keeps `conn` for the next request to `endpoint` (dropping the oldest
-/// and the expired ones).
-pub fn checkin(endpoint: &Endpoint, conn: Conn) {
+/// and the expired ones); returns how many were dropped.
+pub fn checkin(endpoint: &Endpoint, conn: Conn) -> usize {
     let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
     let list = idle.get_or_insert_with(HashMap::new).entry(endpoint.clone()).or_default();
+    let before = list.len();
     list.retain(|(_, since)| since.elapsed() < MAX_AGE);
     if list.len() >= MAX_IDLE {
         list.remove(0);
     }
+    let dropped = before - list.len();
     list.push((conn, Instant::now()));
+    dropped
+}
+
+/// Closes every idle connection (the child is exiting); how many per endpoint.
+pub fn drain() -> Vec<(Endpoint, usize)> {
+    let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
+    idle.take().map_or_else(Vec::new, |m| m.into_iter().map(|(e, list)| (e, list.len())).collect())
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@
 //! | `/stall-after-headers` | `Content-Length: 100000`, 5000 body bytes, then stalls |
 //! | `/eof-no-end`          | a complete response, then EOF with neither empty STDOUT nor END_REQUEST |
 //! | `/drip`                | headers + `first\n`, 1.5 s pause, `second\n`, end |
+//! | `/sleep?ms=N`          | waits N ms (default 200), then a normal response `slept` |
 //! | `/stream-forever`      | 16 KiB of body every 5 ms until the server closes the connection |
 //! | `/nph`                 | a whole HTTP response (status line included), for `-nph` |
 //! | `/big?rec=N`           | [`big_body`] (10 MB) in STDOUT records of N bytes (default 1000) |
@@ -509,6 +510,12 @@ fn respond(rec: &Recorded, id: u16, stream: &mut UnixStream, shared: &Shared) ->
             send(stream, &out);
             hold(stream, shared, None);
             return Next::Close;
+        }
+        "/sleep" => {
+            let ms = query.strip_prefix("ms=").and_then(|n| n.parse().ok()).unwrap_or(200);
+            std::thread::sleep(Duration::from_millis(ms));
+            enc.stdout(&mut out, b"Content-Type: text/plain\r\n\r\nslept\n");
+            finish(&mut out);
         }
         "/drip" => {
             enc.stdout(&mut out, b"Content-Type: text/plain\r\n\r\nfirst\n");

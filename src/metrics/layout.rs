@@ -1,0 +1,117 @@
+//! Where each number lives in the segment: every field is one 64-bit word,
+//! every record a fixed number of words. Offsets, not structs, so that the
+//! layout is the same in every process that maps the segment and nothing
+//! but atomics ever touches it.
+
+/// "FCGISB01": the segment holds a scoreboard of this layout.
+pub const MAGIC: u64 = 0x4643_4749_5342_3031;
+
+/// The header's words.
+pub mod header {
+    pub const MAGIC: usize = 0;
+    pub const FINGERPRINT: usize = 1;
+    pub const APP_SLOTS: usize = 2;
+    pub const ENDPOINT_SLOTS: usize = 3;
+    pub const PROCESS_SLOTS: usize = 4;
+    /// Unix time the segment was created.
+    pub const CREATED: usize = 5;
+    /// Restarts the segment was kept across.
+    pub const RESTARTS: usize = 6;
+    /// The process table's sequence number (odd while the manager writes it).
+    pub const PROC_SEQ: usize = 7;
+    /// The pid of the manager that writes the process table.
+    pub const MANAGER_PID: usize = 8;
+    /// Requests of dynamic applications that found every slot taken.
+    pub const OVERFLOW: usize = 9;
+    pub const WORDS: usize = 16;
+}
+
+/// Upper bounds of the latency histogram buckets, in microseconds; a last
+/// bucket takes everything above.
+pub const BOUNDS_US: [u64; 22] = [
+    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 75_000, 100_000, 150_000, 200_000, 250_000, 300_000, 400_000, 500_000,
+    750_000, 1_000_000, 1_500_000, 2_500_000, 5_000_000, 10_000_000, 30_000_000, 60_000_000,
+];
+/// Buckets of one histogram, the last one unbounded.
+pub const BUCKETS: usize = BOUNDS_US.len() + 1;
+/// Words of one histogram: the buckets (not cumulative), then the sum of
+/// the observations in microseconds.
+pub const HISTOGRAM_WORDS: usize = BUCKETS + 1;
+
+/// Longest application name kept (a path; longer ones are cut).
+pub const APP_NAME_BYTES: usize = 256;
+/// Longest endpoint name kept.
+pub const ENDPOINT_NAME_BYTES: usize = 128;
+
+/// An application's words.
+pub mod app {
+    use super::{APP_NAME_BYTES, HISTOGRAM_WORDS};
+    /// Hash of path and identity; 0: free.
+    pub const KEY: usize = 0;
+    /// 1 once the name and kind are written.
+    pub const READY: usize = 1;
+    pub const KIND: usize = 2;
+    /// uid << 32 | gid, or u64::MAX for Apache's own identity.
+    pub const IDENTITY: usize = 3;
+    pub const EP_FIRST: usize = 4;
+    pub const EP_COUNT: usize = 5;
+    pub const NAME_LEN: usize = 6;
+    pub const NAME: usize = 7;
+    const AFTER_NAME: usize = NAME + APP_NAME_BYTES / 8;
+    pub const REQUESTS: usize = AFTER_NAME;
+    pub const IN_FLIGHT: usize = AFTER_NAME + 1;
+    pub const BYTES_IN: usize = AFTER_NAME + 2;
+    pub const BYTES_OUT: usize = AFTER_NAME + 3;
+    /// Written by the process manager.
+    pub const PROCESSES: usize = AFTER_NAME + 4;
+    pub const FAILURES: usize = AFTER_NAME + 5;
+    pub const BACKED_OFF: usize = AFTER_NAME + 6;
+    pub const STARTS: usize = AFTER_NAME + 7;
+    /// One counter per [`crate::metrics::Outcome`].
+    pub const OUTCOMES: usize = AFTER_NAME + 8;
+    pub const TTFB: usize = OUTCOMES + crate::metrics::Outcome::ALL.len();
+    pub const TOTAL: usize = TTFB + HISTOGRAM_WORDS;
+    pub const WORDS: usize = TOTAL + HISTOGRAM_WORDS;
+}
+
+/// An endpoint's words.
+pub mod endpoint {
+    use super::ENDPOINT_NAME_BYTES;
+    /// The application slot it belongs to, + 1 (0: unused).
+    pub const APP: usize = 0;
+    /// Its place in the application's failover order.
+    pub const ORDER: usize = 1;
+    pub const NAME_LEN: usize = 2;
+    pub const NAME: usize = 3;
+    const AFTER_NAME: usize = NAME + ENDPOINT_NAME_BYTES / 8;
+    /// Requests that reached it.
+    pub const REQUESTS: usize = AFTER_NAME;
+    pub const IN_FLIGHT: usize = AFTER_NAME + 1;
+    pub const CONNECT_FAILURES: usize = AFTER_NAME + 2;
+    pub const CONNECT_TIMEOUTS: usize = AFTER_NAME + 3;
+    /// Requests that reached it after an earlier endpoint failed.
+    pub const FAILOVERS: usize = AFTER_NAME + 4;
+    /// Unix time of the first failure since the last success; 0: up.
+    pub const DOWN_SINCE: usize = AFTER_NAME + 5;
+    pub const LAST_FAILURE: usize = AFTER_NAME + 6;
+    /// Pooled (`-keep-conn`) connections idle now, and requests that reused one.
+    pub const POOL_IDLE: usize = AFTER_NAME + 7;
+    pub const POOL_REUSED: usize = AFTER_NAME + 8;
+    pub const WORDS: usize = AFTER_NAME + 9;
+}
+
+/// A process's words (written by the process manager only).
+pub mod process {
+    /// 0: unused.
+    pub const PID: usize = 0;
+    /// The application slot, + 1.
+    pub const APP: usize = 1;
+    /// Unix time it started.
+    pub const STARTED: usize = 2;
+    pub const WORDS: usize = 3;
+}
+
+/// Words of a scoreboard with these many slots.
+pub fn words(apps: usize, endpoints: usize, processes: usize) -> usize {
+    header::WORDS + apps * app::WORDS + endpoints * endpoint::WORDS + processes * process::WORDS
+}

@@ -1,0 +1,212 @@
+//! One request's accounting: in flight from [`Tracker::begin`] to
+//! [`Tracker::finish`] (or its drop), a handful of atomic increments and
+//! three clock reads in all.
+
+use std::cell::Cell;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use super::layout::{app, endpoint, BOUNDS_US, BUCKETS};
+use super::{board, Board, Outcome};
+
+/// How long an endpoint that failed counts as "failed recently" (the
+/// failover order's own delay, `transport::health`).
+pub const FAILED_RECENTLY_SECS: u64 = 10;
+
+/// The accounting of one request; inert when there is no scoreboard.
+#[derive(Debug)]
+pub struct Tracker {
+    on: Option<(&'static Board, usize)>,
+    start: Option<Instant>,
+    first_byte: Cell<Option<Instant>>,
+    cause: Cell<Option<Outcome>>,
+    /// The endpoint slot the request is connected to (in flight there).
+    endpoint: Cell<Option<usize>>,
+    finished: bool,
+}
+
+impl Tracker {
+    /// A request for `path` (`dynamic`: run as `identity`; `defined`: the
+    /// index of its server in the configuration) begins: counted and in
+    /// flight.
+    pub fn begin(path: &str, identity: Option<(u32, u32)>, dynamic: bool, defined: Option<usize>) -> Tracker {
+        let on = board().map(|b| {
+            let slot = defined.and_then(|i| b.defined_slot(i, path));
+            (b, slot.unwrap_or_else(|| b.app_slot(path, identity, dynamic)))
+        });
+        if let Some((b, slot)) = on {
+            b.app_word(slot, app::REQUESTS).fetch_add(1, Relaxed);
+            b.app_word(slot, app::IN_FLIGHT).fetch_add(1, Relaxed);
+        }
+        Tracker {
+            start: on.map(|_| Instant::now()),
+            on,
+            first_byte: Cell::new(None),
+            cause: Cell::new(None),
+            endpoint: Cell::new(None),
+            finished: false,
+        }
+    }
+
+    /// A request already counted in `slot` of `board` (tests).
+    #[cfg(test)]
+    pub(super) fn on_board(board: &'static Board, slot: usize) -> Tracker {
+        Tracker {
+            on: Some((board, slot)),
+            start: Some(Instant::now()),
+            first_byte: Cell::new(None),
+            cause: Cell::new(None),
+            endpoint: Cell::new(None),
+            finished: false,
+        }
+    }
+
+    /// No accounting at all (authorizer phases).
+    pub fn off() -> Tracker {
+        Tracker {
+            on: None,
+            start: None,
+            first_byte: Cell::new(None),
+            cause: Cell::new(None),
+            endpoint: Cell::new(None),
+            finished: true,
+        }
+    }
+
+    /// The first byte of the application's answer arrived at `at`.
+    #[inline]
+    pub fn first_byte(&self, at: Instant) {
+        if self.first_byte.get().is_none() {
+            self.first_byte.set(Some(at));
+        }
+    }
+
+    /// The gateway answers itself, because of `cause` (the first cause
+    /// given counts).
+    #[inline]
+    pub fn cause(&self, cause: Outcome) {
+        if self.cause.get().is_none() {
+            self.cause.set(Some(cause));
+        }
+    }
+
+    /// The board and the endpoint slot of the `order`-th endpoint.
+    fn ep(&self, order: usize) -> Option<(&'static Board, usize)> {
+        let (b, slot) = self.on?;
+        Some((b, b.endpoint_slot(slot, order)?))
+    }
+
+    /// Connected to the application's `order`-th endpoint, after `failed`
+    /// others could not be reached.
+    pub fn connected(&self, order: usize, failed: usize) {
+        let Some((b, ep)) = self.ep(order) else { return };
+        // A pooled connection that turned out closed: the request moves on.
+        if let Some(before) = self.endpoint.take() {
+            b.ep_word(before, endpoint::IN_FLIGHT).fetch_sub(1, Relaxed);
+        }
+        b.ep_word(ep, endpoint::REQUESTS).fetch_add(1, Relaxed);
+        b.ep_word(ep, endpoint::IN_FLIGHT).fetch_add(1, Relaxed);
+        if failed > 0 {
+            b.ep_word(ep, endpoint::FAILOVERS).fetch_add(1, Relaxed);
+        }
+        let down = b.ep_word(ep, endpoint::DOWN_SINCE);
+        if down.load(Relaxed) != 0 {
+            down.store(0, Relaxed);
+        }
+        self.endpoint.set(Some(ep));
+    }
+
+    /// A pooled connection to the `order`-th endpoint was reused.
+    pub fn reused(&self, order: usize) {
+        if let Some((b, ep)) = self.ep(order) {
+            b.ep_word(ep, endpoint::POOL_REUSED).fetch_add(1, Relaxed);
+        }
+        self.connected(order, 0);
+    }
+
+    /// `n` pooled connections to the `order`-th endpoint left this child's
+    /// pool (one reused, the others dead or expired).
+    pub fn left_pool(&self, order: usize, n: usize) {
+        if let Some((b, ep)) = self.ep(order).filter(|_| n > 0) {
+            b.ep_word(ep, endpoint::POOL_IDLE).fetch_sub(n as u64, Relaxed);
+        }
+    }
+
+    /// The request's connection went back to the pool, which dropped
+    /// `dropped` older ones.
+    pub fn pooled(&self, dropped: usize) {
+        if let (Some((b, _)), Some(ep)) = (self.on, self.endpoint.get()) {
+            let idle = b.ep_word(ep, endpoint::POOL_IDLE);
+            idle.fetch_add(1, Relaxed);
+            if dropped > 0 {
+                idle.fetch_sub(dropped as u64, Relaxed);
+            }
+        }
+    }
+
+    /// The `order`-th endpoint did not accept the connection.
+    pub fn connect_failed(&self, order: usize, timed_out: bool) {
+        let Some((b, ep)) = self.ep(order) else { return };
+        b.ep_word(ep, endpoint::CONNECT_FAILURES).fetch_add(1, Relaxed);
+        if timed_out {
+            b.ep_word(ep, endpoint::CONNECT_TIMEOUTS).fetch_add(1, Relaxed);
+        }
+        let now = unix_now();
+        b.ep_word(ep, endpoint::LAST_FAILURE).store(now, Relaxed);
+        let _ = b.ep_word(ep, endpoint::DOWN_SINCE).compare_exchange(0, now, Relaxed, Relaxed);
+    }
+
+    /// The request ended: the application's `status` (or the gateway's,
+    /// when a cause was given), request body bytes read and response
+    /// bytes sent.
+    pub fn finish(mut self, status: u16, bytes_in: u64, bytes_out: u64) {
+        self.record(status, bytes_in, bytes_out);
+    }
+
+    fn record(&mut self, status: u16, bytes_in: u64, bytes_out: u64) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        let (Some((b, slot)), Some(start)) = (self.on, self.start) else { return };
+        let end = Instant::now();
+        let outcome = self.cause.get().unwrap_or_else(|| Outcome::of_status(status));
+        b.app_word(slot, app::OUTCOMES + outcome.index()).fetch_add(1, Relaxed);
+        if bytes_in > 0 {
+            b.app_word(slot, app::BYTES_IN).fetch_add(bytes_in, Relaxed);
+        }
+        if bytes_out > 0 {
+            b.app_word(slot, app::BYTES_OUT).fetch_add(bytes_out, Relaxed);
+        }
+        if let Some(first) = self.first_byte.get() {
+            observe(b, slot, app::TTFB, first.saturating_duration_since(start).as_micros() as u64);
+        }
+        observe(b, slot, app::TOTAL, end.saturating_duration_since(start).as_micros() as u64);
+        b.app_word(slot, app::IN_FLIGHT).fetch_sub(1, Relaxed);
+        if let Some(ep) = self.endpoint.get() {
+            b.ep_word(ep, endpoint::IN_FLIGHT).fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+impl Drop for Tracker {
+    /// A request that never reached `finish` (a panic): a gateway error,
+    /// and no longer in flight.
+    fn drop(&mut self) {
+        if !self.finished {
+            self.cause(Outcome::GatewayError);
+            self.record(500, 0, 0);
+        }
+    }
+}
+
+/// Adds one observation of `micros` to the histogram at `field`.
+#[inline]
+fn observe(b: &Board, slot: usize, field: usize, micros: u64) {
+    let bucket = BOUNDS_US.partition_point(|&bound| bound < micros).min(BUCKETS - 1);
+    b.app_word(slot, field + bucket).fetch_add(1, Relaxed);
+    b.app_word(slot, field + BUCKETS).fetch_add(micros, Relaxed);
+}
+
+pub(super) fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
