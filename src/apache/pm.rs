@@ -56,6 +56,7 @@ pub(super) fn start(pconf: *mut apr_pool_t, s: *mut server_rec, config: &Arc<Con
     unsafe { handle.write(value) };
     // SAFETY: just initialised; only Apache's parent uses it, from one thread.
     let h = unsafe { &mut *handle };
+    watch_retired(s, pconf);
     if fork_manager(h, config) {
         // SAFETY: the handle outlives pconf's cleanups, which run before the pool's memory goes.
         unsafe {
@@ -139,25 +140,84 @@ extern "C" fn maintenance(reason: c_int, data: *mut c_void, _status: c_int) {
     })
 }
 
-/// Keeps a retiring manager registered with APR beyond its configuration
-/// pool, in the process pool, so that Apache's parent reaps it quietly when
-/// it has finished its last requests instead of logging "long lost child
-/// came home!". A few bytes of the process pool per restart.
-fn watch_retired(server: *mut server_rec, pid: libc::pid_t) {
+/// Managers of earlier generations that are finishing their last requests
+/// ("retired" at a restart), kept across generations in the process pool
+/// so that each new generation registers them with APR in its own
+/// configuration pool: Apache's parent then reaps them quietly instead of
+/// logging "long lost child came home!". The callback lives in this module,
+/// so a registration never outlives the generation that loaded it (a
+/// configuration without the module reaps them with that warning).
+#[repr(C)]
+struct Retired {
+    pids: [libc::pid_t; RETIRED_SLOTS],
+    procs: [ffi::apr_proc_t; RETIRED_SLOTS],
+}
+
+const RETIRED_SLOTS: usize = 16;
+const RETIRED_KEY: &std::ffi::CStr = c"fastcgi_rs:retired-managers";
+
+/// The process-wide list (made on first use; None if the pool fails us).
+fn retired_list(server: *mut server_rec) -> Option<&'static mut Retired> {
     // SAFETY: server is the live main server; its process record and that
     // record's pool live as long as Apache's parent.
     let pool = unsafe { (*(*server).process).pool };
-    // SAFETY: pool is live; the record is written before use and lives as
-    // long as the pool, longer than the registration.
-    let proc_ = unsafe { ffi::apr_palloc(pool, std::mem::size_of::<ffi::apr_proc_t>()) } as *mut ffi::apr_proc_t;
-    if proc_.is_null() || proc_.align_offset(std::mem::align_of::<ffi::apr_proc_t>()) != 0 {
-        return;
+    let mut data: *mut c_void = std::ptr::null_mut();
+    // SAFETY: pool is live; data is a valid out-pointer.
+    unsafe { ffi::apr_pool_userdata_get(&mut data, RETIRED_KEY.as_ptr(), pool) };
+    if data.is_null() {
+        // SAFETY: pool is live; the memory lives as long as the pool.
+        data = unsafe { ffi::apr_palloc(pool, std::mem::size_of::<Retired>()) };
+        if data.is_null() || (data as *mut Retired).align_offset(std::mem::align_of::<Retired>()) != 0 {
+            return None;
+        }
+        // SAFETY: fresh memory of Retired's size; all zeros is a valid Retired.
+        unsafe { std::ptr::write_bytes(data as *mut Retired, 0, 1) };
+        // SAFETY: as above; APR's own no-op cleanup (no code of this module
+        // may be left in a pool that outlives it).
+        unsafe {
+            ffi::apr_pool_userdata_set(data, RETIRED_KEY.as_ptr(), Some(ffi::apr_pool_cleanup_null), pool);
+        }
     }
-    // SAFETY: as above; the registration lives until the child is reaped
-    // (retired unregisters it) or the pool goes.
-    unsafe {
-        proc_.write(ffi::apr_proc_t { pid, ..Default::default() });
-        ffi::apr_proc_other_child_register(proc_, Some(retired), proc_.cast(), std::ptr::null_mut(), pool);
+    // SAFETY: zeroed above or earlier filled Retired memory, used
+    // only by Apache's parent from one thread.
+    Some(unsafe { &mut *(data as *mut Retired) })
+}
+
+/// Adds a manager that retires now to the list.
+fn remember_retired(server: *mut server_rec, pid: libc::pid_t) {
+    if let Some(list) = retired_list(server) {
+        let slot = list.pids.iter().position(|&p| p == 0).unwrap_or(0);
+        list.pids[slot] = pid;
+    }
+}
+
+/// Registers the retired managers still running with APR for this
+/// generation (called in Apache's parent at post-config).
+fn watch_retired(server: *mut server_rec, pconf: *mut apr_pool_t) {
+    let Some(list) = retired_list(server) else { return };
+    for i in 0..RETIRED_SLOTS {
+        let pid = list.pids[i];
+        if pid <= 0 {
+            continue;
+        }
+        let mut status = 0;
+        // SAFETY: waitpid on a child of this process, without blocking.
+        if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } != 0 {
+            list.pids[i] = 0;
+            continue;
+        }
+        list.procs[i] = ffi::apr_proc_t { pid, ..Default::default() };
+        // SAFETY: the record and the data slot live in the process pool,
+        // longer than this registration, which pconf's clearing removes.
+        unsafe {
+            ffi::apr_proc_other_child_register(
+                &mut list.procs[i],
+                Some(retired),
+                (&mut list.pids[i] as *mut libc::pid_t).cast(),
+                std::ptr::null_mut(),
+                pconf,
+            );
+        }
     }
 }
 
@@ -165,8 +225,12 @@ fn watch_retired(server: *mut server_rec, pid: libc::pid_t) {
 extern "C" fn retired(reason: c_int, data: *mut c_void, _status: c_int) {
     super::guard((), || {
         if reason == ffi::APR_OC_REASON_DEATH as c_int || reason == ffi::APR_OC_REASON_LOST as c_int {
-            // SAFETY: the registration being reported is the one watch_retired made.
-            unsafe { ffi::apr_proc_other_child_unregister(data) };
+            // SAFETY: the registration being reported is the one watch_retired
+            // made, with the list's pid slot as data.
+            unsafe {
+                ffi::apr_proc_other_child_unregister(data);
+                *(data as *mut libc::pid_t) = 0;
+            }
         }
     })
 }
@@ -189,7 +253,7 @@ extern "C" fn cleanup(data: *mut c_void) -> ffi::apr_status_t {
         if !exiting {
             // SAFETY: signalling our own child.
             unsafe { libc::kill(pid, libc::SIGUSR1) };
-            watch_retired(h.server, pid);
+            remember_retired(h.server, pid);
             return 0;
         }
         // SAFETY: signalling and reaping our own child.

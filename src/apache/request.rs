@@ -104,6 +104,13 @@ impl ApacheRequest {
     }
 }
 
+/// Apache's own TZ, read once: httpd does not change its process
+/// environment while serving.
+fn process_tz() -> Option<&'static [u8]> {
+    static TZ: std::sync::OnceLock<Option<Box<[u8]>>> = std::sync::OnceLock::new();
+    TZ.get_or_init(|| std::env::var_os("TZ").map(|v| v.into_encoded_bytes().into_boxed_slice())).as_deref()
+}
+
 /// Feeds httpd's header scanner one line at a time from the header block.
 ///
 /// The scanner asks for lines of at most `MAX_STRING_LEN - 1` bytes, but
@@ -193,12 +200,8 @@ impl Client for ApacheRequest {
         let mut scratch = Vec::new();
         // SAFETY: env is the live table; the key is a C literal.
         if unsafe { ffi::apr_table_get(env, c"TZ".as_ptr()) }.is_null() {
-            // SAFETY: getenv returns NULL or a NUL-terminated string of the
-            // process environment, which httpd does not change while serving.
-            let tz = unsafe { libc::getenv(c"TZ".as_ptr()) };
-            if !tz.is_null() {
-                // SAFETY: non-NULL, NUL-terminated (above).
-                emit(b"TZ", unsafe { CStr::from_ptr(tz) }.to_bytes());
+            if let Some(tz) = process_tz() {
+                emit(b"TZ", tz);
             }
         }
         // SAFETY: env is the live table; apr_table_elts gives its entry array.
