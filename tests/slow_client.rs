@@ -19,8 +19,15 @@ use common::{Apache, Mpm, TestDir};
 
 const MIB: u64 = 1 << 20;
 
-/// An Apache with one instance of the libfcgi app at `/echo.fcgi`.
-fn site(name: &str, mpm: Mpm, server_opts: &str, extra: &str) -> (Apache, TestDir) {
+/// These tests measure how long a request waits and how much memory a
+/// child holds: they run one at a time, so that a 500 MiB response of one
+/// does not slow down the application of another on a 2-core machine.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// An Apache with one instance of the libfcgi app at `/echo.fcgi`; holds
+/// [`ONE_AT_A_TIME`] while it lives.
+fn site(name: &str, mpm: Mpm, server_opts: &str, extra: &str) -> (std::sync::MutexGuard<'static, ()>, Apache, TestDir) {
+    let turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let t = TestDir::new(name);
     let app = t.htdocs().join("echo.fcgi");
     compile_fcgi_app("echo.c", &app);
@@ -28,7 +35,7 @@ fn site(name: &str, mpm: Mpm, server_opts: &str, extra: &str) -> (Apache, TestDi
     let apache = Apache::builder(&t).mpm(mpm).log_level("info").config(&conf).start();
     // The instance is up once it answers.
     assert!(common::util::wait_until(Duration::from_secs(10), || apache.get("/echo.fcgi/bytes?3").status == 200));
-    (apache, t)
+    (turn, apache, t)
 }
 
 /// A download read at a chosen pace, on a connection with a small receive
@@ -200,7 +207,7 @@ fn fds(pid: i32) -> (usize, usize) {
 }
 
 fn small_request_is_not_held(mpm: Mpm, server_opts: &str, name: &str) {
-    let (apache, _t) = site(name, mpm, server_opts, "");
+    let (_turn, apache, _t) = site(name, mpm, server_opts, "");
     let a = Download::start(apache.port, "/echo.fcgi/bytes?20971520", 200_000);
     std::thread::sleep(Duration::from_millis(1500));
     let started = Instant::now();
@@ -249,7 +256,7 @@ fn a_slow_download_does_not_hold_the_only_instance_with_flush() {
 /// temporary file stays open afterwards.
 #[test]
 fn a_large_held_response_stays_out_of_memory() {
-    let (apache, _t) = site("slow_rss", Mpm::Event, "", "");
+    let (_turn, apache, _t) = site("slow_rss", Mpm::Event, "", "");
     let pids = workers(&apache);
     assert!(!pids.is_empty(), "no Apache child found");
     let rss_before: Vec<u64> = pids.iter().map(|&p| rss_kib(p)).collect();
@@ -281,7 +288,7 @@ fn a_large_held_response_stays_out_of_memory() {
 /// still arrives complete and byte-exact.
 #[test]
 fn over_the_spool_max_the_application_is_paced() {
-    let (apache, _t) = site("slow_max", Mpm::Event, "", "FastCgiResponseSpoolMax 8M\n");
+    let (_turn, apache, _t) = site("slow_max", Mpm::Event, "", "FastCgiResponseSpoolMax 8M\n");
     let d = Download::start(apache.port, "/echo.fcgi/bytes?67108864", 1_000_000);
     let paced = common::util::wait_until(Duration::from_secs(10), || {
         apache.error_log().contains("exceeds FastCgiResponseSpoolMax (8388608 bytes); pacing the application")
@@ -295,7 +302,7 @@ fn over_the_spool_max_the_application_is_paced() {
 /// backlog and temporary file are freed at once.
 #[test]
 fn a_client_that_leaves_frees_its_backlog() {
-    let (apache, _t) = site("slow_gone", Mpm::Event, "", "");
+    let (_turn, apache, _t) = site("slow_gone", Mpm::Event, "", "");
     let pids = workers(&apache);
     let fds_before: Vec<(usize, usize)> = pids.iter().map(|&p| fds(p)).collect();
     let rss_before: Vec<u64> = pids.iter().map(|&p| rss_kib(p)).collect();
@@ -326,7 +333,7 @@ fn a_client_that_leaves_frees_its_backlog() {
 /// the tests above would see without a backlog).
 #[test]
 fn response_buffer_zero_paces_the_application() {
-    let (apache, _t) = site("slow_zero", Mpm::Event, "-idle-timeout 3", "FastCgiResponseBuffer 0\n");
+    let (_turn, apache, _t) = site("slow_zero", Mpm::Event, "-idle-timeout 3", "FastCgiResponseBuffer 0\n");
     let a = Download::start(apache.port, "/echo.fcgi/bytes?20971520", 200_000);
     std::thread::sleep(Duration::from_millis(1500));
     let started = Instant::now();
