@@ -38,13 +38,19 @@ pub(super) fn block_end(buf: &[u8], from: usize) -> Option<usize> {
 /// (an obs-fold continuation line, `Name : value`).
 pub(super) fn sanitize(head: &[u8]) -> Result<Vec<u8>, String> {
     let mut clean = Vec::with_capacity(head.len());
-    clean.extend(head.iter().copied().filter(|&b| b != b'\r'));
+    let mut from = 0;
+    for cr in memchr::memchr_iter(b'\r', head) {
+        clean.extend_from_slice(&head[from..cr]);
+        from = cr + 1;
+    }
+    clean.extend_from_slice(&head[from..]);
+    let has_nul = memchr::memchr(0, &clean).is_some();
     for line in clean.split(|&b| b == b'\n').take_while(|l| !l.is_empty()) {
         let name = match memchr::memchr(b':', line) {
             Some(colon) => &line[..colon],
             None => return Err(format!("malformed header '{}'", shown(line))),
         };
-        if memchr::memchr(0, line).is_some() {
+        if has_nul && memchr::memchr(0, line).is_some() {
             return Err(format!("NUL byte in header '{}'", shown(name)));
         }
         if name.is_empty() || name.iter().any(|&b| b == b' ' || b == b'\t') {

@@ -46,8 +46,13 @@ pub fn encode_nv_pair(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
         return;
     }
     out.reserve(len);
-    let (head, head_len) = pair_head(name.len(), value.len());
-    out.extend_from_slice(&head[..head_len]);
+    if name.len() < 128 && value.len() < 128 {
+        // Nearly every CGI variable: two one-byte lengths.
+        out.extend_from_slice(&[name.len() as u8, value.len() as u8]);
+    } else {
+        let (head, head_len) = pair_head(name.len(), value.len());
+        out.extend_from_slice(&head[..head_len]);
+    }
     out.extend_from_slice(name);
     out.extend_from_slice(value);
 }
