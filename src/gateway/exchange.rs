@@ -16,10 +16,11 @@ use crate::transport::{self, Conn, Endpoint};
 
 /// Bytes of the request body handled at a time.
 const IO_CHUNK: usize = 64 * 1024;
-/// Bytes read from the application per system call: what a fast
-/// application has written while its previous output went to the client,
-/// so a large response takes few reads and few writes to the client.
-const INPUT_CHUNK: usize = 128 * 1024;
+/// Bytes read from the application per system call. Its STDOUT goes to
+/// httpd in one pass, and httpd's core output filter writes up to 64 KiB
+/// (its FlushMaxThreshold) without ever waiting for the client: a larger
+/// pass could wait for a slow client, holding the application.
+const INPUT_CHUNK: usize = 64 * 1024;
 /// Longest stderr line logged as one message: longer ones are logged in
 /// pieces of this size, each with the prefix, so that every piece fits in
 /// httpd's log line (MAX_STRING_LEN, 8 KiB, with its own prefix) uncut.
@@ -348,7 +349,7 @@ const FEED_PIECE: usize = 16 * 1024;
 fn deliver(client: &mut dyn Client, server: &Server, mut backlog: Spool) -> Result<(), ()> {
     let mut scratch = Scratch::take();
     loop {
-        let n = match backlog.read(&mut scratch.body) {
+        let n = match backlog.read(&mut scratch.held) {
             Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) => {
@@ -359,7 +360,7 @@ fn deliver(client: &mut dyn Client, server: &Server, mut backlog: Spool) -> Resu
                 return Err(());
             }
         };
-        client.queue(&scratch.body[..n]);
+        client.queue(&scratch.held[..n]);
         client.pass(false).map_err(|_| ())?;
     }
 }
@@ -369,9 +370,11 @@ fn deliver(client: &mut dyn Client, server: &Server, mut backlog: Spool) -> Resu
 struct Scratch {
     /// What one read from the application brings.
     input: Vec<u8>,
-    /// One piece of the request body, or of a held response on its way to
-    /// the client.
+    /// One piece of the request body, written to the application from
+    /// here (STDIN records are built around it, not copied).
     body: Vec<u8>,
+    /// One piece of a held response on its way to the client.
+    held: Vec<u8>,
 }
 
 thread_local! {
@@ -383,9 +386,9 @@ impl Scratch {
     /// yet); they go back when the guard drops.
     fn take() -> ScratchGuard {
         let kept = SCRATCH.try_with(|cell| cell.take()).ok().flatten();
-        ScratchGuard(Some(
-            kept.unwrap_or_else(|| Box::new(Scratch { input: vec![0; INPUT_CHUNK], body: vec![0; IO_CHUNK] })),
-        ))
+        ScratchGuard(Some(kept.unwrap_or_else(|| {
+            Box::new(Scratch { input: vec![0; INPUT_CHUNK], body: vec![0; IO_CHUNK], held: vec![0; IO_CHUNK] })
+        })))
     }
 }
 
@@ -459,9 +462,14 @@ struct Exchange<'c> {
     reusable: bool,
     conn: Conn,
     body: Body,
-    /// Records waiting to be written, from `out_pos`.
+    /// What goes to the application, in order: `out` (records, ending
+    /// with a STDIN record's header), `body_len` bytes of the body buffer
+    /// (that record's content), then `tail` (its padding, the end of
+    /// STDIN); written up to `out_pos`.
     out: Vec<u8>,
     out_pos: usize,
+    body_len: usize,
+    tail: Vec<u8>,
     stdin_done: bool,
     /// The application stopped reading (it answered without the whole body).
     write_closed: bool,
@@ -513,6 +521,8 @@ impl<'c> Exchange<'c> {
             body,
             out,
             out_pos: 0,
+            body_len: 0,
+            tail: Vec::new(),
             stdin_done: false,
             write_closed: false,
             phase,
@@ -598,14 +608,14 @@ impl<'c> Exchange<'c> {
         let idle = Duration::from_secs(self.server.options.idle_timeout.into());
         let mut decoder = ResponseDecoder::new(REQUEST_ID);
         let mut scratch = Scratch::take();
-        let Scratch { input, body: spare } = &mut *scratch;
-        let (input, spare) = (input.as_mut_slice(), spare.as_mut_slice());
+        let Scratch { input, body, held } = &mut *scratch;
+        let (input, body, held) = (input.as_mut_slice(), body.as_mut_slice(), held.as_mut_slice());
         // BEGIN_REQUEST, PARAMS and the first piece of STDIN (all of it for
         // a request without a body) go out in one write. Not on a pooled
         // connection with a body: if it turns out closed, the request is
         // replayed, which needs the body unread.
         if !self.reused || matches!(self.body, Body::None) {
-            self.refill_stdin(spare)?;
+            self.refill_stdin(body)?;
         }
         // Readiness as last seen: a new connection takes a first write; the
         // application has nothing to read before it got the request, and
@@ -614,20 +624,21 @@ impl<'c> Exchange<'c> {
         let mut last_io = Instant::now();
         loop {
             if self.backlog.as_ref().is_some_and(|b| b.unread() >= self.hold_max) {
-                self.pace(spare)?;
+                self.pace(held)?;
                 // The application waited on purpose: that is no idle time.
                 last_io = Instant::now();
             }
-            if self.out_pos == self.out.len() && !self.stdin_done && !self.write_closed {
-                self.refill_stdin(spare)?;
+            if self.out_pos == self.out_len() && !self.stdin_done && !self.write_closed {
+                self.refill_stdin(body)?;
             }
-            let want_write = self.out_pos < self.out.len() && !self.write_closed;
+            let want_write = self.out_pos < self.out_len() && !self.write_closed;
             if want_write && may_write {
-                match self.conn.write(&self.out[self.out_pos..]) {
+                let parts = [&self.out[..], &body[..self.body_len], &self.tail[..]];
+                match self.conn.write_parts(&parts, self.out_pos) {
                     Ok(n) => {
                         self.out_pos += n;
                         last_io = Instant::now();
-                        may_write = self.out_pos == self.out.len();
+                        may_write = self.out_pos == self.out_len();
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => may_write = false,
                     // The application closed its side: it answers without
@@ -642,7 +653,7 @@ impl<'c> Exchange<'c> {
                 // About to wait: the application paused, so what it sent
                 // so far goes to the client now.
                 self.flush()?;
-                let want_write = self.out_pos < self.out.len() && !self.write_closed;
+                let want_write = self.out_pos < self.out_len() && !self.write_closed;
                 let left = idle.saturating_sub(last_io.elapsed());
                 // A dynamic application that keeps a request waiting gets help:
                 // every -startDelay the manager is asked for another instance.
@@ -656,7 +667,7 @@ impl<'c> Exchange<'c> {
                 let ready =
                     self.conn.wait_with(want_write, other, slice).map_err(|e| self.comm_failed("poll() failed", &e))?;
                 if ready.other_writable {
-                    self.feed(spare)?;
+                    self.feed(held)?;
                 }
                 if !ready.readable && !ready.writable {
                     if ready.other_writable {
@@ -734,20 +745,31 @@ impl<'c> Exchange<'c> {
             }
             passed?;
             if self.backlog.is_some() {
-                self.feed(spare)?;
+                self.feed(held)?;
             }
         }
     }
 
-    /// Whether the client has not taken what it was given: httpd still
-    /// holds output after being handed enough to write at once (so a write
-    /// found the socket full), or holds a little and the socket is full.
+    /// Whether the client has not taken what it was given, so that more
+    /// for it must wait in a backlog: httpd still holds output after being
+    /// handed enough to write at once (a write found the socket full), or
+    /// holds a little and the socket is full. A little held output with
+    /// room in the socket is flushed now, so that the next pass starts
+    /// from nothing held and never waits.
     fn client_behind(&mut self) -> bool {
-        if self.last_pass >= CORE_MIN_WRITE {
-            self.client.holding()
-        } else {
-            self.client.behind()
+        if !self.client.holding() {
+            return false;
         }
+        if self.last_pass >= CORE_MIN_WRITE || self.client.behind() {
+            return true;
+        }
+        self.unflushed = false;
+        self.client.pass(true).is_err() || self.client.holding()
+    }
+
+    /// Bytes of the current write to the application (see `out`).
+    fn out_len(&self) -> usize {
+        self.out.len() + self.body_len + self.tail.len()
     }
 
     fn start_backlog(&mut self) {
@@ -787,14 +809,19 @@ impl<'c> Exchange<'c> {
         let piece = spare.len().min(FEED_PIECE);
         loop {
             if self.client.holding() {
-                if self.client.socket().is_some_and(|fd| !transport::writable_now(fd)) {
-                    return Ok(());
-                }
-                // What httpd holds is about one piece, and the socket has
-                // room: writing it now is quick.
-                self.client.pass(true).map_err(|_| Stop::ClientGone)?;
+                // An empty pass: httpd writes what it holds, without waiting.
+                self.client.pass(false).map_err(|_| Stop::ClientGone)?;
                 if self.client.holding() {
-                    return Ok(());
+                    if self.client.socket().is_some_and(|fd| !transport::writable_now(fd)) {
+                        return Ok(());
+                    }
+                    // The socket has room, so what httpd still holds is less
+                    // than it writes on its own (THRESHOLD_MIN_WRITE): a
+                    // flush of it does not wait.
+                    self.client.pass(true).map_err(|_| Stop::ClientGone)?;
+                    if self.client.holding() {
+                        return Ok(());
+                    }
                 }
             }
             let Some(backlog) = self.backlog.as_mut() else { return Ok(()) };
@@ -858,7 +885,7 @@ impl<'c> Exchange<'c> {
                         && input.is_empty()
                         && !decoder.in_record()
                         && self.stdin_done
-                        && self.out_pos == self.out.len()
+                        && self.out_pos == self.out_len()
                         && !self.write_closed;
                     self.on_end_request(protocol_status)?;
                     return Ok(true);
@@ -877,8 +904,12 @@ impl<'c> Exchange<'c> {
     /// one record's worth, so the application gets few large writes; the
     /// end of the body goes in the same write when it has come.
     fn refill_stdin(&mut self, buf: &mut [u8]) -> Result<(), Stop> {
-        self.out.drain(..self.out_pos);
-        self.out_pos = 0;
+        if self.out_pos == self.out_len() {
+            self.out.clear();
+            self.tail.clear();
+            self.body_len = 0;
+            self.out_pos = 0;
+        }
         let piece = STDIN_PIECE.min(buf.len());
         let buf = &mut buf[..piece];
         let (n, end) = match &mut self.body {
@@ -898,10 +929,16 @@ impl<'c> Exchange<'c> {
             self.note(Cause::ClientGone);
             Stop::Failed(400)
         })?;
+        // The record's header ends `out`, its content stays in `buf`, and
+        // its padding (and the end of STDIN) follow in `tail`.
         let enc = RequestEncoder::new(REQUEST_ID);
-        enc.stdin(&mut self.out, &buf[..n]);
+        if n > 0 {
+            let padding = enc.stdin_header(&mut self.out, n);
+            self.body_len = n;
+            self.tail.extend_from_slice(&[0; 8][..padding]);
+        }
         if end {
-            enc.stdin_end(&mut self.out);
+            enc.stdin_end(&mut self.tail);
             self.stdin_done = true;
         }
         Ok(())
@@ -974,27 +1011,25 @@ impl<'c> Exchange<'c> {
         }
         self.last_pass = std::mem::take(&mut self.queued);
         self.sent = true;
-        // `-flush` sends each piece at once, unless the client's socket is
-        // full: then the piece waits in httpd and what follows in a
-        // backlog, so that the flush does not wait for the client.
-        let mut flush = self.server.options.flush;
-        if flush && self.hold_memory > 0 && self.client.socket().is_some_and(|fd| !transport::writable_now(fd)) {
-            flush = false;
-            self.start_backlog();
+        self.unflushed = true;
+        self.client.pass(false).map_err(|_| Stop::ClientGone)?;
+        // `-flush`: each piece reaches the client at once (while it keeps up).
+        if self.server.options.flush {
+            self.flush()?;
         }
-        self.unflushed = !flush;
-        self.client.pass(flush).map_err(|_| Stop::ClientGone)
+        Ok(())
     }
 
     /// Flushes what was passed since the last flush: called when the
-    /// application has nothing more ready, so a slow application's output
-    /// reaches the client without delay while a fast one's is batched.
+    /// application has nothing more ready (so a slow application's output
+    /// reaches the client without delay while a fast one's is batched), and
+    /// after each piece under `-flush`. A flush waits until the client has
+    /// taken everything: a client that is behind gets a backlog instead.
     fn flush(&mut self) -> Result<(), Stop> {
         if !self.unflushed || self.backlog.is_some() {
             return Ok(());
         }
-        // A flush waits for the client: a slow one gets a backlog instead.
-        if self.hold_memory > 0 && self.client.behind() {
+        if self.hold_memory > 0 && self.client_behind() {
             self.start_backlog();
             return Ok(());
         }

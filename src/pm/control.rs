@@ -173,6 +173,9 @@ pub fn listen(path: &Path) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// How long a request waits for a manager that is still starting.
+const MANAGER_START: Duration = Duration::from_secs(5);
+
 /// The largest reply (a status document for many applications).
 const MAX_REPLY: usize = 256 * 1024;
 
@@ -180,12 +183,23 @@ const MAX_REPLY: usize = 256 * 1024;
 /// waits up to `timeout` for the reply's payload.
 pub fn ask(control: &Path, request: &Request, timeout: Duration) -> Result<Vec<u8>, String> {
     let talk = || -> io::Result<Vec<u8>> {
-        let fd = seqpacket(0)?;
         let (sun, len) = crate::transport::unix_sockaddr(control)?;
-        // SAFETY: sun is a valid address of len bytes; fd is ours.
-        if unsafe { libc::connect(fd.as_raw_fd(), &sun as *const _ as *const libc::sockaddr, len) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // A manager that is starting (Apache just started or restarted) has
+        // no socket yet, or one it does not accept on yet: wait a little.
+        let deadline = std::time::Instant::now() + timeout.min(MANAGER_START);
+        let fd = loop {
+            let fd = seqpacket(0)?;
+            // SAFETY: sun is a valid address of len bytes; fd is ours.
+            if unsafe { libc::connect(fd.as_raw_fd(), &sun as *const _ as *const libc::sockaddr, len) } == 0 {
+                break fd;
+            }
+            let err = io::Error::last_os_error();
+            let starting = matches!(err.kind(), io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused);
+            if !starting || std::time::Instant::now() >= deadline {
+                return Err(err);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
         let packet = request.encode();
         // SAFETY: packet is a live buffer of its length.
         if unsafe { libc::send(fd.as_raw_fd(), packet.as_ptr().cast(), packet.len(), libc::MSG_NOSIGNAL) } < 0 {

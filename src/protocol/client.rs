@@ -1,7 +1,9 @@
 //! The web server's side: encoding a request, decoding the response.
 
 use super::nv::{encode_nv_pair, nv_encoded_len, pair_head, put_nv_record, NvPairs};
-use super::record::{body8, close_record, open_record, put_record, put_stream, Content, Header, Piece, Splitter};
+use super::record::{
+    body8, close_record, open_record, put_content_header, put_record, put_stream, Content, Header, Piece, Splitter,
+};
 use super::{ProtocolError, RecordType, Role, FLAG_KEEP_CONN, HEADER_LEN, MAX_CONTENT_LEN};
 
 /// Encodes the records a web server sends for one request id. All methods
@@ -40,6 +42,13 @@ impl RequestEncoder {
     /// nothing (use [`stdin_end`](Self::stdin_end)).
     pub fn stdin(&self, out: &mut Vec<u8>, data: &[u8]) {
         put_stream(out, RecordType::Stdin, self.request_id, data);
+    }
+
+    /// The header of one STDIN record of `len` bytes (at most 65535), for
+    /// a caller that writes the content from its own buffer; returns the
+    /// padding that must follow the content.
+    pub fn stdin_header(&self, out: &mut Vec<u8>, len: usize) -> usize {
+        put_content_header(out, RecordType::Stdin, self.request_id, len)
     }
 
     /// The empty STDIN record that ends the request body.

@@ -36,11 +36,20 @@ fn padding_for(content_len: usize) -> usize {
 /// bytes: every caller in this module cuts it to size first.
 pub(crate) fn put_record(out: &mut Vec<u8>, t: RecordType, request_id: u16, content: &[u8]) {
     let len = content.len().min(MAX_CONTENT_LEN);
-    let pad = padding_for(len);
-    out.reserve(HEADER_LEN + len + pad);
-    put_header(out, VERSION_1, t as u8, request_id, len as u16, pad as u8);
+    out.reserve(HEADER_LEN + len + 7);
+    let pad = put_content_header(out, t, request_id, len);
     out.extend_from_slice(content.get(..len).unwrap_or(content));
     out.extend_from_slice(&[0; 8][..pad]);
+}
+
+/// Appends the header of a padded record of `len` content bytes (at most
+/// [`MAX_CONTENT_LEN`]: longer is cut) that the caller sends from its own
+/// buffer; returns how many padding bytes must follow them.
+pub(crate) fn put_content_header(out: &mut Vec<u8>, t: RecordType, request_id: u16, len: usize) -> usize {
+    let len = len.min(MAX_CONTENT_LEN);
+    let pad = padding_for(len);
+    put_header(out, VERSION_1, t as u8, request_id, len as u16, pad as u8);
+    pad
 }
 
 /// Appends `data` as a stream's records, as many as its length needs;
