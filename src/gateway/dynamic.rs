@@ -49,6 +49,7 @@ pub(super) fn target(path: &str, identity: Option<(u32, u32)>, config: &Config) 
         endpoint: Endpoint::Unix(control::socket_path(&dir, &key)),
         fallbacks: Vec::new(),
         options: config.dynamic.app.clone(),
+        hosts: Vec::new(),
         spawn: None,
     };
     let on_demand = OnDemand {
