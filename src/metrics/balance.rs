@@ -128,6 +128,11 @@ impl Board {
         self.app_word(slot, app::TURN).fetch_add(1, Relaxed)
     }
 
+    /// The application's turn counter, as it is.
+    pub fn turn(&self, slot: usize) -> u64 {
+        self.app_word(slot, app::TURN).load(Relaxed)
+    }
+
     /// A down endpoint may be tried at `now`: true for the one process
     /// that claims the try (it pushes the next try one back-off away).
     pub fn claim_retry(&self, ep: usize, seen: u64, now: u64) -> bool {
@@ -243,8 +248,8 @@ impl Board {
         (added, removed)
     }
 
-    /// Endpoint slot `ep`'s word `field` (the manager's probes).
-    pub(super) fn ep_active(&self, ep: usize) -> u64 {
+    /// Whether endpoint slot `ep` is unused (0), in the address set (1) or removed (2).
+    pub fn ep_active(&self, ep: usize) -> u64 {
         self.ep_word(ep, endpoint::ACTIVE).load(Acquire)
     }
 }

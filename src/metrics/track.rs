@@ -96,6 +96,21 @@ impl Tracker {
         Some((b, b.endpoint_slot(slot, order)?))
     }
 
+    /// The board and application slot, when the request is counted.
+    pub fn board_slot(&self) -> Option<(&'static Board, usize)> {
+        self.on
+    }
+
+    /// The board and endpoint slot of the application's `order`-th endpoint.
+    pub fn endpoint_of(&self, order: usize) -> Option<(&'static Board, usize)> {
+        self.ep(order)
+    }
+
+    /// The board and endpoint slot the request is connected to.
+    pub fn current_endpoint(&self) -> Option<(&'static Board, usize)> {
+        Some((self.on?.0, self.endpoint.get()?))
+    }
+
     /// Connected to the application's `order`-th endpoint, after `failed`
     /// others could not be reached.
     pub fn connected(&self, order: usize, failed: usize) {
