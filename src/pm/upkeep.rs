@@ -19,7 +19,11 @@ use crate::transport::{self, Endpoint};
 
 /// How long a probe waits for the connection and for the answer.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-/// How often an endpoint whose capacity is unknown is asked again.
+/// How long the capacity question waits for its answer: a single-threaded
+/// application that does not answer GET_VALUES (libfcgi does not while it
+/// waits for a request) is held no longer than this, once.
+const CAPACITY_TIMEOUT: Duration = Duration::from_millis(200);
+/// How often an endpoint that could not be reached is asked again.
 const CAPACITY_RETRY: Duration = Duration::from_secs(10);
 
 /// Forks the upkeep process when some server needs it; its pid.
@@ -172,14 +176,14 @@ fn active(w: &Watched, board: &Board) -> Vec<(usize, Endpoint)> {
 fn learn_capacity(w: &mut Watched, board: &Board) {
     for (ep, e) in active(w, board) {
         let cap = board.capacity(ep);
-        if cap != 0 && cap != CAPACITY_NONE {
+        if cap != 0 {
             continue;
         }
         if w.asked.get(&ep).is_some_and(|t| t.elapsed() < CAPACITY_RETRY) {
             continue;
         }
         w.asked.insert(ep, Instant::now());
-        match probe(&e) {
+        match probe(&e, CAPACITY_TIMEOUT) {
             Ok(Some(n)) => board.set_capacity(ep, n),
             Ok(None) => board.set_capacity(ep, CAPACITY_NONE),
             Err(_) => {}
@@ -191,7 +195,7 @@ fn check(w: &mut Watched, board: &Board, log: &dyn Fn(Level, &str)) {
     let path = &w.server.path;
     for (ep, e) in active(w, board) {
         let now = now_ms();
-        match probe(&e) {
+        match probe(&e, PROBE_TIMEOUT) {
             Ok(answer) => {
                 if let Some(n) = answer {
                     board.set_capacity(ep, n);
@@ -212,11 +216,11 @@ fn check(w: &mut Watched, board: &Board, log: &dyn Fn(Level, &str)) {
 /// Asks `endpoint` for FCGI_MAX_CONNS: Ok(Some(n)) it answered with n,
 /// Ok(None) it answered without it (or closed the connection), Err why
 /// it is unreachable or silent.
-fn probe(endpoint: &Endpoint) -> Result<Option<u64>, String> {
+fn probe(endpoint: &Endpoint, wait: Duration) -> Result<Option<u64>, String> {
     let conn = transport::connect(endpoint, Some(PROBE_TIMEOUT)).map_err(|e| format!("connect() failed: {e}"))?;
     let mut out = Vec::new();
     encode_get_values(&mut out, &[b"FCGI_MAX_CONNS", b"FCGI_MAX_REQS", b"FCGI_MPXS_CONNS"]);
-    let deadline = Instant::now() + PROBE_TIMEOUT;
+    let deadline = Instant::now() + wait;
     let mut written = 0;
     let silent = || format!("no answer to FCGI_GET_VALUES within {} s", PROBE_TIMEOUT.as_secs());
     let mut decoder = ResponseDecoder::new(1);
@@ -224,7 +228,8 @@ fn probe(endpoint: &Endpoint) -> Result<Option<u64>, String> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(silent());
+            // A capacity question unanswered: no capacity known, but alive.
+            return if wait < PROBE_TIMEOUT { Ok(None) } else { Err(silent()) };
         }
         let ready = conn.wait(written < out.len(), left).map_err(|e| format!("poll() failed: {e}"))?;
         if ready.writable && written < out.len() {
