@@ -16,6 +16,8 @@ pub(super) struct Candidate {
     pub endpoint: Endpoint,
     /// Its scoreboard slot (None without a scoreboard).
     pub slot: Option<usize>,
+    /// A down endpoint tried again after its back-off.
+    pub retry: bool,
 }
 
 /// Without a scoreboard: this child's turn counter.
@@ -49,7 +51,7 @@ pub(super) fn candidates(server: &Server, metrics: Option<&Tracker>, advance: bo
         }
         return order
             .into_iter()
-            .map(|i| Candidate { order: i, endpoint: configured[i].clone(), slot: None })
+            .map(|i| Candidate { order: i, endpoint: configured[i].clone(), slot: None, retry: false })
             .collect();
     };
     let (first, _) = board.endpoint_range(app);
@@ -59,7 +61,11 @@ pub(super) fn candidates(server: &Server, metrics: Option<&Tracker>, advance: bo
     let (mut probe, mut up, mut down) = (Vec::new(), Vec::new(), Vec::new());
     for s in slots {
         if s.down {
-            if server.options.health_check == 0 && board.claim_retry(first + s.order, s.retry_at, now) {
+            // With -health-check the manager brings back what it can
+            // reach; one that connects but stays silent needs a request.
+            let by_request = server.options.health_check == 0
+                || board.down_reason(first + s.order) == crate::metrics::layout::endpoint::DOWN_SILENT;
+            if by_request && board.claim_retry(first + s.order, s.retry_at, now) {
                 probe.push(s);
             } else {
                 down.push(s);
@@ -98,16 +104,18 @@ pub(super) fn candidates(server: &Server, metrics: Option<&Tracker>, advance: bo
             }
         }
     }
+    let probes = probe.len();
     probe
         .into_iter()
         .chain(up)
         .chain(down)
-        .filter_map(|s| {
+        .enumerate()
+        .filter_map(|(k, s)| {
             let endpoint = match s.addr {
                 Some(addr) => Endpoint::at(addr),
                 None => (*configured.get(s.order)?).clone(),
             };
-            Some(Candidate { order: s.order, endpoint, slot: Some(first + s.order) })
+            Some(Candidate { order: s.order, endpoint, slot: Some(first + s.order), retry: k < probes })
         })
         .collect()
 }

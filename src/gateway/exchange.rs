@@ -248,7 +248,7 @@ pub(super) fn connect(
         let endpoints: Vec<&Endpoint> = server.endpoints().collect();
         transport::health::order(&endpoints)
             .into_iter()
-            .map(|i| balance::Candidate { order: i, endpoint: endpoints[i].clone(), slot: None })
+            .map(|i| balance::Candidate { order: i, endpoint: endpoints[i].clone(), slot: None, retry: false })
             .collect()
     };
     let several = candidates.len() > 1 || balanced;
@@ -282,7 +282,7 @@ pub(super) fn connect(
                 if balanced {
                     let board = metrics.and_then(Tracker::board_slot).map(|(b, _)| b);
                     if let (Some(b), Some(ep)) = (board, c.slot) {
-                        if b.endpoint_failed(ep, crate::metrics::now_ms()) {
+                        if b.endpoint_failed(ep, crate::metrics::now_ms(), crate::metrics::layout::endpoint::DOWN_UNREACHABLE, c.retry) {
                             let msg = format!(
                                 "FastCGI: server \"{}\" endpoint {endpoint} is down ({why}: {e})",
                                 server.path
@@ -321,7 +321,7 @@ fn endpoint_silent(server: &Server, metrics: &Tracker, endpoint: &Endpoint, clie
         return;
     }
     let Some((board, ep)) = metrics.current_endpoint() else { return };
-    if board.endpoint_failed(ep, crate::metrics::now_ms()) {
+    if board.endpoint_failed(ep, crate::metrics::now_ms(), crate::metrics::layout::endpoint::DOWN_SILENT, true) {
         let msg = format!(
             "FastCGI: server \"{}\" endpoint {endpoint} is down (no answer within the idle timeout, {} sec)",
             server.path, server.options.idle_timeout

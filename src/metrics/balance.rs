@@ -148,13 +148,21 @@ impl Board {
     /// The endpoint failed (refused, timed out, did not answer): down,
     /// with the next try one back-off away. True when this call took it
     /// down (the caller logs it).
-    pub fn endpoint_failed(&self, ep: usize, now: u64) -> bool {
+    /// Only a try (`retry`: a probe after the back-off, or the manager's
+    /// check) lengthens the back-off: requests that were already on their
+    /// way when it went down do not.
+    pub fn endpoint_failed(&self, ep: usize, now: u64, reason: u64, retry: bool) -> bool {
         let state = self.ep_word(ep, endpoint::STATE);
         if state.compare_exchange(0, 1, AcqRel, Acquire).is_ok() {
+            self.ep_word(ep, endpoint::REASON).store(reason, Relaxed);
             self.ep_word(ep, endpoint::BACKOFF).store(0, Relaxed);
             self.ep_word(ep, endpoint::RETRY_AT).store(now + backoff_ms(0), Release);
             return true;
         }
+        if !retry {
+            return false;
+        }
+        self.ep_word(ep, endpoint::REASON).store(reason, Relaxed);
         let failures = self.ep_word(ep, endpoint::BACKOFF).fetch_add(1, Relaxed) + 1;
         self.ep_word(ep, endpoint::RETRY_AT).store(now + backoff_ms(failures), Release);
         false
@@ -174,6 +182,11 @@ impl Board {
             return true;
         }
         false
+    }
+
+    /// Why endpoint slot `ep` went down (`endpoint::DOWN_*`).
+    pub fn down_reason(&self, ep: usize) -> u64 {
+        self.ep_word(ep, endpoint::REASON).load(Relaxed)
     }
 
     /// Whether endpoint slot `ep` is down.

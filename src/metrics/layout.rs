@@ -123,7 +123,12 @@ pub mod endpoint {
     /// The IP address, big-endian, in two words (IPv4 in the low word).
     pub const ADDR_HI: usize = AFTER_NAME + 17;
     pub const ADDR_LO: usize = AFTER_NAME + 18;
-    pub const WORDS: usize = AFTER_NAME + 19;
+    /// Why it is down: `DOWN_UNREACHABLE` (connect failed) or `DOWN_SILENT`
+    /// (connected, no answer).
+    pub const REASON: usize = AFTER_NAME + 19;
+    pub const WORDS: usize = AFTER_NAME + 20;
+    pub const DOWN_UNREACHABLE: u64 = 1;
+    pub const DOWN_SILENT: u64 = 2;
     /// [`CAPACITY`]: the endpoint did not answer FCGI_GET_VALUES.
     pub const CAPACITY_NONE: u64 = u64::MAX;
 }

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Config, Server};
 use crate::log::Level;
-use crate::metrics::{layout::endpoint::CAPACITY_NONE, now_ms, Board};
+use crate::metrics::layout::endpoint::{CAPACITY_NONE, DOWN_SILENT, DOWN_UNREACHABLE};
+use crate::metrics::{now_ms, Board};
 use crate::protocol::{encode_get_values, ResponseDecoder, ResponseEvent};
 use crate::transport::{self, Endpoint};
 
@@ -195,6 +196,7 @@ fn check(w: &mut Watched, board: &Board, log: &dyn Fn(Level, &str)) {
     let path = &w.server.path;
     for (ep, e) in active(w, board) {
         let now = now_ms();
+        let answered_before = !matches!(board.capacity(ep), 0 | CAPACITY_NONE);
         match probe(&e, PROBE_TIMEOUT) {
             Ok(answer) => {
                 if let Some(n) = answer {
@@ -204,8 +206,20 @@ fn check(w: &mut Watched, board: &Board, log: &dyn Fn(Level, &str)) {
                     log(Level::Warn, &format!("FastCGI: server \"{path}\" endpoint {e} is up again"));
                 }
             }
+            // Connected but silent: down if it answered before; an
+            // application that never answers GET_VALUES (libfcgi) is only
+            // known to accept: back up if it was down as unreachable.
+            Err(why) if why.starts_with("no answer") && !answered_before => {
+                if board.endpoint_down(ep)
+                    && board.down_reason(ep) == DOWN_UNREACHABLE
+                    && board.endpoint_ok(ep, now)
+                {
+                    log(Level::Warn, &format!("FastCGI: server \"{path}\" endpoint {e} is up again"));
+                }
+            }
             Err(why) => {
-                if board.endpoint_failed(ep, now) {
+                let reason = if why.starts_with("no answer") { DOWN_SILENT } else { DOWN_UNREACHABLE };
+                if board.endpoint_failed(ep, now, reason, true) {
                     log(Level::Error, &format!("FastCGI: server \"{path}\" endpoint {e} is down ({why})"));
                 }
             }
