@@ -21,6 +21,13 @@ use common::{Apache, CApp, Request, TestDir, TestHosts};
 
 const PORT: u16 = 9000;
 
+/// The tests measure shares and latencies: one at a time (2 cores).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn server(t: &TestDir, name: &str, hosts: &[String], opts: &str) -> String {
     let h: Vec<String> = hosts.iter().map(|h| format!("-host {h}")).collect();
     format!(
@@ -97,6 +104,7 @@ fn assert_even(l: &Load, names: &[&str], total: usize, what: &str) {
 /// least-busy (the default) and round-robin; nothing fails.
 #[test]
 fn three_hosts_share_the_load() {
+    let _serial = serial();
     let Some(hosts) = or_skip(TestHosts::new(3)) else { return };
     let t = TestDir::new("balance3");
     let bin = CApp::build(&t);
@@ -119,13 +127,16 @@ fn three_hosts_share_the_load() {
 /// once; restored, it is `up again` (once) and gets requests again.
 #[test]
 fn a_host_that_dies_is_down_once_and_comes_back() {
+    let _serial = serial();
     let Some(hosts) = or_skip(TestHosts::new(3)) else { return };
     let t = TestDir::new("balancedown");
     let bin = CApp::build(&t);
     let names = ["one", "two", "three"];
     let mut apps: Vec<_> = (0..3).map(|i| hosts[i].start_echo(&t, &bin, names[i], PORT, &[])).collect();
     let hp: Vec<String> = (0..3).map(|i| hosts[i].host_port(PORT)).collect();
-    let apache = Apache::builder(&t).config(&server(&t, "lb", &hp, "")).start();
+    let conf = server(&t, "lb", &hp, "") + "<Location /fcgi-status>\n  SetHandler fastcgi-status\n</Location>\n";
+    let apache = Apache::builder(&t).config(&conf).start();
+    std::thread::sleep(Duration::from_millis(1500));
     let l = load(&apache, "/lb/whoami", 1500, 16, || {
         apps[0].kill();
         hosts[0].link_down();
@@ -145,13 +156,23 @@ fn a_host_that_dies_is_down_once_and_comes_back() {
     let back = util::wait_until(Duration::from_secs(20), || {
         (0..6).any(|_| apache.get("/lb/whoami").header("X-Echo-Name") == Some("one-again"))
     });
-    assert!(back, "host one did not come back:\n{}", apache.error_log());
+    assert!(back, "host one did not come back:\n{}\n{}", apache.get("/fcgi-status?json").text(), apache.error_log());
     let log = apache.error_log();
     assert_eq!(util::count(&log, &format!("endpoint {} is up again", hp[0])), 1, "{log}");
+    // Slow start: a growing share over 5 s, then a full one.
     let l = load(&apache, "/lb/whoami", 600, 8, || {});
     assert!(l.failed.is_empty(), "{:?}", l.failed);
     eprintln!("after coming back: {:?}", l.by_name);
-    assert!(l.by_name.get("one-again").copied().unwrap_or(0) > 0, "{:?}", l.by_name);
+    std::thread::sleep(Duration::from_secs(5));
+    let full = load(&apache, "/lb/whoami", 600, 8, || {});
+    eprintln!("after its slow start: {:?}", full.by_name);
+    assert!(full.by_name.get("one-again").copied().unwrap_or(0) >= 150, "{:?}", full.by_name);
+    assert!(
+        l.by_name.get("one-again").copied().unwrap_or(0) > 0,
+        "{:?}\n{}",
+        l.by_name,
+        apache.get("/fcgi-status?json").text()
+    );
 }
 
 /// A host that accepts and never answers: the first request to it waits
@@ -159,6 +180,7 @@ fn a_host_that_dies_is_down_once_and_comes_back() {
 /// marked down, and with `-health-check` no later request goes there.
 #[test]
 fn a_stuck_host_is_marked_down_and_avoided() {
+    let _serial = serial();
     let Some(hosts) = or_skip(TestHosts::new(2)) else { return };
     let t = TestDir::new("balancestuck");
     let bin = CApp::build(&t);
@@ -196,6 +218,7 @@ fn a_stuck_host_is_marked_down_and_avoided() {
 /// under load: traffic follows within two resolve intervals, no restart.
 #[test]
 fn dns_changes_are_followed_without_a_restart() {
+    let _serial = serial();
     let Some(hosts) = or_skip(TestHosts::new(2)) else { return };
     let t = TestDir::new("balancedns");
     let bin = CApp::build(&t);
@@ -263,6 +286,7 @@ fn dns_changes_are_followed_without_a_restart() {
 /// waiting on an idle pooled connection.
 #[test]
 fn reuse_is_safe_and_saves_round_trips() {
+    let _serial = serial();
     let Some(hosts) = or_skip(TestHosts::new_delayable(2)) else { return };
     let t = TestDir::new("balancereuse");
     let bin = CApp::build(&t);

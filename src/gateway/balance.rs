@@ -65,7 +65,9 @@ pub(super) fn candidates(server: &Server, metrics: Option<&Tracker>, advance: bo
             // reach; one that connects but stays silent needs a request.
             let by_request = server.options.health_check == 0
                 || board.down_reason(first + s.order) == crate::metrics::layout::endpoint::DOWN_SILENT;
-            if by_request && board.claim_retry(first + s.order, s.retry_at, now) {
+            // Only a request about to connect claims the try (not a look
+            // into the pool).
+            if by_request && advance && board.claim_retry(first + s.order, s.retry_at, now) {
                 probe.push(s);
             } else {
                 down.push(s);
@@ -97,7 +99,13 @@ pub(super) fn candidates(server: &Server, metrics: Option<&Tracker>, advance: bo
                 }
             }
             Balance::LeastBusy => {
-                let rank = |i: usize, s: &Slot| ((s.in_flight + 1) * 1_000_000 / weight(s), (i + n - turn % n) % n);
+                // One still starting competes in a share of the turns that
+                // grows with its weight, and sits out the others.
+                let lot = (turn as u64).wrapping_mul(7919) % 1000;
+                let rank = |i: usize, s: &Slot| {
+                    let busy = if weight(s) < 1000 && lot >= weight(s) { u64::MAX } else { s.in_flight };
+                    (busy, (i + n - turn % n) % n)
+                };
                 let mut ranked: Vec<(usize, Slot)> = up.into_iter().enumerate().collect();
                 ranked.sort_by_key(|(i, s)| rank(*i, s));
                 up = ranked.into_iter().map(|(_, s)| s).collect();
