@@ -140,7 +140,7 @@ fn json_app(a: &AppView) -> String {
         .iter()
         .map(|e| {
             format!(
-                "{{\"name\":{},\"health\":\"{}\",\"next\":{},\"requests\":{},\"in_flight\":{},\"connect_failures\":{},\"connect_timeouts\":{},\"failovers\":{},\"last_failure\":{},\"pool_idle\":{},\"pool_reused\":{}}}",
+                "{{\"name\":{},\"health\":\"{}\",\"next\":{},\"requests\":{},\"in_flight\":{},\"connect_failures\":{},\"connect_timeouts\":{},\"failovers\":{},\"last_failure\":{},\"pool_idle\":{},\"pool_reused\":{},\"capacity\":{}}}",
                 json_str(&e.name),
                 e.health,
                 e.next,
@@ -151,7 +151,8 @@ fn json_app(a: &AppView) -> String {
                 e.failovers,
                 e.last_failure,
                 e.pool_idle,
-                e.pool_reused
+                e.pool_reused,
+                e.capacity.map_or_else(|| "null".to_string(), |n| n.to_string())
             )
         })
         .collect();

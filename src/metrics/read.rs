@@ -63,6 +63,8 @@ pub struct EndpointView {
     pub last_failure: u64,
     pub pool_idle: u64,
     pub pool_reused: u64,
+    /// FCGI_MAX_CONNS as the process manager learned it (None: not known).
+    pub capacity: Option<u64>,
     /// "up", "slow-start" (back up within the last 5 s), "failed" (a
     /// connect failed within the last 10 s), "down" (marked down for all
     /// children, or failing for longer) or "removed" (no longer in the
@@ -230,6 +232,7 @@ impl Board {
             // A gauge of +1/-1 from every child: never shown below 0.
             pool_idle: (w(endpoint::POOL_IDLE) as i64).max(0) as u64,
             pool_reused: w(endpoint::POOL_REUSED),
+            capacity: Some(w(endpoint::CAPACITY)).filter(|&c| c != 0 && c != endpoint::CAPACITY_NONE),
             health,
             next: false,
         }

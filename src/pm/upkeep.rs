@@ -20,6 +20,9 @@ use crate::transport::{self, Endpoint};
 
 /// How long a probe waits for the connection and for the answer.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// The capacity assumed for an application that answers FCGI_GET_VALUES
+/// without FCGI_MAX_CONNS (php-fpm 8 answers FCGI_MPXS_CONNS only).
+pub const ANSWERED_CAPACITY: u64 = 4;
 /// How long the capacity question waits for its answer: a single-threaded
 /// application that does not answer GET_VALUES (libfcgi does not while it
 /// waits for a request) is held no longer than this, once.
@@ -275,10 +278,15 @@ fn probe(endpoint: &Endpoint, wait: Duration) -> Result<Option<u64>, String> {
                     for (name, value) in pairs.flatten() {
                         if name == b"FCGI_MAX_CONNS" {
                             let n = std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<u64>().ok());
-                            return Ok(n.filter(|&n| n > 0));
+                            if let Some(n) = n.filter(|&n| n > 0) {
+                                return Ok(Some(n));
+                            }
                         }
                     }
-                    return Ok(None);
+                    // php-fpm answers with FCGI_MPXS_CONNS only: an
+                    // application that answers management records while
+                    // idle serves several connections.
+                    return Ok(Some(ANSWERED_CAPACITY));
                 }
                 Some(ResponseEvent::UnknownType(_)) => return Ok(None),
                 _ => {}
