@@ -18,6 +18,10 @@ pub(super) struct Candidate {
     pub slot: Option<usize>,
     /// A down endpoint tried again after its back-off.
     pub retry: bool,
+    /// It was down when chosen (a retry, or the last resort): an answer
+    /// on this connection brings it back. An answer on a connection made
+    /// before it went down does not.
+    pub was_down: bool,
 }
 
 /// Without a scoreboard: this child's turn counter.
@@ -51,7 +55,7 @@ pub(super) fn candidates(server: &Server, metrics: Option<&Tracker>, advance: bo
         }
         return order
             .into_iter()
-            .map(|i| Candidate { order: i, endpoint: configured[i].clone(), slot: None, retry: false })
+            .map(|i| Candidate { order: i, endpoint: configured[i].clone(), slot: None, retry: false, was_down: false })
             .collect();
     };
     let (first, _) = board.endpoint_range(app);
@@ -123,7 +127,7 @@ pub(super) fn candidates(server: &Server, metrics: Option<&Tracker>, advance: bo
                 Some(addr) => Endpoint::at(addr),
                 None => (*configured.get(s.order)?).clone(),
             };
-            Some(Candidate { order: s.order, endpoint, slot: Some(first + s.order), retry: k < probes })
+            Some(Candidate { order: s.order, endpoint, slot: Some(first + s.order), retry: k < probes, was_down: s.down })
         })
         .collect()
 }

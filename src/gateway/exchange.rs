@@ -248,7 +248,7 @@ pub(super) fn connect(
         let endpoints: Vec<&Endpoint> = server.endpoints().collect();
         transport::health::order(&endpoints)
             .into_iter()
-            .map(|i| balance::Candidate { order: i, endpoint: endpoints[i].clone(), slot: None, retry: false })
+            .map(|i| balance::Candidate { order: i, endpoint: endpoints[i].clone(), slot: None, retry: false, was_down: false })
             .collect()
     };
     let several = candidates.len() > 1 || balanced;
@@ -260,6 +260,7 @@ pub(super) fn connect(
             Ok(conn) => {
                 transport::health::mark_up(endpoint);
                 metrics.inspect(|m| m.connected(i, failed.len()));
+                metrics.inspect(|m| m.chose_down(c.was_down));
                 let note = (!failed.is_empty()).then(|| {
                     format!(
                         "FastCGI: server \"{}\" failed over to {endpoint} ({} unreachable)",
@@ -308,7 +309,7 @@ pub(super) fn connect(
 /// is up again (logged once, by the child that flips it).
 fn endpoint_answered(server: &Server, metrics: &Tracker, endpoint: &Endpoint, client: &mut dyn Client) {
     let Some((board, ep)) = metrics.current_endpoint() else { return };
-    if board.endpoint_down(ep) && board.endpoint_ok(ep, crate::metrics::now_ms()) {
+    if metrics.was_down() && board.endpoint_down(ep) && board.endpoint_ok(ep, crate::metrics::now_ms()) {
         client.log(Level::Warn, 0, &format!("FastCGI: server \"{}\" endpoint {endpoint} is up again", server.path));
     }
 }
