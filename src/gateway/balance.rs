@@ -107,7 +107,9 @@ pub(super) fn candidates(server: &Server, metrics: Option<&Tracker>, advance: bo
                 // grows with its weight, and sits out the others.
                 let lot = (turn as u64).wrapping_mul(7919) % 1000;
                 let rank = |i: usize, s: &Slot| {
-                    let busy = if weight(s) < 1000 && lot >= weight(s) { u64::MAX } else { s.in_flight };
+                    // Counts a request apart are even (the counts race
+                    // between children anyway): those go round.
+                    let busy = if weight(s) < 1000 && lot >= weight(s) { u64::MAX } else { (s.in_flight + 1) / 2 };
                     (busy, (i + n - turn % n) % n)
                 };
                 let mut ranked: Vec<(usize, Slot)> = up.into_iter().enumerate().collect();
