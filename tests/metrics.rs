@@ -550,7 +550,8 @@ fn failover_shows_the_dead_endpoint_and_counts_on_the_live_one() {
     assert_eq!(a.int("requests"), 6);
     let eps = a.arr("endpoints");
     assert_eq!(eps[0].str("name"), format!("unix:{}", dead.display()));
-    assert_eq!(eps[0].str("health"), "failed");
+    // Marked down for all children (issue 12's shared health).
+    assert_eq!(eps[0].str("health"), "down");
     assert_eq!(eps[0].get("next"), &Json::Bool(false));
     assert!(eps[0].int("connect_failures") >= 1);
     assert_eq!(eps[0].int("requests"), 0);
@@ -566,7 +567,7 @@ fn failover_shows_the_dead_endpoint_and_counts_on_the_live_one() {
     assert_eq!(sample(&p, "fastcgi_endpoint_up", &[("app", &path), ("endpoint", &live_name)]), 1.0);
     assert_eq!(sample(&p, "fastcgi_endpoint_requests_total", &[("app", &path), ("endpoint", &live_name)]), 6.0);
     let page = apache.get(STATUS).text();
-    assert!(page.contains(&format!("data-endpoint=\"{dead_name}\" data-health=\"failed\"")), "{page}");
+    assert!(page.contains(&format!("data-endpoint=\"{dead_name}\" data-health=\"down\"")), "{page}");
     assert!(page.contains(&format!("data-endpoint=\"{live_name}\" data-health=\"up\"")), "{page}");
 }
 

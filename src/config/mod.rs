@@ -11,7 +11,7 @@ mod words;
 use std::path::{Component, Path, PathBuf};
 
 use options::{parse_options, OptionSet, Parsed};
-pub use options::{AppOptions, DynamicOptions, SpawnOptions};
+pub use options::{AppOptions, Balance, DynamicOptions, SpawnOptions};
 pub use words::split as split_words;
 
 use crate::transport::{hashed_name, Endpoint};
@@ -29,6 +29,10 @@ pub struct Server {
     pub fallbacks: Vec<Endpoint>,
     /// Per-application options.
     pub options: AppOptions,
+    /// FastCgiExternalServer: every `-host` as written, for the process
+    /// manager to re-resolve (`-resolve-interval`); `endpoint` and
+    /// `fallbacks` hold one endpoint per address found at start-up.
+    pub hosts: Vec<String>,
     /// Static servers (FastCgiServer): how the process manager runs them.
     /// None for external servers.
     pub spawn: Option<SpawnOptions>,
@@ -221,6 +225,7 @@ impl Builder {
             endpoint,
             fallbacks: Vec::new(),
             options: parsed.app,
+            hosts: Vec::new(),
             spawn: Some(parsed.spawn),
         });
         Ok(())
@@ -252,9 +257,24 @@ impl Builder {
             (false, false) => return Err("-host and -socket are mutually exclusive options".into()),
             (true, true) => return Err("-socket or -host option missing".into()),
             (false, true) => parsed.sockets.iter().map(|s| Endpoint::unix(self.socket_path(s))).collect(),
-            (true, false) => parsed.hosts.iter().map(|h| Endpoint::tcp(h)).collect(),
+            (true, false) => {
+                let mut all: Vec<Endpoint> = Vec::new();
+                for h in &parsed.hosts {
+                    for e in Endpoint::tcp_each(h).map_err(|e| format!("{directive} {path}: {e}"))? {
+                        if !all.contains(&e) {
+                            all.push(e);
+                        }
+                    }
+                }
+                Ok(all)
+            }
         };
         let endpoints = endpoints.map_err(|e| format!("{directive} {path}: {e}"))?;
+        // Reuse is on by default towards TCP hosts, with the capacity rules.
+        if !parsed.hosts.is_empty() && parsed.app.keep_conn_given.is_none() {
+            parsed.app.keep_conn = true;
+            parsed.app.keep_conn_safe = true;
+        }
         if self.config.servers.iter().any(|s| covers(&s.path, &path) || covers(&path, &s.path)) {
             return Err(format!("{directive}: redefinition of previously defined class \"{path}\""));
         }
@@ -262,7 +282,8 @@ impl Builder {
         let mut endpoints = endpoints.into_iter();
         let Some(endpoint) = endpoints.next() else { return Err("-socket or -host option missing".into()) };
         let fallbacks = endpoints.collect();
-        self.config.servers.push(Server { path, endpoint, fallbacks, options: parsed.app, spawn: None });
+        let hosts = parsed.hosts.clone();
+        self.config.servers.push(Server { path, endpoint, fallbacks, options: parsed.app, hosts, spawn: None });
         Ok(())
     }
 
@@ -675,7 +696,10 @@ mod tests {
         b.external_server("E", "/b -socket one.sock -socket /run/two.sock").unwrap();
         let c = b.build();
         assert_eq!(c.servers[0].endpoint, Endpoint::tcp("127.0.0.1:9001").unwrap());
-        assert_eq!(c.servers[0].fallbacks.len(), 2);
+        // localhost may give ::1 and 127.0.0.1: one endpoint each.
+        assert!(c.servers[0].fallbacks.len() >= 2);
+        assert!(c.servers[0].options.keep_conn && c.servers[0].options.keep_conn_safe);
+        assert!(!c.servers[1].options.keep_conn);
         assert_eq!(c.servers[1].fallbacks, [Endpoint::Unix("/run/two.sock".into())]);
         assert_eq!(
             builder().external_server("E", "/c -host h:1 -socket s").unwrap_err(),

@@ -18,13 +18,50 @@ pub struct AppOptions {
     /// `-nph`: the application writes the whole HTTP response itself.
     pub nph: bool,
     /// `-keep-conn` (new): keep connections open between requests
-    /// (FCGI_KEEP_CONN), pooled per Apache child.
+    /// (FCGI_KEEP_CONN), pooled per Apache child. On by default for
+    /// FastCgiExternalServer `-host` (then `keep_conn_safe`).
     pub keep_conn: bool,
+    /// Reuse is on by default (not forced by `-keep-conn on`): idle
+    /// connections are kept only to endpoints that said, through
+    /// FCGI_MAX_CONNS, that they serve more than one connection at a time,
+    /// and never so many that a new connection would wait behind them.
+    pub keep_conn_safe: bool,
+    /// `-keep-conn` as written: None when not given.
+    pub keep_conn_given: Option<bool>,
+    /// `-balance` (new): how requests are spread over several endpoints.
+    pub balance: Balance,
+    /// `-resolve-interval` (new): seconds between re-resolutions of `-host`
+    /// names by the process manager; 0 never (default 30).
+    pub resolve_interval: u32,
+    /// `-health-check` (new): seconds between FCGI_GET_VALUES probes of
+    /// every endpoint by the process manager; 0 off (default).
+    pub health_check: u32,
     /// `-user`: under a FastCgiWrapper, the user the server runs as; only
     /// requests of that identity go to it.
     pub user: Option<String>,
     /// `-group`: see `user`.
     pub group: Option<String>,
+}
+
+/// `-balance`: which endpoint a request goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Balance {
+    /// The endpoint with the fewest requests in flight across all children.
+    LeastBusy,
+    /// Each endpoint in turn.
+    RoundRobin,
+    /// The first one that answers, in configuration order.
+    Failover,
+}
+
+impl Balance {
+    pub fn name(self) -> &'static str {
+        match self {
+            Balance::LeastBusy => "least-busy",
+            Balance::RoundRobin => "round-robin",
+            Balance::Failover => "failover",
+        }
+    }
 }
 
 impl Default for AppOptions {
@@ -36,6 +73,11 @@ impl Default for AppOptions {
             flush: false,
             nph: false,
             keep_conn: false,
+            keep_conn_safe: false,
+            keep_conn_given: None,
+            balance: Balance::LeastBusy,
+            resolve_interval: 30,
+            health_check: 0,
             user: None,
             group: None,
         }
@@ -199,7 +241,31 @@ pub(super) fn parse_options(
             }
             (_, "-flush") => p.app.flush = true,
             (Static | External, "-nph") => p.app.nph = true,
-            (Static | External, "-keep-conn") => p.app.keep_conn = true,
+            (Static | External, "-keep-conn") => {
+                // An optional on/off follows; a bare -keep-conn is on.
+                let on = match words.clone().next().map(|w| w.to_ascii_lowercase()) {
+                    Some(w) if w == "on" || w == "off" => {
+                        words.next();
+                        w == "on"
+                    }
+                    _ => true,
+                };
+                p.app.keep_conn_given = Some(on);
+                p.app.keep_conn = on;
+            }
+            (External, "-balance") => {
+                let v = value()?;
+                p.app.balance = match v.to_ascii_lowercase().as_str() {
+                    "least-busy" => Balance::LeastBusy,
+                    "round-robin" => Balance::RoundRobin,
+                    "failover" => Balance::Failover,
+                    _ => return Err(invalid(&format!("expected least-busy, round-robin or failover, got \"{v}\""))),
+                };
+            }
+            (External, "-resolve-interval") => {
+                p.app.resolve_interval = number(value()?, 0).map_err(|w| invalid(&w))?
+            }
+            (External, "-health-check") => p.app.health_check = number(value()?, 0).map_err(|w| invalid(&w))?,
             (Static | External, "-socket") => {
                 let v = value()?;
                 if v.is_empty() {

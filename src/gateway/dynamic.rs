@@ -49,6 +49,7 @@ pub(super) fn target(path: &str, identity: Option<(u32, u32)>, config: &Config) 
         endpoint: Endpoint::Unix(control::socket_path(&dir, &key)),
         fallbacks: Vec::new(),
         options: config.dynamic.app.clone(),
+        hosts: Vec::new(),
         spawn: None,
     };
     let on_demand = OnDemand {
@@ -81,19 +82,19 @@ impl OnDemand {
     /// Connects to a running instance, having the manager start one (or
     /// replace outdated ones, `-autoUpdate`) first when needed.
     pub(super) fn connect(&self, server: &Server) -> Result<(Conn, Endpoint, Option<String>), (i32, String)> {
-        let Endpoint::Unix(socket) = &server.endpoint else { return connect(server, None) };
+        let Endpoint::Unix(socket) = &server.endpoint else { return connect(server, None, &mut |_, _, _| {}) };
         let refused =
             |why: String| (0, format!("FastCGI: failed to connect to (dynamic) server \"{}\": {why}", server.path));
         if self.auto_update && newer(Path::new(&server.path), socket) {
             self.tell(control::Op::Restart, &server.path, 0).map_err(refused)?;
         }
-        match connect(server, None) {
+        match connect(server, None, &mut |_, _, _| {}) {
             Ok(conn) => return Ok(conn),
             Err((errno, _)) if errno == libc::ENOENT || errno == libc::ECONNREFUSED => {}
             Err(e) => return Err(e),
         }
         self.tell(control::Op::Start, &server.path, 0).map_err(refused)?;
-        connect(server, None).map_err(|(errno, _)| {
+        connect(server, None, &mut |_, _, _| {}).map_err(|(errno, _)| {
             (errno, format!("FastCGI: failed to connect to (dynamic) server \"{}\": connect() failed", server.path))
         })
     }

@@ -3,6 +3,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
+use super::balance;
 use super::dynamic::OnDemand;
 use super::headers::{block_end, sanitize, MAX_HEADER_BLOCK};
 use super::{BodyLength, Client, HeaderVerdict, Outcome, Spool};
@@ -127,7 +128,12 @@ fn open(
     dynamic: Option<&OnDemand>,
     metrics: &Tracker,
 ) -> Result<(Conn, Endpoint), u16> {
-    match dynamic.map_or_else(|| connect(server, Some(metrics)), |d| d.connect(server)) {
+    let mut log = |level: Level, errno: i32, msg: &str| client.log(level, errno, msg);
+    let connected = match dynamic {
+        None => connect(server, Some(metrics), &mut log),
+        Some(d) => d.connect(server),
+    };
+    match connected {
         Ok((conn, endpoint, note)) => {
             if let Some(note) = note {
                 client.log(Level::Warn, 0, &note);
@@ -142,8 +148,17 @@ fn open(
     }
 }
 
-/// A pooled connection to one of `server`'s endpoints, healthy ones first.
+/// A pooled connection to one of `server`'s endpoints, healthy ones first;
+/// for a balanced server only to the endpoint the balancer picks next.
 fn checkout(server: &Server, metrics: &Tracker) -> Option<(Conn, Endpoint)> {
+    if balance::balanced(server, Some(metrics)) {
+        let first = balance::candidates(server, Some(metrics), false).into_iter().next()?;
+        let (conn, left) = transport::pool::checkout_counted(&first.endpoint);
+        metrics.left_pool(first.order, left);
+        let conn = conn?;
+        metrics.reused(first.order);
+        return Some((conn, first.endpoint));
+    }
     let endpoints: Vec<&Endpoint> = server.endpoints().collect();
     transport::health::order(&endpoints).into_iter().find_map(|i| {
         let (conn, left) = transport::pool::checkout_counted(endpoints[i]);
@@ -152,6 +167,25 @@ fn checkout(server: &Server, metrics: &Tracker) -> Option<(Conn, Endpoint)> {
         metrics.reused(i);
         Some((conn, endpoints[i].clone()))
     })
+}
+
+/// Whether a connection that ended its request cleanly may wait in the
+/// pool. With reuse on by default (`keep_conn_safe`) only when the
+/// endpoint serves several connections at once (FCGI_MAX_CONNS, learned
+/// by the manager) and one stays free for a new connection from any
+/// child after this one goes idle: an idle connection pins a worker.
+fn may_pool(server: &Server, metrics: Option<&Tracker>) -> bool {
+    if !server.options.keep_conn_safe {
+        return true;
+    }
+    let Some((board, ep)) = metrics.and_then(Tracker::current_endpoint) else { return false };
+    let capacity = board.capacity(ep);
+    if capacity < 2 || capacity == crate::metrics::layout::endpoint::CAPACITY_NONE {
+        return false;
+    }
+    let (idle, busy) = board.idle_and_busy(ep);
+    // This request still counts as busy: after it, idle + 1 and busy - 1.
+    idle + busy < capacity
 }
 
 /// Runs an AUTHORIZER-role request (`role`: the FCGI_APACHE_ROLE value) and
@@ -193,27 +227,41 @@ fn params_head(
     out
 }
 
-/// Connects to `server`: its endpoint, or with several (failover) each in
-/// turn, those that failed lately last. Ok gives the connection, the
-/// endpoint it reached and, after a failover, a line to log; Err the errno
-/// and the original's log line. Each attempt is counted on `metrics`.
+/// Connects to `server`: its endpoint, or with several each in turn, in
+/// the order `-balance` and the endpoints' health give (`balance`). Ok
+/// gives the connection, the endpoint it reached and, after a failover, a
+/// line to log; Err the errno and the original's log line. Each attempt is
+/// counted on `metrics`; an endpoint going down is logged through `log`,
+/// once for all children.
 pub(super) fn connect(
     server: &Server,
     metrics: Option<&Tracker>,
+    log: &mut dyn FnMut(Level, i32, &str),
 ) -> Result<(Conn, Endpoint, Option<String>), (i32, String)> {
     let timeout = match server.options.app_conn_timeout {
         0 => None,
         n => Some(Duration::from_secs(n.into())),
     };
-    let endpoints: Vec<&Endpoint> = server.endpoints().collect();
+    let balanced = balance::balanced(server, metrics);
+    let candidates = if balanced {
+        balance::candidates(server, metrics, true)
+    } else {
+        let endpoints: Vec<&Endpoint> = server.endpoints().collect();
+        transport::health::order(&endpoints)
+            .into_iter()
+            .map(|i| balance::Candidate { order: i, endpoint: endpoints[i].clone(), slot: None, retry: false, was_down: false })
+            .collect()
+    };
+    let several = candidates.len() > 1 || balanced;
     let mut failed = Vec::new();
-    let mut last = (0, String::new());
-    for i in transport::health::order(&endpoints) {
-        let endpoint = endpoints[i];
+    let mut last = (libc::EADDRNOTAVAIL, "no endpoint in its address set".to_string());
+    for c in &candidates {
+        let (i, endpoint) = (c.order, &c.endpoint);
         match transport::connect(endpoint, timeout) {
             Ok(conn) => {
                 transport::health::mark_up(endpoint);
                 metrics.inspect(|m| m.connected(i, failed.len()));
+                metrics.inspect(|m| m.chose_down(c.was_down));
                 let note = (!failed.is_empty()).then(|| {
                     format!(
                         "FastCGI: server \"{}\" failed over to {endpoint} ({} unreachable)",
@@ -224,7 +272,7 @@ pub(super) fn connect(
                 return Ok((conn, endpoint.clone(), note));
             }
             Err(e) => {
-                if endpoints.len() > 1 {
+                if several {
                     transport::health::mark_down(endpoint);
                 }
                 metrics.inspect(|m| m.connect_failed(i, e.kind() == io::ErrorKind::TimedOut));
@@ -233,6 +281,18 @@ pub(super) fn connect(
                 } else {
                     "connect() failed".to_string()
                 };
+                if balanced {
+                    let board = metrics.and_then(Tracker::board_slot).map(|(b, _)| b);
+                    if let (Some(b), Some(ep)) = (board, c.slot) {
+                        if b.endpoint_failed(ep, crate::metrics::now_ms(), crate::metrics::layout::endpoint::DOWN_UNREACHABLE, c.retry) {
+                            let msg = format!(
+                                "FastCGI: server \"{}\" endpoint {endpoint} is down ({why}: {e})",
+                                server.path
+                            );
+                            log(Level::Error, e.raw_os_error().unwrap_or(0), &msg);
+                        }
+                    }
+                }
                 failed.push(endpoint.to_string());
                 last = (e.raw_os_error().unwrap_or(0), why);
             }
@@ -242,8 +302,34 @@ pub(super) fn connect(
     if why.starts_with("connect() timed out") {
         metrics.inspect(|m| m.cause(Cause::ConnectTimeout));
     }
-    let tried = if endpoints.len() > 1 { format!(" (tried {})", failed.join(", ")) } else { String::new() };
+    let tried = if several { format!(" (tried {})", failed.join(", ")) } else { String::new() };
     Err((errno, format!("FastCGI: failed to connect to server \"{}\": {why}{tried}", server.path)))
+}
+
+/// The endpoint the request is connected to answered: if it was down it
+/// is up again (logged once, by the child that flips it).
+fn endpoint_answered(server: &Server, metrics: &Tracker, endpoint: &Endpoint, client: &mut dyn Client) {
+    let Some((board, ep)) = metrics.current_endpoint() else { return };
+    if metrics.was_down() && board.endpoint_down(ep) && board.endpoint_ok(ep, crate::metrics::now_ms()) {
+        client.log(Level::Warn, 0, &format!("FastCGI: server \"{}\" endpoint {endpoint} is up again", server.path));
+    }
+}
+
+/// A new connection's request got no byte within `-idle-timeout`: the
+/// endpoint is down for everyone (logged once), so no other request
+/// waits on it until it answers again.
+fn endpoint_silent(server: &Server, metrics: &Tracker, endpoint: &Endpoint, client: &mut dyn Client) {
+    if !balance::balanced(server, Some(metrics)) {
+        return;
+    }
+    let Some((board, ep)) = metrics.current_endpoint() else { return };
+    if board.endpoint_failed(ep, crate::metrics::now_ms(), crate::metrics::layout::endpoint::DOWN_SILENT, true) {
+        let msg = format!(
+            "FastCGI: server \"{}\" endpoint {endpoint} is down (no answer within the idle timeout, {} sec)",
+            server.path, server.options.idle_timeout
+        );
+        client.log(Level::Error, 0, &msg);
+    }
 }
 
 /// `-pass-header Name` travels as `HTTP_NAME`: upper case, every other
@@ -554,7 +640,7 @@ impl<'c> Exchange<'c> {
         let metrics = self.metrics;
         let Exchange { client, server, conn, reusable, endpoint, backlog, sent, phase, held, held_in_file, .. } = self;
         // The application is free before the client has its answer.
-        if reusable {
+        if reusable && may_pool(server, metrics) {
             let dropped = transport::pool::checkin(&endpoint, conn);
             metrics.inspect(|m| m.pooled(dropped));
         } else {
@@ -689,6 +775,9 @@ impl<'c> Exchange<'c> {
                     };
                     self.log(Level::Error, 0, &msg);
                     self.note(Cause::IdleTimeout);
+                    if let Some(m) = self.metrics.filter(|_| !self.answered && !self.reused) {
+                        endpoint_silent(self.server, m, &self.endpoint, &mut *self.client);
+                    }
                     return Err(Stop::Failed(504));
                 }
                 may_write |= ready.writable;
@@ -713,6 +802,7 @@ impl<'c> Exchange<'c> {
                     last_io = Instant::now();
                     if let Some(m) = self.metrics.filter(|_| !self.answered) {
                         m.first_byte(last_io);
+                        endpoint_answered(self.server, m, &self.endpoint, &mut *self.client);
                     }
                     self.answered = true;
                     may_read = n == input.len();

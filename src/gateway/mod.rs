@@ -9,6 +9,7 @@
 //! touches FFI.
 
 mod authorizer;
+mod balance;
 mod dynamic;
 mod environment;
 mod exchange;

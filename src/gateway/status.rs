@@ -140,7 +140,7 @@ fn json_app(a: &AppView) -> String {
         .iter()
         .map(|e| {
             format!(
-                "{{\"name\":{},\"health\":\"{}\",\"next\":{},\"requests\":{},\"in_flight\":{},\"connect_failures\":{},\"connect_timeouts\":{},\"failovers\":{},\"last_failure\":{},\"pool_idle\":{},\"pool_reused\":{}}}",
+                "{{\"name\":{},\"health\":\"{}\",\"next\":{},\"requests\":{},\"in_flight\":{},\"connect_failures\":{},\"connect_timeouts\":{},\"failovers\":{},\"last_failure\":{},\"pool_idle\":{},\"pool_reused\":{},\"capacity\":{}}}",
                 json_str(&e.name),
                 e.health,
                 e.next,
@@ -151,7 +151,8 @@ fn json_app(a: &AppView) -> String {
                 e.failovers,
                 e.last_failure,
                 e.pool_idle,
-                e.pool_reused
+                e.pool_reused,
+                e.capacity.map_or_else(|| "null".to_string(), |n| n.to_string())
             )
         })
         .collect();
@@ -354,7 +355,7 @@ fn prometheus(snapshot: Option<&Snapshot>) -> String {
             "fastcgi_endpoint_up",
             "gauge",
             "1 when the endpoint's last connect succeeded (or none failed), else 0.",
-            |e| u64::from(e.health == "up"),
+            |e| u64::from(e.health == "up" || e.health == "slow-start"),
         ),
         (
             "fastcgi_endpoint_last_failure_timestamp_seconds",
@@ -601,7 +602,7 @@ fn html_doc(config: &Config, snapshot: Option<&Snapshot>, refresh: Option<u32>) 
             if !s.apps.is_empty() {
                 out.push_str("<section class=\"app\"><div class=\"scroll\"><table class=\"overview\"><tr><th>application</th><th>requests</th><th>in flight</th><th>errors</th><th>p50</th><th>p99</th><th>processes</th><th>endpoints up</th></tr>\n");
                 for (i, a) in s.apps.iter().enumerate() {
-                    let up = a.endpoints.iter().filter(|e| e.health == "up").count();
+                    let up = a.endpoints.iter().filter(|e| e.health == "up" || e.health == "slow-start").count();
                     let eps =
                         if a.endpoints.is_empty() { "–".to_string() } else { format!("{up}/{}", a.endpoints.len()) };
                     let procs = if a.kind == Kind::External { "–".to_string() } else { a.processes.to_string() };

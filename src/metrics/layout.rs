@@ -3,8 +3,8 @@
 //! layout is the same in every process that maps the segment and nothing
 //! but atomics ever touches it.
 
-/// "FCGISB01": the segment holds a scoreboard of this layout.
-pub const MAGIC: u64 = 0x4643_4749_5342_3031;
+/// "FCGISB02": the segment holds a scoreboard of this layout.
+pub const MAGIC: u64 = 0x4643_4749_5342_3032;
 
 /// The header's words.
 pub mod header {
@@ -71,7 +71,11 @@ pub mod app {
     pub const OUTCOMES: usize = AFTER_NAME + 8;
     pub const TTFB: usize = OUTCOMES + crate::metrics::Outcome::ALL.len();
     pub const TOTAL: usize = TTFB + HISTOGRAM_WORDS;
-    pub const WORDS: usize = TOTAL + HISTOGRAM_WORDS;
+    /// `-balance round-robin`'s turn counter (also breaks least-busy ties).
+    pub const TURN: usize = TOTAL + HISTOGRAM_WORDS;
+    /// Bumped by the process manager each time it publishes a new address set.
+    pub const ADDR_GEN: usize = TURN + 1;
+    pub const WORDS: usize = ADDR_GEN + 1;
 }
 
 /// An endpoint's words.
@@ -97,7 +101,36 @@ pub mod endpoint {
     /// Pooled (`-keep-conn`) connections idle now, and requests that reused one.
     pub const POOL_IDLE: usize = AFTER_NAME + 7;
     pub const POOL_REUSED: usize = AFTER_NAME + 8;
-    pub const WORDS: usize = AFTER_NAME + 9;
+    /// Shared health: 0 up, 1 down (flipped by compare-and-swap, so one
+    /// process logs each change).
+    pub const STATE: usize = AFTER_NAME + 9;
+    /// While down: the monotonic time (ms) before which it is not tried.
+    pub const RETRY_AT: usize = AFTER_NAME + 10;
+    /// While down: failed tries since it went down (the back-off's exponent).
+    pub const BACKOFF: usize = AFTER_NAME + 11;
+    /// Monotonic time (ms) it came back up: the start of its slow start.
+    pub const UP_AT: usize = AFTER_NAME + 12;
+    /// FCGI_MAX_CONNS as the manager learned it: 0 not asked yet,
+    /// `CAPACITY_NONE` no answer.
+    pub const CAPACITY: usize = AFTER_NAME + 13;
+    /// 0: unused; 1: in the server's current address set; 2: removed
+    /// (requests in flight finish, no new ones).
+    pub const ACTIVE: usize = AFTER_NAME + 14;
+    /// Odd while the manager rewrites the address below.
+    pub const ADDR_SEQ: usize = AFTER_NAME + 15;
+    /// family (4 or 6) << 16 | port; 0: no address (a Unix socket).
+    pub const ADDR_META: usize = AFTER_NAME + 16;
+    /// The IP address, big-endian, in two words (IPv4 in the low word).
+    pub const ADDR_HI: usize = AFTER_NAME + 17;
+    pub const ADDR_LO: usize = AFTER_NAME + 18;
+    /// Why it is down: `DOWN_UNREACHABLE` (connect failed) or `DOWN_SILENT`
+    /// (connected, no answer).
+    pub const REASON: usize = AFTER_NAME + 19;
+    pub const WORDS: usize = AFTER_NAME + 20;
+    pub const DOWN_UNREACHABLE: u64 = 1;
+    pub const DOWN_SILENT: u64 = 2;
+    /// [`CAPACITY`]: the endpoint did not answer FCGI_GET_VALUES.
+    pub const CAPACITY_NONE: u64 = u64::MAX;
 }
 
 /// A process's words (written by the process manager only).

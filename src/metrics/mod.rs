@@ -12,6 +12,7 @@
 //! failovers, health, pooled connections. Per application process (from
 //! the process manager): pid and start time.
 
+mod balance;
 pub mod layout;
 mod read;
 mod track;
@@ -20,6 +21,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::*};
 
 pub use read::{percentile, AppView, EndpointView, Histogram, ProcessView, Snapshot};
+pub use balance::{backoff_ms, now_ms, Slot, BACKOFF_MAX_MS, BACKOFF_MIN_MS, SLOW_START_MS};
 pub use track::Tracker;
 
 use crate::config::Config;
@@ -162,6 +164,19 @@ pub struct PlannedApp {
     pub kind: Kind,
     /// Endpoint names, in failover order.
     pub endpoints: Vec<String>,
+    /// Endpoint slots reserved (at least `endpoints.len()`): room for the
+    /// addresses the process manager finds when it re-resolves `-host` names.
+    pub slots: usize,
+}
+
+/// Endpoint slots of a server whose `-host` names are re-resolved: its
+/// configured endpoints or this many, whichever is more.
+pub const RESOLVED_ENDPOINT_SLOTS: usize = 16;
+
+impl PlannedApp {
+    fn slot_count(&self) -> usize {
+        self.slots.max(self.endpoints.len())
+    }
 }
 
 /// The scoreboard's shape, derived from the configuration.
@@ -183,6 +198,11 @@ impl Plan {
                 path: s.path.clone(),
                 kind: if s.spawn.is_some() { Kind::Static } else { Kind::External },
                 endpoints: s.endpoints().map(|e| e.to_string()).collect(),
+                slots: if s.options.resolve_interval > 0 && s.hosts.iter().any(|h| !crate::transport::is_literal(h)) {
+                    RESOLVED_ENDPOINT_SLOTS
+                } else {
+                    0
+                },
             })
             .collect();
         let statics: u32 = config.servers.iter().filter_map(|s| s.spawn.as_ref()).map(|s| s.processes).sum();
@@ -198,7 +218,7 @@ impl Plan {
     }
 
     fn endpoint_slots(&self) -> usize {
-        self.defined.iter().map(|a| a.endpoints.len()).sum()
+        self.defined.iter().map(PlannedApp::slot_count).sum()
     }
 
     /// The words the segment needs.
@@ -214,9 +234,9 @@ impl Plan {
     /// Equal for plans with the same layout and applications: a segment
     /// made for one can be kept for the other.
     pub fn fingerprint(&self) -> u64 {
-        let mut text = format!("v1 {} {}\n", self.dynamic_slots, self.process_slots);
+        let mut text = format!("v2 {} {}\n", self.dynamic_slots, self.process_slots);
         for a in &self.defined {
-            text.push_str(&format!("{} {:?} {:?}\n", a.path, a.kind, a.endpoints));
+            text.push_str(&format!("{} {:?} {:?} {}\n", a.path, a.kind, a.endpoints, a.slot_count()));
         }
         app_key(text.as_bytes(), None)
     }
@@ -295,17 +315,21 @@ impl Board {
             let key = app_key(a.path.as_bytes(), None);
             let slot = board.claim(key, &a.path, a.kind, None)?;
             board.app_word(slot, app::EP_FIRST).store(next_ep as u64, Relaxed);
-            board.app_word(slot, app::EP_COUNT).store(a.endpoints.len() as u64, Relaxed);
+            board.app_word(slot, app::EP_COUNT).store(a.slot_count() as u64, Relaxed);
             for (order, name) in a.endpoints.iter().enumerate() {
-                board.ep_word(next_ep, endpoint::APP).store(slot as u64 + 1, Relaxed);
-                board.ep_word(next_ep, endpoint::ORDER).store(order as u64, Relaxed);
+                board.ep_word(next_ep + order, endpoint::APP).store(slot as u64 + 1, Relaxed);
+                board.ep_word(next_ep + order, endpoint::ORDER).store(order as u64, Relaxed);
                 board.write_name(
-                    board.endpoints_base + next_ep * endpoint::WORDS + endpoint::NAME_LEN,
+                    board.endpoints_base + (next_ep + order) * endpoint::WORDS + endpoint::NAME_LEN,
                     name,
                     layout::ENDPOINT_NAME_BYTES,
                 );
-                next_ep += 1;
+                if let Ok(addr) = name.parse::<std::net::SocketAddr>() {
+                    board.write_addr(next_ep + order, addr);
+                }
+                board.ep_word(next_ep + order, endpoint::ACTIVE).store(1, Release);
             }
+            next_ep += a.slot_count();
         }
         board.overflow = board.claim(0, OVERFLOW_NAME, Kind::Overflow, None)?;
         board.index(plan);
@@ -371,10 +395,10 @@ impl Board {
             self.defined.insert(key, slot);
             self.defined_order.push(a.path.clone());
             self.defined_slots.push(slot);
-            for name in &a.endpoints {
-                self.endpoints.entry(name.clone()).or_insert(ep);
-                ep += 1;
+            for (order, name) in a.endpoints.iter().enumerate() {
+                self.endpoints.entry(name.clone()).or_insert(ep + order);
             }
+            ep += a.slot_count();
         }
     }
 
@@ -493,7 +517,15 @@ impl Board {
     /// A pooled connection to the endpoint named `name` went idle (+1) or
     /// left the pool (-1: reused, closed or expired).
     pub fn pool_idle(&self, name: &str, delta: i64) {
-        if let Some(&ep) = self.endpoints.get(name) {
+        let found = self.endpoints.get(name).copied().or_else(|| {
+            // An address the manager found later: by its name in the slot.
+            (0..self.endpoint_slots).find(|&ep| {
+                self.ep_active(ep) != 0
+                    && self.read_name(self.endpoints_base + ep * endpoint::WORDS + endpoint::NAME_LEN, layout::ENDPOINT_NAME_BYTES)
+                        == name
+            })
+        });
+        if let Some(ep) = found {
             self.ep_word(ep, endpoint::POOL_IDLE).fetch_add(delta as u64, Relaxed);
         }
     }

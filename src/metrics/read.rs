@@ -63,8 +63,12 @@ pub struct EndpointView {
     pub last_failure: u64,
     pub pool_idle: u64,
     pub pool_reused: u64,
-    /// "up", "failed" (within the last 10 s: tried last) or "down"
-    /// (failing for longer, no success since).
+    /// FCGI_MAX_CONNS as the process manager learned it (None: not known).
+    pub capacity: Option<u64>,
+    /// "up", "slow-start" (back up within the last 5 s), "failed" (a
+    /// connect failed within the last 10 s), "down" (marked down for all
+    /// children, or failing for longer) or "removed" (no longer in the
+    /// address set: finishing its requests).
     pub health: &'static str,
     /// The endpoint a new connection tries first.
     pub next: bool,
@@ -142,11 +146,11 @@ impl Board {
             let first = self.app_word(slot, app::EP_FIRST).load(Relaxed) as usize;
             let count = self.app_word(slot, app::EP_COUNT).load(Relaxed) as usize;
             let mut endpoints: Vec<EndpointView> = (first..first + count)
-                .filter(|&ep| ep < self.endpoint_slots)
+                .filter(|&ep| ep < self.endpoint_slots && self.ep_word(ep, endpoint::ACTIVE).load(Relaxed) != 0)
                 .map(|ep| self.endpoint_view(ep, now))
                 .collect();
             // The one tried first: the first healthy one, else the first.
-            let next = endpoints.iter().position(|e| e.health != "failed").unwrap_or(0);
+            let next = endpoints.iter().position(|e| e.health == "up" || e.health == "slow-start").unwrap_or(0);
             if let Some(e) = endpoints.get_mut(next) {
                 e.next = true;
             }
@@ -197,8 +201,17 @@ impl Board {
         let w = |f: usize| self.ep_word(ep, f).load(Relaxed);
         let down_since = w(endpoint::DOWN_SINCE);
         let last_failure = w(endpoint::LAST_FAILURE);
-        let health = if down_since == 0 {
-            "up"
+        let health = if w(endpoint::ACTIVE) == 2 {
+            "removed"
+        } else if w(endpoint::STATE) == 1 {
+            "down"
+        } else if down_since == 0 {
+            let up_at = w(endpoint::UP_AT);
+            if up_at != 0 && super::balance::now_ms().saturating_sub(up_at) < super::balance::SLOW_START_MS {
+                "slow-start"
+            } else {
+                "up"
+            }
         } else if now.saturating_sub(last_failure) < FAILED_RECENTLY_SECS {
             "failed"
         } else {
@@ -219,6 +232,7 @@ impl Board {
             // A gauge of +1/-1 from every child: never shown below 0.
             pool_idle: (w(endpoint::POOL_IDLE) as i64).max(0) as u64,
             pool_reused: w(endpoint::POOL_REUSED),
+            capacity: Some(w(endpoint::CAPACITY)).filter(|&c| c != 0 && c != endpoint::CAPACITY_NONE),
             health,
             next: false,
         }

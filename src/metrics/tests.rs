@@ -10,11 +10,12 @@ fn region(words: usize) -> &'static [AtomicU64] {
 fn plan() -> Plan {
     Plan {
         defined: vec![
-            PlannedApp { path: "/srv/a".into(), kind: Kind::Static, endpoints: vec!["unix:/run/a.sock".into()] },
+            PlannedApp { path: "/srv/a".into(), kind: Kind::Static, endpoints: vec!["unix:/run/a.sock".into()], slots: 0 },
             PlannedApp {
                 path: "/srv/b".into(),
                 kind: Kind::External,
                 endpoints: vec!["127.0.0.1:1".into(), "127.0.0.1:2".into()],
+                slots: 0,
             },
         ],
         dynamic_slots: 2,

@@ -22,6 +22,8 @@ pub struct Tracker {
     cause: Cell<Option<Outcome>>,
     /// The endpoint slot the request is connected to (in flight there).
     endpoint: Cell<Option<usize>>,
+    /// That endpoint was down when the request chose it.
+    chose_down: Cell<bool>,
     finished: bool,
 }
 
@@ -44,6 +46,7 @@ impl Tracker {
             first_byte: Cell::new(None),
             cause: Cell::new(None),
             endpoint: Cell::new(None),
+            chose_down: Cell::new(false),
             finished: false,
         }
     }
@@ -57,6 +60,7 @@ impl Tracker {
             first_byte: Cell::new(None),
             cause: Cell::new(None),
             endpoint: Cell::new(None),
+            chose_down: Cell::new(false),
             finished: false,
         }
     }
@@ -69,6 +73,7 @@ impl Tracker {
             first_byte: Cell::new(None),
             cause: Cell::new(None),
             endpoint: Cell::new(None),
+            chose_down: Cell::new(false),
             finished: true,
         }
     }
@@ -94,6 +99,31 @@ impl Tracker {
     fn ep(&self, order: usize) -> Option<(&'static Board, usize)> {
         let (b, slot) = self.on?;
         Some((b, b.endpoint_slot(slot, order)?))
+    }
+
+    /// The endpoint connected to was down when chosen (`was_down`).
+    pub fn chose_down(&self, was_down: bool) {
+        self.chose_down.set(was_down);
+    }
+
+    /// Whether the endpoint connected to was down when chosen.
+    pub fn was_down(&self) -> bool {
+        self.chose_down.get()
+    }
+
+    /// The board and application slot, when the request is counted.
+    pub fn board_slot(&self) -> Option<(&'static Board, usize)> {
+        self.on
+    }
+
+    /// The board and endpoint slot of the application's `order`-th endpoint.
+    pub fn endpoint_of(&self, order: usize) -> Option<(&'static Board, usize)> {
+        self.ep(order)
+    }
+
+    /// The board and endpoint slot the request is connected to.
+    pub fn current_endpoint(&self) -> Option<(&'static Board, usize)> {
+        Some((self.on?.0, self.endpoint.get()?))
     }
 
     /// Connected to the application's `order`-th endpoint, after `failed`

@@ -17,6 +17,7 @@ mod dynamic;
 mod policy;
 mod status;
 mod unix;
+mod upkeep;
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -155,7 +156,12 @@ pub fn run(config: &Config, identity: Option<Identity>, parent: libc::pid_t, log
         })
         .flatten();
     log(Level::Notice, &format!("FastCGI: process manager initialized (pid {})", std::process::id()));
-    Manager { statics, on_demand, signals, log }.serve(parent)
+    let upkeep = upkeep::start(config, log);
+    let rc = Manager { statics, on_demand, signals, log }.serve(parent);
+    if let Some(pid) = upkeep {
+        upkeep::stop(pid);
+    }
+    rc
 }
 
 /// The uid/gid a server runs as under a FastCgiWrapper (`-user`, `-group`;

@@ -72,6 +72,55 @@ impl Endpoint {
     }
 }
 
+/// `host:port` split and checked (the forms [`Endpoint::tcp`] takes).
+pub fn split_host_port(spec: &str) -> Result<(&str, u16), EndpointError> {
+    let (host, port) = match spec.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() => (h, p),
+        _ => return Err(EndpointError::MissingPort),
+    };
+    let port: u16 = match port.parse() {
+        Ok(n) if n > 0 => n,
+        _ => return Err(EndpointError::BadPort(port.to_string())),
+    };
+    Ok((host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host), port))
+}
+
+/// Whether `spec` names its host by address (nothing to re-resolve).
+pub fn is_literal(spec: &str) -> bool {
+    split_host_port(spec).is_ok_and(|(h, _)| h.parse::<std::net::IpAddr>().is_ok())
+}
+
+/// The addresses `spec` (`host:port`) resolves to now, each once, in the
+/// resolver's order: empty when the lookup fails or finds nothing.
+pub fn resolve(spec: &str) -> Result<Vec<SocketAddr>, EndpointError> {
+    let (host, port) = split_host_port(spec)?;
+    let mut addrs: Vec<SocketAddr> = Vec::new();
+    if let Ok(it) = (host, port).to_socket_addrs() {
+        for a in it {
+            if !addrs.contains(&a) {
+                addrs.push(a);
+            }
+        }
+    }
+    if addrs.is_empty() {
+        return Err(EndpointError::Unresolvable(host.to_string()));
+    }
+    Ok(addrs)
+}
+
+impl Endpoint {
+    /// One endpoint per address `spec` resolves to (a name with several
+    /// A/AAAA records gives several), each named by its address.
+    pub fn tcp_each(spec: &str) -> Result<Vec<Endpoint>, EndpointError> {
+        Ok(resolve(spec)?.into_iter().map(Endpoint::at).collect())
+    }
+
+    /// The TCP endpoint of one address, named by it.
+    pub fn at(addr: SocketAddr) -> Endpoint {
+        Endpoint::Tcp { spec: addr.to_string(), addrs: vec![addr] }
+    }
+}
+
 /// A socket file name derived from `key` (FNV-1a, 64 bits, in hex): for
 /// sockets named after an application's path, which may hold any byte.
 pub fn hashed_name(key: &[u8]) -> String {

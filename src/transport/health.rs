@@ -22,6 +22,12 @@ pub fn order(endpoints: &[&Endpoint]) -> Vec<usize> {
     up
 }
 
+/// Whether `endpoint` failed lately (in this child).
+pub fn is_down(endpoint: &Endpoint) -> bool {
+    let down = DOWN.lock().unwrap_or_else(PoisonError::into_inner);
+    down.as_ref().and_then(|m| m.get(endpoint)).is_some_and(|since| since.elapsed() < DOWN_FOR)
+}
+
 /// Records a failed connect to `endpoint`.
 pub fn mark_down(endpoint: &Endpoint) {
     let mut down = DOWN.lock().unwrap_or_else(PoisonError::into_inner);
