@@ -335,7 +335,10 @@ fn reuse_is_safe_and_saves_round_trips() {
         rest[r..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
     };
     let (on, off) = (reused("php-reuse"), reused("php-noreuse"));
-    eprintln!("php-fpm: {on} of 400 requests reused a connection with reuse on ({} connections), {off} with -keep-conn off", 400 - on);
+    eprintln!(
+        "php-fpm: {on} of 400 requests reused a connection with reuse on ({} connections), {off} with -keep-conn off",
+        400 - on
+    );
     assert_eq!(off, 0);
     assert!(on >= 250, "only {on} of 400 requests reused a connection:\n{status}");
     hosts.set_delay(0).unwrap();

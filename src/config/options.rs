@@ -262,9 +262,7 @@ pub(super) fn parse_options(
                     _ => return Err(invalid(&format!("expected least-busy, round-robin or failover, got \"{v}\""))),
                 };
             }
-            (External, "-resolve-interval") => {
-                p.app.resolve_interval = number(value()?, 0).map_err(|w| invalid(&w))?
-            }
+            (External, "-resolve-interval") => p.app.resolve_interval = number(value()?, 0).map_err(|w| invalid(&w))?,
             (External, "-health-check") => p.app.health_check = number(value()?, 0).map_err(|w| invalid(&w))?,
             (Static | External, "-socket") => {
                 let v = value()?;

@@ -33,9 +33,7 @@ pub(super) fn balanced(server: &Server, metrics: Option<&Tracker>) -> bool {
     if !server.fallbacks.is_empty() {
         return true;
     }
-    metrics
-        .and_then(Tracker::board_slot)
-        .is_some_and(|(b, slot)| b.endpoint_range(slot).1 > 1)
+    metrics.and_then(Tracker::board_slot).is_some_and(|(b, slot)| b.endpoint_range(slot).1 > 1)
 }
 
 /// The endpoints of `server` in the order to try them: the one the policy
@@ -109,7 +107,7 @@ pub(super) fn candidates(server: &Server, metrics: Option<&Tracker>, advance: bo
                 let rank = |i: usize, s: &Slot| {
                     // Counts a request apart are even (the counts race
                     // between children anyway): those go round.
-                    let busy = if weight(s) < 1000 && lot >= weight(s) { u64::MAX } else { (s.in_flight + 1) / 2 };
+                    let busy = if weight(s) < 1000 && lot >= weight(s) { u64::MAX } else { s.in_flight.div_ceil(2) };
                     (busy, (i + n - turn % n) % n)
                 };
                 let mut ranked: Vec<(usize, Slot)> = up.into_iter().enumerate().collect();
@@ -129,7 +127,13 @@ pub(super) fn candidates(server: &Server, metrics: Option<&Tracker>, advance: bo
                 Some(addr) => Endpoint::at(addr),
                 None => (*configured.get(s.order)?).clone(),
             };
-            Some(Candidate { order: s.order, endpoint, slot: Some(first + s.order), retry: k < probes, was_down: s.down })
+            Some(Candidate {
+                order: s.order,
+                endpoint,
+                slot: Some(first + s.order),
+                retry: k < probes,
+                was_down: s.down,
+            })
         })
         .collect()
 }

@@ -249,7 +249,13 @@ pub(super) fn connect(
         let endpoints: Vec<&Endpoint> = server.endpoints().collect();
         transport::health::order(&endpoints)
             .into_iter()
-            .map(|i| balance::Candidate { order: i, endpoint: endpoints[i].clone(), slot: None, retry: false, was_down: false })
+            .map(|i| balance::Candidate {
+                order: i,
+                endpoint: endpoints[i].clone(),
+                slot: None,
+                retry: false,
+                was_down: false,
+            })
             .collect()
     };
     let several = candidates.len() > 1 || balanced;
@@ -284,11 +290,14 @@ pub(super) fn connect(
                 if balanced {
                     let board = metrics.and_then(Tracker::board_slot).map(|(b, _)| b);
                     if let (Some(b), Some(ep)) = (board, c.slot) {
-                        if b.endpoint_failed(ep, crate::metrics::now_ms(), crate::metrics::layout::endpoint::DOWN_UNREACHABLE, c.retry) {
-                            let msg = format!(
-                                "FastCGI: server \"{}\" endpoint {endpoint} is down ({why}: {e})",
-                                server.path
-                            );
+                        if b.endpoint_failed(
+                            ep,
+                            crate::metrics::now_ms(),
+                            crate::metrics::layout::endpoint::DOWN_UNREACHABLE,
+                            c.retry,
+                        ) {
+                            let msg =
+                                format!("FastCGI: server \"{}\" endpoint {endpoint} is down ({why}: {e})", server.path);
                             log(Level::Error, e.raw_os_error().unwrap_or(0), &msg);
                         }
                     }

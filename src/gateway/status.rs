@@ -541,9 +541,9 @@ fn html_app(out: &mut String, a: &AppView, now: u64, index: usize) {
     }
     if a.kind != Kind::External {
         let state = if a.backed_off { " · <span class=\"down\">backed off</span>" } else { "" };
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<h3>Processes</h3><p class=\"note\">{} running · {} started in all · {} quick failures{state}</p>\n",
+            "<h3>Processes</h3><p class=\"note\">{} running · {} started in all · {} quick failures{state}</p>",
             a.processes, a.starts, a.failures
         );
         if !a.process_list.is_empty() {

@@ -83,8 +83,11 @@ impl Board {
                 std::hint::spin_loop();
                 continue;
             }
-            let (meta, hi, lo) =
-                (w(endpoint::ADDR_META).load(Acquire), w(endpoint::ADDR_HI).load(Acquire), w(endpoint::ADDR_LO).load(Acquire));
+            let (meta, hi, lo) = (
+                w(endpoint::ADDR_META).load(Acquire),
+                w(endpoint::ADDR_HI).load(Acquire),
+                w(endpoint::ADDR_LO).load(Acquire),
+            );
             if w(endpoint::ADDR_SEQ).load(Acquire) == seq {
                 return decode(meta, hi, lo);
             }
@@ -100,7 +103,11 @@ impl Board {
         self.ep_word(ep, endpoint::ADDR_HI).store(hi, Release);
         self.ep_word(ep, endpoint::ADDR_LO).store(lo, Release);
         seq.fetch_add(1, Release);
-        self.write_name(self.endpoints_base + ep * endpoint::WORDS + endpoint::NAME_LEN, &addr.to_string(), super::layout::ENDPOINT_NAME_BYTES);
+        self.write_name(
+            self.endpoints_base + ep * endpoint::WORDS + endpoint::NAME_LEN,
+            &addr.to_string(),
+            super::layout::ENDPOINT_NAME_BYTES,
+        );
     }
 
     /// The slots of the application in `slot` that take new requests

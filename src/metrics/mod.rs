@@ -20,8 +20,8 @@ mod track;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::*};
 
-pub use read::{percentile, AppView, EndpointView, Histogram, ProcessView, Snapshot};
 pub use balance::{backoff_ms, now_ms, Slot, BACKOFF_MAX_MS, BACKOFF_MIN_MS, SLOW_START_MS};
+pub use read::{percentile, AppView, EndpointView, Histogram, ProcessView, Snapshot};
 pub use track::Tracker;
 
 use crate::config::Config;
@@ -521,8 +521,10 @@ impl Board {
             // An address the manager found later: by its name in the slot.
             (0..self.endpoint_slots).find(|&ep| {
                 self.ep_active(ep) != 0
-                    && self.read_name(self.endpoints_base + ep * endpoint::WORDS + endpoint::NAME_LEN, layout::ENDPOINT_NAME_BYTES)
-                        == name
+                    && self.read_name(
+                        self.endpoints_base + ep * endpoint::WORDS + endpoint::NAME_LEN,
+                        layout::ENDPOINT_NAME_BYTES,
+                    ) == name
             })
         });
         if let Some(ep) = found {

@@ -257,7 +257,7 @@ impl Board {
                 out.push((slot as usize - 1, ProcessView { pid: pid as u32, started }));
             }
             std::sync::atomic::fence(Acquire);
-            if before % 2 == 0 && seq.load(Relaxed) == before {
+            if before.is_multiple_of(2) && seq.load(Relaxed) == before {
                 break;
             }
             std::thread::yield_now();

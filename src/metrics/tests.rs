@@ -10,7 +10,12 @@ fn region(words: usize) -> &'static [AtomicU64] {
 fn plan() -> Plan {
     Plan {
         defined: vec![
-            PlannedApp { path: "/srv/a".into(), kind: Kind::Static, endpoints: vec!["unix:/run/a.sock".into()], slots: 0 },
+            PlannedApp {
+                path: "/srv/a".into(),
+                kind: Kind::Static,
+                endpoints: vec!["unix:/run/a.sock".into()],
+                slots: 0,
+            },
             PlannedApp {
                 path: "/srv/b".into(),
                 kind: Kind::External,

@@ -34,7 +34,9 @@ const CAPACITY_RETRY: Duration = Duration::from_secs(10);
 pub fn start(config: &Config, log: &dyn Fn(Level, &str)) -> Option<libc::pid_t> {
     let board = crate::metrics::board()?;
     let needed = config.servers.iter().any(|s| {
-        s.options.health_check > 0 || s.options.keep_conn_safe || (s.options.resolve_interval > 0 && !s.hosts.is_empty())
+        s.options.health_check > 0
+            || s.options.keep_conn_safe
+            || (s.options.resolve_interval > 0 && !s.hosts.is_empty())
     });
     if !needed {
         return None;
@@ -213,10 +215,7 @@ fn check(w: &mut Watched, board: &Board, log: &dyn Fn(Level, &str)) {
             // application that never answers GET_VALUES (libfcgi) is only
             // known to accept: back up if it was down as unreachable.
             Err(why) if why.starts_with("no answer") && !answered_before => {
-                if board.endpoint_down(ep)
-                    && board.down_reason(ep) == DOWN_UNREACHABLE
-                    && board.endpoint_ok(ep, now)
-                {
+                if board.endpoint_down(ep) && board.down_reason(ep) == DOWN_UNREACHABLE && board.endpoint_ok(ep, now) {
                     log(Level::Warn, &format!("FastCGI: server \"{path}\" endpoint {e} is up again"));
                 }
             }
