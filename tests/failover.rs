@@ -58,3 +58,53 @@ fn tcp_hosts_fail_over_and_all_down_is_503() {
     );
     drop(app);
 }
+
+/// An endpoint that accepts and closes the connection before answering:
+/// requests that had not been answered, with no request body read yet, go
+/// to the other endpoint instead (each tried once); when every endpoint
+/// closes, 500 as for any missing headers.
+#[test]
+fn an_endpoint_that_closes_before_answering_is_tried_elsewhere() {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let t = TestDir::new("failover_close");
+    let app = FlupApp::start(&t, "flup");
+    let closer_path = t.sock("closer.sock");
+    let closer = std::os::unix::net::UnixListener::bind(&closer_path).unwrap();
+    std::fs::set_permissions(&closer_path, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let closed = Arc::new(AtomicUsize::new(0));
+    let count = closed.clone();
+    std::thread::spawn(move || {
+        for stream in closer.incoming() {
+            let Ok(mut s) = stream else { break };
+            // Take the request, then close without a byte of answer.
+            let mut buf = [0u8; 4096];
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_millis(200)));
+            let _ = s.read(&mut buf);
+            count.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let apache = Apache::builder(&t)
+        .config(&format!(
+            "FastCgiExternalServer {h}/app.py -socket {c} -socket {a} -balance round-robin\n\
+             FastCgiExternalServer {h}/both -socket {c} -socket {c2} -balance round-robin",
+            h = t.htdocs().display(),
+            c = closer_path.display(),
+            a = app.socket.display(),
+            c2 = closer_path.display(),
+        ))
+        .start();
+    for _ in 0..10 {
+        let r = apache.get("/app.py");
+        assert_eq!(r.status, 200, "{}\n{}", r.text(), apache.error_log());
+    }
+    assert!(closed.load(Ordering::SeqCst) >= 1, "round-robin never sent a request to the closing endpoint");
+    assert!(apache.error_log().contains("closed the connection before answering; trying another endpoint"));
+    let r = apache.get("/both");
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(apache.error_log().contains("(every endpoint closed the connection)"), "{}", apache.error_log());
+    apache.assert_alive();
+}

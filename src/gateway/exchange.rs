@@ -82,26 +82,33 @@ fn respond(
         || client.filename().and_then(|f| f.rsplit('/').next()).is_some_and(|b| b.starts_with("nph-"));
     let mut body = body;
     // A pooled connection may have been closed by the application while it
-    // sat idle: then the request is replayed once on a fresh one.
-    let attempts: &[bool] = if keep { &[true, false] } else { &[false] };
-    for &pooled in attempts {
+    // sat idle: then the request is replayed once on a fresh one. A fresh
+    // connection that an endpoint closes or resets before any answer, with
+    // nothing of the client's body read yet, is tried once on each other
+    // endpoint of a server that has several.
+    let mut try_pool = keep;
+    let mut tried: Vec<Endpoint> = Vec::new();
+    loop {
+        let pooled = std::mem::take(&mut try_pool);
         let (conn, endpoint) = if pooled {
             match checkout(server, metrics) {
                 Some(found) => found,
                 None => continue,
             }
         } else {
-            match open(client, server, dynamic, metrics) {
+            match open(client, server, dynamic, metrics, &tried) {
                 Ok(found) => found,
                 Err(status) => return Outcome::Status(status),
             }
         };
-        // Only a pooled attempt can be replayed, so only it needs a copy.
-        let out = if pooled { head.clone() } else { std::mem::take(&mut head) };
+        // Only an attempt that can be replayed needs a copy of the head.
+        let retry_elsewhere = !pooled && dynamic.is_none() && balance::balanced(server, Some(metrics));
+        let out = if pooled || retry_elsewhere { head.clone() } else { std::mem::take(&mut head) };
         let phase = if nph { Phase::Nph } else { Phase::Headers(Vec::new()) };
         let mut exchange = Exchange::new(client, server, conn, body, out, dynamic, phase);
         exchange.reused = pooled;
-        exchange.endpoint = endpoint;
+        exchange.retry_elsewhere = retry_elsewhere;
+        exchange.endpoint = endpoint.clone();
         exchange.metrics = Some(metrics);
         exchange.hold_memory = config.response_buffer;
         exchange.hold_max = config.response_spool_max.max(config.response_buffer);
@@ -115,9 +122,25 @@ fn respond(
                 return Outcome::Status(500);
             }
         }
+        if !pooled {
+            tried.push(endpoint.clone());
+            let others = balance::candidates(server, Some(metrics), false);
+            if !others.iter().any(|c| !tried.contains(&c.endpoint)) {
+                let msg = format!(
+                    "FastCGI: incomplete headers (0 bytes) received from server \"{}\" (every endpoint closed the connection)",
+                    server.path
+                );
+                client.log(Level::Error, 0, &msg);
+                metrics.cause(Cause::IncompleteHeaders);
+                return Outcome::Status(500);
+            }
+            let msg = format!(
+                "FastCGI: server \"{}\": {endpoint} closed the connection before answering; trying another endpoint",
+                server.path
+            );
+            client.log(Level::Warn, 0, &msg);
+        }
     }
-    metrics.cause(Cause::ProtocolError);
-    Outcome::Status(502)
 }
 
 /// A new connection to `server` (a dynamic one through the manager), with
@@ -127,10 +150,11 @@ fn open(
     server: &Server,
     dynamic: Option<&OnDemand>,
     metrics: &Tracker,
+    tried: &[Endpoint],
 ) -> Result<(Conn, Endpoint), u16> {
     let mut log = |level: Level, errno: i32, msg: &str| client.log(level, errno, msg);
     let connected = match dynamic {
-        None => connect(server, Some(metrics), &mut log),
+        None => connect_excluding(server, Some(metrics), tried, &mut log),
         Some(d) => d.connect(server),
     };
     match connected {
@@ -199,7 +223,7 @@ pub(super) fn run_authorizer(
     overrides: Vec<(String, Vec<u8>)>,
 ) -> Result<Vec<u8>, u16> {
     let head = params_head(client, server, Some(role), overrides);
-    let (conn, _) = open(client, server, dynamic, &Tracker::off())?;
+    let (conn, _) = open(client, server, dynamic, &Tracker::off(), &[])?;
     Exchange::new(client, server, conn, Body::None, head, dynamic, Phase::Collect(Vec::new())).collect()
 }
 
@@ -238,6 +262,17 @@ pub(super) fn connect(
     metrics: Option<&Tracker>,
     log: &mut dyn FnMut(Level, i32, &str),
 ) -> Result<(Conn, Endpoint, Option<String>), (i32, String)> {
+    connect_excluding(server, metrics, &[], log)
+}
+
+/// [`connect`], leaving out the endpoints in `tried` (a request that is
+/// tried again elsewhere).
+fn connect_excluding(
+    server: &Server,
+    metrics: Option<&Tracker>,
+    tried: &[Endpoint],
+    log: &mut dyn FnMut(Level, i32, &str),
+) -> Result<(Conn, Endpoint, Option<String>), (i32, String)> {
     let timeout = match server.options.app_conn_timeout {
         0 => None,
         n => Some(Duration::from_secs(n.into())),
@@ -261,7 +296,7 @@ pub(super) fn connect(
     let several = candidates.len() > 1 || balanced;
     let mut failed = Vec::new();
     let mut last = (libc::EADDRNOTAVAIL, "no endpoint in its address set".to_string());
-    for c in &candidates {
+    for c in candidates.iter().filter(|c| !tried.contains(&c.endpoint)) {
         let (i, endpoint) = (c.order, &c.endpoint);
         match transport::connect(endpoint, timeout) {
             Ok(conn) => {
@@ -545,6 +580,9 @@ struct Exchange<'c> {
     answered: bool,
     /// The connection came from the pool.
     reused: bool,
+    /// A fresh connection whose request may go to another endpoint if
+    /// this one closes it before any answer.
+    retry_elsewhere: bool,
     /// Which of the server's endpoints the connection reached.
     endpoint: Endpoint,
     /// The request's accounting (not for authorizers).
@@ -608,6 +646,7 @@ impl<'c> Exchange<'c> {
             dynamic,
             answered: false,
             reused: false,
+            retry_elsewhere: false,
             endpoint: server.endpoint.clone(),
             metrics: None,
             body_read: false,
@@ -1231,7 +1270,7 @@ impl<'c> Exchange<'c> {
     /// A pooled connection that closed before any answer, when nothing of
     /// the client's body was consumed.
     fn replayable(&self) -> bool {
-        self.reused && !self.answered && !self.body_read
+        (self.reused || self.retry_elsewhere) && !self.answered && !self.body_read
     }
 
     /// A dynamic application that went away without a byte could not start
