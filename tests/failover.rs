@@ -108,3 +108,47 @@ fn an_endpoint_that_closes_before_answering_is_tried_elsewhere() {
     assert!(apache.error_log().contains("(every endpoint closed the connection)"), "{}", apache.error_log());
     apache.assert_alive();
 }
+
+/// Draining: a graceful restart after an endpoint left the configuration
+/// lets the requests in flight on it finish, and sends it no new one.
+#[test]
+fn a_removed_endpoint_is_drained_by_a_graceful_restart() {
+    use common::FaultServer;
+    use std::time::Duration;
+
+    let t = TestDir::new("failover_drain");
+    let a = FaultServer::start(&t.sock("a.sock"));
+    let b = FaultServer::start(&t.sock("b.sock"));
+    let line = |sockets: &str| {
+        format!("FastCgiExternalServer {}/fault {sockets} -balance round-robin\n", t.htdocs().display())
+    };
+    let both = line(&format!("-socket {} -socket {}", a.path().display(), b.path().display()));
+    let apache = Apache::builder(&t).config(&both).start();
+    let port = apache.port;
+    // Two slow requests: round-robin puts one on each endpoint.
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            std::thread::spawn(move || {
+                common::Request::get("/fault/sleep?ms=2500")
+                    .timeout(Duration::from_secs(20))
+                    .send(port)
+                    .map(|r| r.status)
+            })
+        })
+        .collect();
+    assert!(util::wait_until(Duration::from_secs(5), || !a.requests().is_empty() && !b.requests().is_empty()));
+    let conf = apache.root().join("conf/httpd.conf");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    let only_b = line(&format!("-socket {}", b.path().display()));
+    std::fs::write(&conf, text.replace(&both, &only_b)).unwrap();
+    apache.restart(libc::SIGUSR1);
+    for s in slow {
+        assert_eq!(s.join().unwrap().ok(), Some(200), "a request in flight did not finish\n{}", apache.error_log());
+    }
+    let on_a = a.requests().len();
+    for _ in 0..10 {
+        assert_eq!(apache.get("/fault/ok").status, 200);
+    }
+    assert_eq!(a.requests().len(), on_a, "the removed endpoint got new requests");
+    apache.assert_alive();
+}
