@@ -52,15 +52,7 @@ impl Endpoint {
     /// names are resolved now. Unlike the original, IPv6 and names with
     /// several addresses are accepted.
     pub fn tcp(spec: &str) -> Result<Self, EndpointError> {
-        let (host, port) = match spec.rsplit_once(':') {
-            Some((h, p)) if !h.is_empty() => (h, p),
-            _ => return Err(EndpointError::MissingPort),
-        };
-        let port: u16 = match port.parse() {
-            Ok(n) if n > 0 => n,
-            _ => return Err(EndpointError::BadPort(port.to_string())),
-        };
-        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        let (host, port) = split_host_port(spec)?;
         let addrs: Vec<SocketAddr> = match (host, port).to_socket_addrs() {
             Ok(it) => it.collect(),
             Err(_) => Vec::new(),
