@@ -4,7 +4,7 @@
 # Never starts system services (policy-rc.d), so nothing listens on port 80.
 set -eu
 
-PKGS="apache2 apache2-dev apache2-suexec-custom libclang-dev clang libfcgi-dev php-fpm python3-pip curl wrk pkg-config"
+PKGS="apache2 apache2-dev apache2-suexec-custom libclang-dev clang libfcgi-dev php-fpm python3-pip curl wrk pkg-config valgrind strace libapache2-mod-fcgid"
 
 missing=""
 for p in $PKGS; do

@@ -1,6 +1,8 @@
 /* The benchmark's backend: one libfcgi program that both gateways talk to.
- *   GET  /small  13 bytes      GET /big  1 MiB      POST /echo  the body back
+ *   GET  /small  13 bytes      GET /big or ?big  1 MiB      POST  the body back
  * Usage: app SOCKET_PATH NPROC  (forks NPROC processes accepting on one socket)
+ *        app                    (a process manager's child: the listening
+ *                                socket is fd 0, as mod_fcgid and FastCgiServer give it)
  */
 #include <fcgiapp.h>
 #include <stdio.h>
@@ -29,7 +31,8 @@ static void serve(int sock)
             int n;
             while ((n = FCGX_GetStr(buf, sizeof buf, req.in)) > 0)
                 FCGX_PutStr(buf, n, req.out);
-        } else if (plen >= 4 && strcmp(path + plen - 4, "/big") == 0) {
+        } else if (plen >= 4 && strcmp(path + plen - 3, "big") == 0 &&
+                   (path[plen - 4] == '/' || path[plen - 4] == '?')) {
             FCGX_FPrintF(req.out, "Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", (int)sizeof big);
             FCGX_PutStr(big, sizeof big, req.out);
         } else {
@@ -41,12 +44,16 @@ static void serve(int sock)
 
 int main(int argc, char **argv)
 {
-    if (argc < 3) {
-        fprintf(stderr, "usage: %s SOCKET NPROC\n", argv[0]);
-        return 2;
-    }
     memset(big, 'x', sizeof big);
     FCGX_Init();
+    if (argc == 1) {
+        serve(0);
+        return 0;
+    }
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s [SOCKET NPROC]\n", argv[0]);
+        return 2;
+    }
     umask(0);
     int sock = FCGX_OpenSocket(argv[1], 128);
     if (sock < 0) {
