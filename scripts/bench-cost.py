@@ -7,8 +7,8 @@ gateway configuration:
 
   ours              FastCgiExternalServer, Unix socket
   ours-keep         the same with -keep-conn
-  ours-static       FastCgiServer (the process manager starts the app)
-  ours-static-keep  the same with -keep-conn
+  static            FastCgiServer (our process manager starts the app)
+  static-keep       the same with -keep-conn
   proxy             mod_proxy_fcgi, Unix socket
   proxy-reuse       the same with enablereuse=on
   fcgid             mod_fcgid (spawns the app itself), when installed
@@ -68,12 +68,14 @@ KEEPALIVE_TIMEOUT = 57
 REQUEST_TIMEOUT = 61
 SYS_POLL, SYS_PPOLL, SYS_ACCEPT, SYS_ACCEPT4 = 7, 271, 43, 288
 
-# key, label, method, url key, N1, N2
+# key, label, method, url key, N1, N2 under callgrind, N1, N2 under strace
+# (strace is cheap: more requests average out the few calls that depend on
+# whether the application has answered yet when Apache first reads).
 WORKLOADS = [
-    ("get13", "GET 13 B, no PATH_INFO", "GET", "small", 20, 60),
-    ("get13pi", "GET 13 B, PATH_INFO", "GET", "small_pi", 20, 60),
-    ("get1m", "GET 1 MiB", "GET", "big", 3, 9),
-    ("post1m", "POST 1 MiB echo", "POST", "echo", 3, 9),
+    ("get13", "GET 13 B, no PATH_INFO", "GET", "small", 20, 60, 20, 220),
+    ("get13pi", "GET 13 B, PATH_INFO", "GET", "small_pi", 20, 60, 20, 220),
+    ("get1m", "GET 1 MiB", "GET", "big", 3, 9, 3, 23),
+    ("post1m", "POST 1 MiB echo", "POST", "echo", 3, 9, 3, 23),
 ]
 WARMUP = 3
 
@@ -96,18 +98,21 @@ def configs(d, fcgid):
     proxy_mod = (f"LoadModule proxy_module {MODS}/mod_proxy.so\n"
                  f"LoadModule proxy_fcgi_module {MODS}/mod_proxy_fcgi.so\n")
     c = {}
-    for keep in (False, True):
-        sfx = "-keep" if keep else ""
-        opt = " -keep-conn" if keep else ""
-        c["ours" + sfx] = dict(
-            label="mod_fastcgi_rs, FastCgiExternalServer" + opt, side="ours", external="ours.sock",
-            urls=ours_urls,
-            conf=ours_mod + f"FastCgiExternalServer \"{d}/htdocs/ours\" -socket \"{sock}/ours.sock\"{opt}\n")
-        c["ours-static" + sfx] = dict(
-            label="mod_fastcgi_rs, FastCgiServer" + opt, side="ours", external=None,
-            urls=static_urls,
-            conf=ours_mod + f"FastCgiServer \"{d}/htdocs/static.fcgi\" -processes 1 "
-                            f"-socket \"{sock}/static.sock\" -init-start-delay 0{opt}\n")
+    for static in (False, True):
+        for keep in (False, True):
+            opt = " -keep-conn" if keep else ""
+            name = ("static" if static else "ours") + ("-keep" if keep else "")
+            if static:
+                c[name] = dict(
+                    label="mod_fastcgi_rs, FastCgiServer" + opt, side="ours", external=None,
+                    urls=static_urls,
+                    conf=ours_mod + f"FastCgiServer \"{d}/htdocs/static.fcgi\" -processes 1 "
+                                    f"-socket \"{sock}/static.sock\" -init-start-delay 0{opt}\n")
+            else:
+                c[name] = dict(
+                    label="mod_fastcgi_rs, FastCgiExternalServer" + opt, side="ours", external="ours.sock",
+                    urls=ours_urls,
+                    conf=ours_mod + f"FastCgiExternalServer \"{d}/htdocs/ours\" -socket \"{sock}/ours.sock\"{opt}\n")
     for reuse in (False, True):
         sfx = "-reuse" if reuse else ""
         opt = " enablereuse=on" if reuse else ""
@@ -326,14 +331,16 @@ def probe(port, pacer, deadline=300):
             time.sleep(0.2)
 
 
-def drive(port, pacer, cfg, workloads):
+def drive(port, pacer, cfg, workloads, tool):
     workloads = [w for w in workloads if w[0] not in cfg.get("skip", {})]
     """probe, then per workload: warm-up, N1, N2; then a last probe (so that
     the last measured connection is followed by another one).
     Returns the list of connections: (workload key, phase)."""
     conns = [("probe", "start")]
     probe(port, pacer)
-    for key, label, method, ukey, n1, n2 in workloads:
+    for key, label, method, ukey, n1, n2, s1, s2 in workloads:
+        if tool == "strace":
+            n1, n2 = s1, s2
         url = cfg["urls"][ukey]
         run_connection(port, pacer, method, url, ukey, WARMUP, True)
         conns.append((key, "warmup"))
@@ -395,22 +402,22 @@ def stop(proc, target=None, grace=10):
                 os.kill(target or proc.pid, signal.SIGKILL)
             except OSError:
                 pass
-            proc.wait()
-    for _ in range(50):
-        left = session_pids(sid)
-        if not left:
-            return
-        for p in left:
-            try:
-                os.kill(p, signal.SIGTERM)
-            except OSError:
-                pass
-        time.sleep(0.1)
-    for p in session_pids(sid):
-        try:
-            os.kill(p, signal.SIGKILL)
-        except OSError:
-            pass
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for _ in range(30):
+            left = [p for p in session_pids(sid) if p != proc.pid]
+            if not left:
+                break
+            for p in left:
+                try:
+                    os.kill(p, sig)
+                except OSError:
+                    pass
+            time.sleep(0.1)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def free_port():
@@ -440,7 +447,9 @@ def run_apache(d, name, cfg, args, tool, workloads, www):
         if www["uid"] is not None:
             os.chown(f"{root}/cg", www["uid"], www["gid"])
     else:
-        cmd = ["strace", "-f", "-yy", "-x", "-s", "8192", "-o", f"{root}/strace.log"] + apache
+        # No -f: the process managers Apache forks (ours, mod_fcgid's) are
+        # not Apache; prefork -X has one thread (parse_strace checks).
+        cmd = ["strace", "-yy", "-x", "-s", "8192", "-o", f"{root}/strace.log"] + apache
     backend = start_backend(d, f"{name}.{tool}", cfg)
     proc = subprocess.Popen(cmd, env=env, start_new_session=True,
                             stdout=open(f"{root}/stdout.log", "w"), stderr=subprocess.STDOUT)
@@ -448,9 +457,9 @@ def run_apache(d, name, cfg, args, tool, workloads, www):
     try:
         pid = proc.pid
         if tool == "strace":
-            pid = apache_pid_under_strace(f"{root}/strace.log")
+            pid = apache_pid_under_strace(proc.pid)
         pacer = Pacer(pid)
-        conns = drive(port, pacer, cfg, workloads)
+        conns = drive(port, pacer, cfg, workloads, tool)
         if pacer.misses:
             log(f"bench-cost: {name}/{tool}: {pacer.misses} unpaced steps")
         return pid, conns, root
@@ -466,17 +475,21 @@ def run_apache(d, name, cfg, args, tool, workloads, www):
         stop(backend)
 
 
-def apache_pid_under_strace(log_path):
-    """Apache's pid: the first line of strace's log is its execve."""
-    for _ in range(1000):
+def apache_pid_under_strace(strace_pid):
+    """Apache's pid: the child of strace that has become /usr/sbin/apache2."""
+    for _ in range(2000):
         try:
-            with open(log_path) as f:
-                first = f.readline()
-            if "execve(" in first:
-                return int(first.split()[0])
-        except (OSError, ValueError):
+            with open(f"/proc/{strace_pid}/task/{strace_pid}/children") as f:
+                kids = f.read().split()
+            for k in kids:
+                try:
+                    if os.readlink(f"/proc/{k}/exe") == "/usr/sbin/apache2":
+                        return int(k)
+                except OSError:
+                    pass
+        except OSError:
             pass
-        time.sleep(0.01)
+        time.sleep(0.005)
     raise RuntimeError("strace did not start apache2")
 
 
@@ -505,7 +518,7 @@ def parse_callgrind(path):
     Self is what a function's own cost lines say; inclusive adds the cost
     of its calls (a function calling itself is not counted twice)."""
     names = {"ob": {}, "fl": {}, "fn": {}}
-    selfc, incl = {}, {}
+    selfc, incl, edges = {}, {}, {}
     ob = fn = cfn = cob = None
     after_calls = False
 
@@ -532,6 +545,7 @@ def parse_callgrind(path):
                     target = f"{cfn} [{os.path.basename(cob or ob or '')}]"
                     if target != fn:
                         incl[fn] = incl.get(fn, 0) + ir
+                    edges[(fn, target)] = edges.get((fn, target), 0) + ir
                     cob = None
                 else:
                     selfc[fn] = selfc.get(fn, 0) + ir
@@ -550,14 +564,36 @@ def parse_callgrind(path):
                 name("fl", val)
             elif key == "calls":
                 after_calls = True
-    return selfc, incl
+    return selfc, incl, edges
 
 
-def per_request_functions(n1_file, n2_file, dn, inclusive):
-    i = 1 if inclusive else 0
-    a, b = parse_callgrind(n1_file)[i], parse_callgrind(n2_file)[i]
-    out = {fn: (b.get(fn, 0) - a.get(fn, 0)) / dn for fn in set(a) | set(b)}
-    return sorted(out.items(), key=lambda kv: -kv[1])
+def per_request(a, b, dn):
+    return {k: (b.get(k, 0) - a.get(k, 0)) / dn for k in set(a) | set(b)}
+
+
+def write_top(path, title, n1_file, n2_file, dn, rows=40):
+    """Per request (N2 dump minus N1 dump over dN): the top functions by
+    self and by inclusive Ir, the callers of the top self ones, and our
+    module's functions alone."""
+    a, b = parse_callgrind(n1_file), parse_callgrind(n2_file)
+    selfc, incl, edges = (per_request(a[i], b[i], dn) for i in range(3))
+    top = lambda d: sorted(d.items(), key=lambda kv: -kv[1])
+    with open(path, "w") as out:
+        out.write(f"{title}\nIr per request by function: callgrind dump of N2 requests minus N1, over {dn}\n")
+        out.write(f"total {sum(selfc.values()):,.0f}\n\nself (with the callers that account for most of it)\n")
+        for fn, ir in top(selfc)[:rows]:
+            out.write(f"{ir:12,.0f}  {fn}\n")
+            callers = sorted(((c, v) for (c, callee), v in edges.items() if callee == fn and v > ir * 0.1),
+                             key=lambda kv: -kv[1])[:3]
+            for c, v in callers:
+                out.write(f"{'':14}{v:10,.0f} incl. from {c}\n")
+        out.write("\ninclusive\n")
+        for fn, ir in top(incl)[:rows]:
+            out.write(f"{ir:12,.0f}  {fn}\n")
+        out.write("\nmod_fastcgi_rs.so only: self, inclusive\n")
+        ours = [(fn, ir) for fn, ir in top(selfc) if fn.endswith("[mod_fastcgi_rs.so]")]
+        for fn, ir in ours[:rows]:
+            out.write(f"{ir:12,.0f} {incl.get(fn, 0):12,.0f}  {fn}\n")
 
 
 # ----------------------------------------------------------------- strace
@@ -594,9 +630,10 @@ def parse_strace(path, main_pid):
     with open(path, errors="replace") as f:
         for raw in f:
             m = LINE.match(raw.rstrip("\n"))
-            if not m:
-                continue
-            tid, rest = int(m.group(1)), m.group(2)
+            if m:
+                tid, rest = int(m.group(1)), m.group(2)
+            else:
+                tid, rest = main_pid, raw.rstrip("\n")
             if rest.endswith("<unfinished ...>"):
                 pending[tid] = rest[: -len("<unfinished ...>")].rstrip()
                 continue
@@ -610,6 +647,7 @@ def parse_strace(path, main_pid):
             name, args, ret = c.group(1), c.group(2), c.group(3)
             if name in ("clone", "clone3") and "CLONE_THREAD" in args and tid in procs and ret.isdigit():
                 procs.add(int(ret))
+                log(f"bench-cost: Apache started a thread; strace without -f misses its calls")
             if tid not in procs:
                 continue
             kind = ""
@@ -617,7 +655,7 @@ def parse_strace(path, main_pid):
                 fm = FD_ARG.match(args)
                 if fm:
                     kind = fd_kind(fm.group(2))
-            if name in ("accept", "accept4") and not ret.startswith("-"):
+            if name in ("accept", "accept4") and ret.isdigit():
                 segments.append([])
             segments[-1].append((name, kind, args, ret))
     return segments
@@ -714,7 +752,7 @@ def measure(args, d, name, cfg, workloads, www, outdir):
         # written at exit, unless Apache had to be killed).
         if len(dumps) not in (len(conns), len(conns) + 1):
             raise RuntimeError(f"{name}: {len(dumps)} callgrind dumps for {len(conns)} connections")
-        for key, label, method, ukey, n1, n2 in workloads:
+        for key, label, method, ukey, n1, n2, _, _ in workloads:
             if key in cfg.get("skip", {}):
                 continue
             f1, f2 = dumps[idx(conns, key, "n1") + 1], dumps[idx(conns, key, "n2") + 1]
@@ -723,14 +761,7 @@ def measure(args, d, name, cfg, workloads, www, outdir):
             for phase, f in (("n1", f1), ("n2", f2)):
                 shutil.copy(f, f"{outdir}/{name}.{key}.{phase}.callgrind.out")
             if not args.no_annotate:
-                with open(f"{outdir}/{name}.{key}.top.txt", "w") as out:
-                    out.write(f"{cfg['label']}: {label}: Ir per request by function "
-                              f"(callgrind dumps N2={n2} minus N1={n1}, divided by {n2 - n1})\n")
-                    for inclusive in (False, True):
-                        rows = per_request_functions(f1, f2, n2 - n1, inclusive)
-                        out.write(f"\n{'inclusive' if inclusive else 'self'}\n")
-                        for fn, ir in rows[:60]:
-                            out.write(f"{ir:14,.1f}  {fn}\n")
+                write_top(f"{outdir}/{name}.{key}.top.txt", f"{cfg['label']}: {label}", f1, f2, n2 - n1)
         log(f"bench-cost: {name} under callgrind: {time.monotonic() - t0:.0f} s")
     if not args.no_strace:
         t0 = time.monotonic()
@@ -739,7 +770,7 @@ def measure(args, d, name, cfg, workloads, www, outdir):
         # segment 0 is start-up; segment i+1 begins with connection i's accept.
         if len(segs) != len(conns) + 1:
             raise RuntimeError(f"{name}: {len(segs) - 1} accepts for {len(conns)} connections")
-        for key, label, method, ukey, n1, n2 in workloads:
+        for key, label, method, ukey, _, _, n1, n2 in workloads:
             if key in cfg.get("skip", {}):
                 continue
             s1, s2 = segs[idx(conns, key, "n1") + 1], segs[idx(conns, key, "n2") + 1]
@@ -763,82 +794,72 @@ def fmt_n(x):
     return f"{x:.2f}".rstrip("0").rstrip(".") if x != int(x) else f"{int(x)}"
 
 
-def pairs(names):
-    """(ours, theirs) comparisons: each of ours against mod_proxy_fcgi,
-    keep-conn against enablereuse."""
-    out = []
-    for o, t in (("ours", "proxy"), ("ours-keep", "proxy-reuse"), ("ours-static", "proxy"),
-                 ("ours-static-keep", "proxy-reuse"), ("ours", "fcgid")):
-        if o in names and t in names:
-            out.append((o, t))
-    return out
+# (column title, ours, theirs)
+PAIRS = [("ours/proxy", "ours", "proxy"), ("keep/reuse", "ours-keep", "proxy-reuse"),
+         ("ours/fcgid", "ours", "fcgid")]
+
+
+def ratio(a, b):
+    if a is None or b is None:
+        return "-"
+    if b == 0:
+        return "-" if a == 0 else "inf"
+    return f"{a / b:.2f}"
 
 
 def report(results, workloads, meta):
     names = list(results)
+    prs = [p for p in PAIRS if p[1] in names and p[2] in names]
+    w = max(len(n) for n in names) + 2
+    rw = max([len(p[0]) for p in prs] + [0]) + 2
     L = []
-    w = max(10, max(len(n) for n in names) + 1)
     L.append("make bench-cost: cost per request inside the Apache process (apache2 -X, prefork, one process)")
-    L.append(f"  {meta['date']}; Apache {meta['apache']}; valgrind {meta['valgrind']}; {meta['module']}")
-    L.append(f"  difference method: (X(N2) - X(N1)) / (N2 - N1) over one keep-alive connection each, after {WARMUP} warm-up requests")
-    L.append("  (" + ", ".join(f"{lab}: N1={n1}, N2={n2}" for k, lab, m, u, n1, n2 in workloads) + ")")
+    L.append(f"  {meta['date']}; {meta['apache']}; {meta['valgrind']}; {meta['module']}")
+    L.append(f"  difference method: (X(N2) - X(N1)) / (N2 - N1), one keep-alive connection each, after a warm-up")
+    L.append(f"  connection of {WARMUP} requests whose bodies are checked; N1, N2 for callgrind / strace:")
+    L.append("  " + "; ".join(f"{lab} {n1}, {n2} / {s1}, {s2}" for k, lab, m, u, n1, n2, s1, s2 in workloads))
     L.append(f"  callgrind ran Apache with GLIBC_TUNABLES={TUNABLES}")
     L.append("  (glibc keeps its vector memcpy/memset loops: valgrind counts each byte of rep movsb/stosb as one instruction)")
     L.append("")
     for n in names:
         L.append(f"  {n:<{w}} {results[n]['label']}")
     L.append("")
-    prs = pairs(names)
-    have_ir = any(results[n]["ir"] for n in names)
-    if have_ir:
-        L.append("Instructions per request (callgrind Ir, Apache process only)")
-        hdr = f"{'':<24}" + "".join(f"{n:>{w + 2}}" for n in names) + "".join(f"{o + '/' + t:>{len(o) + len(t) + 3}}" for o, t in prs)
-        L.append(hdr)
+    head = lambda first: f"{first:<24}" + "".join(f"{n:>{w}}" for n in names) + "".join(f"{p[0]:>{rw}}" for p in prs)
+    if any(results[n]["ir"] for n in names):
+        L.append("Instructions per request (callgrind Ir, the Apache process only)")
+        L.append(head(""))
         for key, label, *_ in workloads:
-            row = f"{label:<24}"
-            for n in names:
-                v = results[n]["ir"].get(key, {}).get("per_request")
-                row += f"{fmt_n(v):>{w + 2}}"
-            for o, t in prs:
-                a = results[o]["ir"].get(key, {}).get("per_request")
-                b = results[t]["ir"].get(key, {}).get("per_request")
-                r = f"{a / b:.2f}" if a is not None and b else "-"
-                row += f"{r:>{len(o) + len(t) + 3}}"
-            L.append(row)
+            vals = {n: results[n]["ir"].get(key, {}).get("per_request") for n in names}
+            L.append(f"{label:<24}" + "".join(f"{fmt_n(vals[n]):>{w}}" for n in names)
+                     + "".join(f"{ratio(vals[o], vals[t]):>{rw}}" for _, o, t in prs))
         L.append("")
-    have_sys = any(results[n]["sys"] for n in names)
-    if have_sys:
-        L.append("System calls per request by type (strace -f -yy, Apache process only; (client) = the HTTP")
-        L.append("connection, (app) = a Unix socket to the application, (file)/(pipe) likewise)")
+    if any(results[n]["sys"] for n in names):
+        L.append("System calls per request by type (strace -yy, the Apache process only; (client) = the HTTP")
+        L.append("connection, (app) = a Unix socket to the application, (file), (pipe) likewise)")
         for key, label, *_ in workloads:
             keys = set()
             for n in names:
                 keys |= {k for k, v in results[n]["sys"].get(key, {}).items() if abs(v) > 0.004}
-            L.append(f"{label}")
-            L.append(f"  {'':<22}" + "".join(f"{n:>{w + 2}}" for n in names) + "".join(f"{o + '/' + t:>{len(o) + len(t) + 3}}" for o, t in prs))
-            totals = {n: sum(results[n]["sys"].get(key, {}).values()) for n in names}
+            L.append(head(label))
             for k in sorted(keys) + ["total"]:
-                row = f"  {k:<22}"
                 vals = {}
                 for n in names:
-                    v = totals[n] if k == "total" else results[n]["sys"].get(key, {}).get(k, 0.0)
-                    vals[n] = v
-                    row += f"{fmt_n(v):>{w + 2}}"
-                for o, t in prs:
-                    a, b = vals.get(o), vals.get(t)
-                    r = f"{a / b:.2f}" if b else ("-" if not a else "inf")
-                    row += f"{r:>{len(o) + len(t) + 3}}"
-                L.append(row)
-        L.append("")
-        L.append("BEGIN_REQUEST + all PARAMS + first STDIN in one write (requests of the N2 connection)")
+                    sc = results[n]["sys"].get(key)
+                    vals[n] = None if sc is None else (sum(sc.values()) if k == "total" else sc.get(k, 0.0))
+                L.append(f"  {k:<22}" + "".join(f"{fmt_n(vals[n]):>{w}}" for n in names)
+                         + "".join(f"{ratio(vals[o], vals[t]):>{rw}}" for _, o, t in prs))
+            L.append("")
+        L.append("Writes that carry BEGIN_REQUEST, all PARAMS and the first STDIN record at once")
+        L.append("(requests of the strace N2 connection)")
+        L.append(head(""))
         for key, label, *_ in workloads:
-            row = f"  {label:<22}"
+            row = f"{label:<24}"
             for n in names:
                 fw = results[n]["first_write"].get(key)
-                row += f"{(f'{fw[0]}/{fw[1]}' if fw else '-'):>{w + 2}}"
+                row += f"{(f'{fw[0]}/{fw[1]}' if fw else '-'):>{w}}"
             L.append(row)
         L.append("")
-    labels = {w[0]: w[1] for w in workloads}
+    labels = {wl[0]: wl[1] for wl in workloads}
     for n in names:
         for key, why in results[n].get("skip", {}).items():
             if key in labels:

@@ -20,7 +20,10 @@ static void serve(int sock)
 
     FCGX_InitRequest(&req, sock, 0);
     while (FCGX_Accept_r(&req) >= 0) {
-        /* Route on the URI: the two gateways set PATH_INFO differently. */
+        /* Route on the URI: the two gateways set PATH_INFO differently.
+         * Every branch reads FCGI_STDIN to its end: libfcgi closes a
+         * connection whose input was not read to the end, FCGI_KEEP_CONN or
+         * not, so GETs would never reuse a connection. */
         const char *path = FCGX_GetParam("REQUEST_URI", req.envp);
         const char *method = FCGX_GetParam("REQUEST_METHOD", req.envp);
         if (!path) path = "";
@@ -31,6 +34,9 @@ static void serve(int sock)
             int n;
             while ((n = FCGX_GetStr(buf, sizeof buf, req.in)) > 0)
                 FCGX_PutStr(buf, n, req.out);
+        } else if (FCGX_GetStr(buf, sizeof buf, req.in) > 0) {
+            /* A GET with a body: none is expected. */
+            FCGX_PutS("Status: 400 Bad Request\r\nContent-Type: text/plain\r\n\r\nunexpected body\n", req.out);
         } else if (plen >= 4 && strcmp(path + plen - 3, "big") == 0 &&
                    (path[plen - 4] == '/' || path[plen - 4] == '?')) {
             FCGX_FPrintF(req.out, "Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", (int)sizeof big);
