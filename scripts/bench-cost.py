@@ -72,12 +72,13 @@ SYS_POLL, SYS_PPOLL, SYS_ACCEPT, SYS_ACCEPT4 = 7, 271, 43, 288
 # (strace is cheap: more requests average out the few calls that depend on
 # whether the application has answered yet when Apache first reads).
 WORKLOADS = [
-    ("get13", "GET 13 B, no PATH_INFO", "GET", "small", 20, 60, 20, 220),
-    ("get13pi", "GET 13 B, PATH_INFO", "GET", "small_pi", 20, 60, 20, 220),
-    ("get1m", "GET 1 MiB", "GET", "big", 3, 9, 3, 23),
-    ("post1m", "POST 1 MiB echo", "POST", "echo", 3, 9, 3, 23),
+    ("get13", "GET 13 B, no PATH_INFO", "GET", "small", 20, 100, 20, 220),
+    ("get13pi", "GET 13 B, PATH_INFO", "GET", "small_pi", 20, 100, 20, 220),
+    ("get1m", "GET 1 MiB", "GET", "big", 4, 24, 3, 43),
+    ("post1m", "POST 1 MiB echo", "POST", "echo", 4, 24, 3, 43),
 ]
 WARMUP = 3
+PIN = []  # taskset prefix for Apache and the application (--cpu)
 
 
 def log(*a):
@@ -360,7 +361,7 @@ def start_backend(d, name, cfg):
     path = f"{d}/sock/{cfg['external']}"
     if os.path.exists(path):
         os.unlink(path)
-    p = subprocess.Popen([f"{d}/app", path, "2"], start_new_session=True,
+    p = subprocess.Popen(PIN + [f"{d}/app", path, "2"], start_new_session=True,
                          stdout=subprocess.DEVNULL, stderr=open(f"{d}/{name}-app.log", "a"))
     for _ in range(200):
         if os.path.exists(path):
@@ -451,7 +452,7 @@ def run_apache(d, name, cfg, args, tool, workloads, www):
         # not Apache; prefork -X has one thread (parse_strace checks).
         cmd = ["strace", "-yy", "-x", "-s", "8192", "-o", f"{root}/strace.log"] + apache
     backend = start_backend(d, f"{name}.{tool}", cfg)
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True,
+    proc = subprocess.Popen(PIN + cmd, env=env, start_new_session=True,
                             stdout=open(f"{root}/stdout.log", "w"), stderr=subprocess.STDOUT)
     pid = None
     try:
@@ -939,7 +940,10 @@ def main():
     ap.add_argument("--no-annotate", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the temporary ServerRoots")
     ap.add_argument("--compare", nargs=2, metavar="JSON", help="only compare two earlier bench-cost.json files")
+    ap.add_argument("--cpu", help="run Apache and the application on this CPU only (taskset)")
     args = ap.parse_args()
+    if args.cpu is not None:
+        PIN[:] = ["taskset", "-c", args.cpu]
     # SIGTERM and SIGHUP unwind like Ctrl-C: the finally blocks stop what we started.
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: sys.exit(1))
