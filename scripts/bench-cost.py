@@ -78,7 +78,38 @@ WORKLOADS = [
     ("post1m", "POST 1 MiB echo", "POST", "echo", 4, 24, 3, 43),
 ]
 WARMUP = 3
-PIN = []  # taskset prefix for Apache and the application (--cpu)
+# Scheduling (--cpu): Apache and the application share one CPU, the
+# application as SCHED_IDLE, so that it runs exactly when Apache waits: each
+# time Apache reads from it, the application has done all it could. Without
+# this, whether the answer is already there when Apache first reads (or a
+# read gets EAGAIN and a poll follows) depends on the timing of two
+# processes on a shared machine; the client runs on the other CPUs.
+SCHED = {"cpu": None}
+
+
+def app_sched():
+    """In a child before exec: the application's CPU and policy."""
+    if SCHED["cpu"] is not None:
+        os.sched_setaffinity(0, {SCHED["cpu"]})
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
+def apache_sched():
+    if SCHED["cpu"] is not None:
+        os.sched_setaffinity(0, {SCHED["cpu"]})
+
+
+def sched_spawned_apps(sid, exes):
+    """Applications a process manager started (FastCgiServer, mod_fcgid)."""
+    if SCHED["cpu"] is None:
+        return
+    for pid in session_pids(sid):
+        try:
+            if os.readlink(f"/proc/{pid}/exe") in exes and os.sched_getscheduler(pid) != os.SCHED_IDLE:
+                os.sched_setaffinity(pid, {SCHED["cpu"]})
+                os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+        except OSError:
+            pass
 
 
 def log(*a):
@@ -332,7 +363,7 @@ def probe(port, pacer, deadline=300):
             time.sleep(0.2)
 
 
-def drive(port, pacer, cfg, workloads, tool):
+def drive(port, pacer, cfg, workloads, tool, on_warm=None):
     workloads = [w for w in workloads if w[0] not in cfg.get("skip", {})]
     """probe, then per workload: warm-up, N1, N2; then a last probe (so that
     the last measured connection is followed by another one).
@@ -345,6 +376,8 @@ def drive(port, pacer, cfg, workloads, tool):
         url = cfg["urls"][ukey]
         run_connection(port, pacer, method, url, ukey, WARMUP, True)
         conns.append((key, "warmup"))
+        if on_warm:
+            on_warm()
         for phase, n in (("n1", n1), ("n2", n2)):
             run_connection(port, pacer, method, url, ukey, n, True)
             conns.append((key, phase))
@@ -361,7 +394,7 @@ def start_backend(d, name, cfg):
     path = f"{d}/sock/{cfg['external']}"
     if os.path.exists(path):
         os.unlink(path)
-    p = subprocess.Popen(PIN + [f"{d}/app", path, "2"], start_new_session=True,
+    p = subprocess.Popen([f"{d}/app", path, "2"], start_new_session=True, preexec_fn=app_sched,
                          stdout=subprocess.DEVNULL, stderr=open(f"{d}/{name}-app.log", "a"))
     for _ in range(200):
         if os.path.exists(path):
@@ -452,7 +485,7 @@ def run_apache(d, name, cfg, args, tool, workloads, www):
         # not Apache; prefork -X has one thread (parse_strace checks).
         cmd = ["strace", "-yy", "-x", "-s", "8192", "-o", f"{root}/strace.log"] + apache
     backend = start_backend(d, f"{name}.{tool}", cfg)
-    proc = subprocess.Popen(PIN + cmd, env=env, start_new_session=True,
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=apache_sched,
                             stdout=open(f"{root}/stdout.log", "w"), stderr=subprocess.STDOUT)
     pid = None
     try:
@@ -460,7 +493,8 @@ def run_apache(d, name, cfg, args, tool, workloads, www):
         if tool == "strace":
             pid = apache_pid_under_strace(proc.pid)
         pacer = Pacer(pid)
-        conns = drive(port, pacer, cfg, workloads, tool)
+        exes = {f"{d}/htdocs/static.fcgi", f"{d}/htdocs/app.fcgi"}
+        conns = drive(port, pacer, cfg, workloads, tool, lambda: sched_spawned_apps(proc.pid, exes))
         if pacer.misses:
             log(f"bench-cost: {name}/{tool}: {pacer.misses} unpaced steps")
         return pid, conns, root
@@ -940,10 +974,13 @@ def main():
     ap.add_argument("--no-annotate", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the temporary ServerRoots")
     ap.add_argument("--compare", nargs=2, metavar="JSON", help="only compare two earlier bench-cost.json files")
-    ap.add_argument("--cpu", help="run Apache and the application on this CPU only (taskset)")
+    ap.add_argument("--cpu", default=str(os.cpu_count() - 1),
+                    help="the CPU for Apache and the application (SCHED_IDLE); 'none': no pinning. "
+                         "Default: the last one")
     args = ap.parse_args()
-    if args.cpu is not None:
-        PIN[:] = ["taskset", "-c", args.cpu]
+    if args.cpu != "none" and os.cpu_count() > 1:
+        SCHED["cpu"] = int(args.cpu)
+        os.sched_setaffinity(0, set(range(os.cpu_count())) - {SCHED["cpu"]})
     # SIGTERM and SIGHUP unwind like Ctrl-C: the finally blocks stop what we started.
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: sys.exit(1))
