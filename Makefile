@@ -4,6 +4,8 @@
 #   make run      deps + build + Apache on 127.0.0.1:8080 serving the tutorial's app
 #   make test     deps + build + deb + the whole test suite
 #   make bench    wrk against our module and mod_proxy_fcgi, same backend, ratios
+#   make bench-cost  instructions (callgrind) and system calls (strace) per request
+#                 inside Apache: ours, mod_proxy_fcgi, mod_fcgid; build/bench-cost.txt
 #   make install  the module into Apache's module dir, .load/.conf into mods-available
 #   make deb      build/deb/libapache2-mod-fastcgi-rs_<version>_<arch>.deb (dpkg-buildpackage), lintian
 
@@ -15,7 +17,7 @@ STATIC  := $(RELEASE)/libmod_fastcgi_rs.a
 # What the Rust staticlib needs from the system (cargo rustc -- --print native-static-libs).
 NATIVE  := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
-.PHONY: all deps run test unit integration bench install deb clean FORCE
+.PHONY: all deps run test unit integration bench bench-cost install deb clean FORCE
 
 all: $(MODULE)
 
@@ -50,6 +52,10 @@ bench: deps all
 # The Debian package (debian/, built by dpkg-buildpackage) in build/deb/.
 deb: deps
 	./scripts/deb.sh
+
+# BENCH_COST_RUNS=2 measures twice and reports how far the runs differ.
+bench-cost: deps all
+	FASTCGI_RS_MODULE=$(CURDIR)/$(MODULE) python3 ./scripts/bench-cost.py
 
 install: all
 	install -m 644 $(MODULE) $$(apxs -q LIBEXECDIR)/mod_fastcgi_rs.so

@@ -11,6 +11,8 @@ PKGS="$PKGS dpkg-dev debhelper fakeroot lintian"
 PKGS="$PKGS iproute2 util-linux"
 # tests/metrics.rs: the status page in a real browser.
 PKGS="$PKGS chromium"
+# make bench-cost: callgrind, strace, and mod_fcgid to compare with.
+PKGS="$PKGS valgrind strace libapache2-mod-fcgid"
 
 missing=""
 for p in $PKGS; do

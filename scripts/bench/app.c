@@ -1,6 +1,8 @@
 /* The benchmark's backend: one libfcgi program that both gateways talk to.
- *   GET  /small  13 bytes      GET /big  1 MiB      POST /echo  the body back
+ *   GET  /small  13 bytes      GET /big or ?big  1 MiB      POST  the body back
  * Usage: app SOCKET_PATH NPROC  (forks NPROC processes accepting on one socket)
+ *        app                    (a process manager's child: the listening
+ *                                socket is fd 0, as mod_fcgid and FastCgiServer give it)
  */
 #include <fcgiapp.h>
 #include <stdio.h>
@@ -18,7 +20,10 @@ static void serve(int sock)
 
     FCGX_InitRequest(&req, sock, 0);
     while (FCGX_Accept_r(&req) >= 0) {
-        /* Route on the URI: the two gateways set PATH_INFO differently. */
+        /* Route on the URI: the two gateways set PATH_INFO differently.
+         * Every branch reads FCGI_STDIN to its end: libfcgi closes a
+         * connection whose input was not read to the end, FCGI_KEEP_CONN or
+         * not, so GETs would never reuse a connection. */
         const char *path = FCGX_GetParam("REQUEST_URI", req.envp);
         const char *method = FCGX_GetParam("REQUEST_METHOD", req.envp);
         if (!path) path = "";
@@ -29,7 +34,11 @@ static void serve(int sock)
             int n;
             while ((n = FCGX_GetStr(buf, sizeof buf, req.in)) > 0)
                 FCGX_PutStr(buf, n, req.out);
-        } else if (plen >= 4 && strcmp(path + plen - 4, "/big") == 0) {
+        } else if (FCGX_GetStr(buf, sizeof buf, req.in) > 0) {
+            /* A GET with a body: none is expected. */
+            FCGX_PutS("Status: 400 Bad Request\r\nContent-Type: text/plain\r\n\r\nunexpected body\n", req.out);
+        } else if (plen >= 4 && strcmp(path + plen - 3, "big") == 0 &&
+                   (path[plen - 4] == '/' || path[plen - 4] == '?')) {
             FCGX_FPrintF(req.out, "Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", (int)sizeof big);
             FCGX_PutStr(big, sizeof big, req.out);
         } else {
@@ -41,12 +50,16 @@ static void serve(int sock)
 
 int main(int argc, char **argv)
 {
-    if (argc < 3) {
-        fprintf(stderr, "usage: %s SOCKET NPROC\n", argv[0]);
-        return 2;
-    }
     memset(big, 'x', sizeof big);
     FCGX_Init();
+    if (argc == 1) {
+        serve(0);
+        return 0;
+    }
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s [SOCKET NPROC]\n", argv[0]);
+        return 2;
+    }
     umask(0);
     int sock = FCGX_OpenSocket(argv[1], 128);
     if (sock < 0) {
