@@ -105,10 +105,11 @@ fn respond(
         let retry_elsewhere = !pooled && dynamic.is_none() && balance::balanced(server, Some(metrics));
         let out = if pooled || retry_elsewhere { head.clone() } else { std::mem::take(&mut head) };
         let phase = if nph { Phase::Nph } else { Phase::Headers(Vec::new()) };
-        let mut exchange = Exchange::new(client, server, conn, body, out, dynamic, phase);
+        // Kept only where a failed attempt moves on to another endpoint.
+        let kept = retry_elsewhere.then(|| endpoint.clone());
+        let mut exchange = Exchange::new(client, server, conn, endpoint, body, out, dynamic, phase);
         exchange.reused = pooled;
         exchange.retry_elsewhere = retry_elsewhere;
-        exchange.endpoint = endpoint.clone();
         exchange.metrics = Some(metrics);
         exchange.hold_memory = config.response_buffer;
         exchange.hold_max = config.response_spool_max.max(config.response_buffer);
@@ -122,7 +123,7 @@ fn respond(
                 return Outcome::Status(500);
             }
         }
-        if !pooled {
+        if let Some(endpoint) = kept {
             tried.push(endpoint.clone());
             let others = balance::candidates(server, Some(metrics), false);
             if !others.iter().any(|c| !tried.contains(&c.endpoint)) {
@@ -223,8 +224,8 @@ pub(super) fn run_authorizer(
     overrides: Vec<(String, Vec<u8>)>,
 ) -> Result<Vec<u8>, u16> {
     let head = params_head(client, server, Some(role), overrides);
-    let (conn, _) = open(client, server, dynamic, &Tracker::off(), &[])?;
-    Exchange::new(client, server, conn, Body::None, head, dynamic, Phase::Collect(Vec::new())).collect()
+    let (conn, endpoint) = open(client, server, dynamic, &Tracker::off(), &[])?;
+    Exchange::new(client, server, conn, endpoint, Body::None, head, dynamic, Phase::Collect(Vec::new())).collect()
 }
 
 /// BEGIN_REQUEST and the PARAMS stream: the responder's CGI variables, or
@@ -631,10 +632,12 @@ struct Exchange<'c> {
 }
 
 impl<'c> Exchange<'c> {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         client: &'c mut dyn Client,
         server: &'c Server,
         conn: Conn,
+        endpoint: Endpoint,
         body: Body,
         out: Vec<u8>,
         dynamic: Option<&'c OnDemand>,
@@ -647,7 +650,7 @@ impl<'c> Exchange<'c> {
             answered: false,
             reused: false,
             retry_elsewhere: false,
-            endpoint: server.endpoint.clone(),
+            endpoint,
             metrics: None,
             body_read: false,
             reusable: false,
