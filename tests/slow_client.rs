@@ -256,7 +256,8 @@ fn a_slow_download_does_not_hold_the_only_instance_with_flush() {
 /// temporary file stays open afterwards.
 #[test]
 fn a_large_held_response_stays_out_of_memory() {
-    let (_turn, apache, _t) = site("slow_rss", Mpm::Event, "", "");
+    let status = "<Location /fastcgi-status>\n    SetHandler fastcgi-status\n</Location>\n";
+    let (_turn, apache, _t) = site("slow_rss", Mpm::Event, "", status);
     let pids = workers(&apache);
     assert!(!pids.is_empty(), "no Apache child found");
     let rss_before: Vec<u64> = pids.iter().map(|&p| rss_kib(p)).collect();
@@ -278,6 +279,12 @@ fn a_large_held_response_stays_out_of_memory() {
     assert!(started.elapsed() < Duration::from_secs(2), "the instance is still busy with the big response");
     assert_eq!(d.finish(), Ok(500 * MIB));
     assert!(peak < 16 * 1024, "RSS grew by {peak} KiB while holding a 500 MiB response");
+    // The status page counts the held response and its temporary file.
+    let json = apache.get("/fastcgi-status?json").text();
+    assert!(json.contains("\"held\":{\"responses\":1,"), "{json}");
+    assert!(!json.contains("\"file_bytes\":0,"), "nothing counted in a temporary file: {json}");
+    let prom = apache.get("/fastcgi-status?prometheus").text();
+    assert!(prom.lines().any(|l| l.starts_with("fastcgi_held_responses_total{") && l.ends_with(" 1")), "{prom}");
     let settled = common::util::wait_until(Duration::from_secs(5), || {
         pids.iter().enumerate().all(|(i, &p)| fds(p).1 <= fds_before[i].1)
     });

@@ -275,11 +275,14 @@ fn fd0_handler() -> &'static str {
     "<Files fd0_app.py>\n    SetHandler fastcgi-script\n</Files>\n"
 }
 
+/// The tutorial's configuration, with the default `-init-start-delay` (1 s):
+/// its app unlinks and binds the socket path itself, so instances started
+/// at the same moment can race (one gets EADDRINUSE and exits).
 fn tutorial_conf(t: &TestDir, app: &Path, socket: &Path) -> String {
     format!(
         "<Directory \"{htdocs}\">\n    Options +FollowSymLinks +ExecCGI\n    AllowOverride All\n</Directory>\n\
          <Files app.py>\n    SetHandler fastcgi-script\n</Files>\n\
-         FastCgiServer {app} -processes 4 -socket {socket} -init-start-delay 0\n",
+         FastCgiServer {app} -processes 4 -socket {socket}\n",
         htdocs = t.htdocs().display(),
         app = app.display(),
         socket = socket.display(),

@@ -689,7 +689,12 @@ impl<'c> Exchange<'c> {
             self.note(Cause::ClientGone);
         }
         let metrics = self.metrics;
-        let Exchange { client, server, conn, reusable, endpoint, backlog, sent, phase, held, held_in_file, .. } = self;
+        let Exchange {
+            client, server, conn, reusable, endpoint, backlog, sent, phase, held, held_in_file, paced, ..
+        } = self;
+        if held > 0 {
+            metrics.inspect(|m| m.held(held, held_in_file, paced));
+        }
         // The application is free before the client has its answer.
         if reusable && may_pool(server, metrics) {
             let dropped = transport::pool::checkin(&endpoint, conn);

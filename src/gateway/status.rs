@@ -159,7 +159,7 @@ fn json_app(a: &AppView) -> String {
     let procs: Vec<String> =
         a.process_list.iter().map(|p| format!("{{\"pid\":{},\"started\":{}}}", p.pid, p.started)).collect();
     format!(
-        "{{\"path\":{},\"kind\":\"{}\",\"identity\":{},\"requests\":{},\"in_flight\":{},\"errors\":{},\"outcomes\":{{{}}},\"bytes_in\":{},\"bytes_out\":{},\"duration\":{},\"ttfb\":{},\"endpoints\":[{}],\"processes\":{{\"count\":{},\"starts\":{},\"failures\":{},\"backed_off\":{},\"list\":[{}]}}}}",
+        "{{\"path\":{},\"kind\":\"{}\",\"identity\":{},\"requests\":{},\"in_flight\":{},\"errors\":{},\"outcomes\":{{{}}},\"bytes_in\":{},\"bytes_out\":{},\"held\":{{\"responses\":{},\"bytes\":{},\"file_bytes\":{},\"paced\":{}}},\"duration\":{},\"ttfb\":{},\"endpoints\":[{}],\"processes\":{{\"count\":{},\"starts\":{},\"failures\":{},\"backed_off\":{},\"list\":[{}]}}}}",
         json_str(&a.path),
         a.kind.name(),
         identity_text(a).map_or_else(|| "null".to_string(), |i| json_str(&i)),
@@ -169,6 +169,10 @@ fn json_app(a: &AppView) -> String {
         outcomes.join(","),
         a.bytes_in,
         a.bytes_out,
+        a.held,
+        a.held_bytes,
+        a.held_file_bytes,
+        a.paced,
         json_hist(&a.total),
         json_hist(&a.ttfb),
         endpoints.join(","),
@@ -270,6 +274,15 @@ fn prometheus(snapshot: Option<&Snapshot>) -> String {
         "Response body bytes sent to clients.",
         &mut |out| per_app(out, "fastcgi_response_body_bytes_total", &|a| a.bytes_out),
     );
+    for (name, help, pick) in [
+        ("fastcgi_held_responses_total", "Responses that waited in a backlog for a slow client.", 0),
+        ("fastcgi_held_bytes_total", "Response bytes that waited in a backlog for a slow client.", 1),
+        ("fastcgi_held_file_bytes_total", "Response bytes that waited in a temporary file.", 2),
+        ("fastcgi_paced_responses_total", "Held responses that reached FastCgiResponseSpoolMax.", 3),
+    ] {
+        let value = move |a: &AppView| [a.held, a.held_bytes, a.held_file_bytes, a.paced][pick];
+        family(&mut out, name, "counter", help, &mut |out| per_app(out, name, &value));
+    }
     for (name, help, pick) in [
         ("fastcgi_request_duration_seconds", "Time from the start of the request to its end.", 0),
         (
@@ -478,6 +491,10 @@ fn html_app(out: &mut String, a: &AppView, now: u64, index: usize) {
     tile(out, "ttfb_p50", &human_secs(a.ttfb.quantile(0.5)), "first byte p50", false);
     tile(out, "bytes_out", &human_bytes(a.bytes_out), "sent", false);
     tile(out, "bytes_in", &human_bytes(a.bytes_in), "received", false);
+    if a.held > 0 {
+        let label = format!("held for slow clients ({} responses)", a.held);
+        tile(out, "held", &human_bytes(a.held_bytes), &label, false);
+    }
     if a.kind != Kind::External {
         tile(out, "processes", &a.processes.to_string(), "processes", false);
     }

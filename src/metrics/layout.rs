@@ -3,8 +3,8 @@
 //! layout is the same in every process that maps the segment and nothing
 //! but atomics ever touches it.
 
-/// "FCGISB02": the segment holds a scoreboard of this layout.
-pub const MAGIC: u64 = 0x4643_4749_5342_3032;
+/// "FCGISB03": the segment holds a scoreboard of this layout.
+pub const MAGIC: u64 = 0x4643_4749_5342_3033;
 
 /// The header's words.
 pub mod header {
@@ -75,7 +75,14 @@ pub mod app {
     pub const TURN: usize = TOTAL + HISTOGRAM_WORDS;
     /// Bumped by the process manager each time it publishes a new address set.
     pub const ADDR_GEN: usize = TURN + 1;
-    pub const WORDS: usize = ADDR_GEN + 1;
+    /// Responses that waited in a backlog for a slow client, their bytes
+    /// that waited, how many of those went to a temporary file, and how
+    /// many such responses reached FastCgiResponseSpoolMax (paced).
+    pub const HELD: usize = ADDR_GEN + 1;
+    pub const HELD_BYTES: usize = HELD + 1;
+    pub const HELD_FILE_BYTES: usize = HELD + 2;
+    pub const PACED: usize = HELD + 3;
+    pub const WORDS: usize = PACED + 1;
 }
 
 /// An endpoint's words.

@@ -86,6 +86,21 @@ impl Tracker {
         }
     }
 
+    /// The response waited for a slow client: `bytes` in a backlog,
+    /// `in_file` of them in a temporary file; `paced` when the backlog
+    /// reached its maximum.
+    pub fn held(&self, bytes: u64, in_file: u64, paced: bool) {
+        let Some((b, slot)) = self.on else { return };
+        b.app_word(slot, app::HELD).fetch_add(1, Relaxed);
+        b.app_word(slot, app::HELD_BYTES).fetch_add(bytes, Relaxed);
+        if in_file > 0 {
+            b.app_word(slot, app::HELD_FILE_BYTES).fetch_add(in_file, Relaxed);
+        }
+        if paced {
+            b.app_word(slot, app::PACED).fetch_add(1, Relaxed);
+        }
+    }
+
     /// The gateway answers itself, because of `cause` (the first cause
     /// given counts).
     #[inline]
