@@ -1,3 +1,7 @@
+//! The scoreboard's unit tests: layout, request accounting across threads,
+//! attaching again after a restart, histograms and percentiles.
+
+#[cfg(test)] // test code only, like the whole `tests` module
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
