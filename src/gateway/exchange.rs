@@ -477,7 +477,7 @@ const FEED_PIECE: usize = 16 * 1024;
 /// Sends a backlog's bytes to the client once the application is done,
 /// waiting for the client as long as httpd's `Timeout` allows. Err when the
 /// client went away or the backlog could not be read (logged).
-fn deliver(client: &mut dyn Client, server: &Server, mut backlog: Spool) -> Result<(), ()> {
+fn deliver_backlog(client: &mut dyn Client, server: &Server, mut backlog: Spool) -> Result<(), ()> {
     let mut scratch = Scratch::take();
     loop {
         let n = match backlog.read(&mut scratch.held) {
@@ -709,7 +709,7 @@ impl<'c> Exchange<'c> {
             Err(Stop::Failed(_) | Stop::Stale) => true,
         };
         if let Some(backlog) = backlog {
-            if deliver(client, server, backlog).is_err() {
+            if deliver_backlog(client, server, backlog).is_err() {
                 return Ok(Outcome::Sent);
             }
             let msg = format!(
