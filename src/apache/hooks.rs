@@ -12,7 +12,7 @@ use crate::pm;
 /// The handler name, as in the original.
 const HANDLER: &std::ffi::CStr = c"fastcgi-script";
 /// The status page's handler.
-const STATUS_HANDLER: &str = "fastcgi-status";
+const STATUS_HANDLER: &std::ffi::CStr = c"fastcgi-status";
 
 #[no_mangle]
 pub extern "C" fn fcgi_rs_pre_config(pconf: *mut apr_pool_t, _plog: *mut apr_pool_t, _ptemp: *mut apr_pool_t) -> i32 {
@@ -116,15 +116,18 @@ pub extern "C" fn fcgi_rs_handler(r: *mut request_rec) -> i32 {
     guard(ffi::HTTP_INTERNAL_SERVER_ERROR as i32, || {
         // SAFETY: httpd passes the live request.
         let req = unsafe { &mut *r };
-        // SAFETY: NULL or a pool string.
-        let handler = unsafe { c_str(req.handler) };
-        if handler != HANDLER.to_str().ok() && handler != Some(STATUS_HANDLER) {
+        if req.handler.is_null() {
+            return ffi::DECLINED;
+        }
+        // SAFETY: a non-NULL handler is a NUL-terminated string (a pool string or a literal).
+        let handler = unsafe { std::ffi::CStr::from_ptr(req.handler) };
+        if handler != HANDLER && handler != STATUS_HANDLER {
             return ffi::DECLINED;
         }
         let Some(config) = state::active() else {
             return ffi::DECLINED;
         };
-        if handler == Some(STATUS_HANDLER) {
+        if handler == STATUS_HANDLER {
             // SAFETY: NULL or a pool string.
             let format = gateway::StatusFormat::from_query(unsafe { c_str(req.args) });
             gateway::status_page(&mut ApacheRequest::new(r), &config, format);

@@ -3,6 +3,7 @@
 //! headers through httpd's CGI header scanner, output through the filter
 //! chain, and logging into the request's error log.
 
+use std::cell::Cell;
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::RawFd;
@@ -12,6 +13,7 @@ use super::c_str;
 use super::ffi::{self, apr_bucket_brigade, request_rec};
 use crate::gateway::{BodyLength, Client, ClientGone, HeaderVerdict, Outcome};
 use crate::log::Level;
+use crate::protocol::ParamsWriter;
 
 /// One request being served; lives for the handler call.
 pub(super) struct ApacheRequest {
@@ -127,6 +129,11 @@ struct Lines<'a> {
     refused: bool,
 }
 
+thread_local! {
+    /// The header scanner's line buffer, kept for the thread's next request.
+    static SCAN_BUFFER: Cell<Vec<c_char>> = const { Cell::new(Vec::new()) };
+}
+
 /// The `getsfunc` of `ap_scan_script_header_err_core_ex`: copies the next
 /// line (with its newline) and NUL-terminates it; 0 when the block is used
 /// up or the line does not fit.
@@ -170,12 +177,7 @@ impl Client for ApacheRequest {
         (!v.is_null()).then(|| unsafe { CStr::from_ptr(v) }.to_bytes().to_vec())
     }
 
-    fn cgi_vars(
-        &mut self,
-        auth_role: Option<&str>,
-        overrides: &[(String, Vec<u8>)],
-        emit: &mut dyn FnMut(&[u8], &[u8]),
-    ) {
+    fn cgi_vars(&mut self, auth_role: Option<&str>, overrides: &[(String, Vec<u8>)], params: &mut ParamsWriter<'_>) {
         // SAFETY: r is live; these fill r->subprocess_env from the request.
         unsafe {
             ffi::ap_add_common_vars(self.r);
@@ -201,7 +203,7 @@ impl Client for ApacheRequest {
         // SAFETY: env is the live table; the key is a C literal.
         if unsafe { ffi::apr_table_get(env, c"TZ".as_ptr()) }.is_null() {
             if let Some(tz) = process_tz() {
-                emit(b"TZ", tz);
+                params.pair(b"TZ", tz);
             }
         }
         // SAFETY: env is the live table; apr_table_elts gives its entry array.
@@ -217,7 +219,7 @@ impl Client for ApacheRequest {
             let key = unsafe { CStr::from_ptr(entry.key) }.to_bytes();
             // SAFETY: as above.
             let val = if entry.val.is_null() { &[][..] } else { unsafe { CStr::from_ptr(entry.val) }.to_bytes() };
-            crate::gateway::cgi_variable(key, val, &mut scratch, emit);
+            crate::gateway::cgi_variable(key, val, &mut scratch, |name, value| params.pair(name, value));
         }
     }
 
@@ -252,12 +254,20 @@ impl Client for ApacheRequest {
     }
 
     fn apply_headers(&mut self, block: &[u8]) -> HeaderVerdict {
-        let longest = block.split(|&b| b == b'\n').map(|l| l.len() + 1).max().unwrap_or(0);
         // At least MAX_STRING_LEN (= HUGE_STRING_LEN), the scanner's contract;
-        // one more byte than the longest line, for its NUL. Not zeroed: the
-        // scanner only reads what next_line wrote.
-        let cap = (longest + 1).max(ffi::HUGE_STRING_LEN as usize);
-        let mut scratch: Vec<c_char> = Vec::with_capacity(cap);
+        // one more byte than the longest line, for its NUL (no line is
+        // longer than a block shorter than that). Not zeroed: the scanner
+        // only reads what next_line wrote.
+        let least = ffi::HUGE_STRING_LEN as usize;
+        let longest = match block.len() {
+            n if n < least => 0,
+            _ => block.split(|&b| b == b'\n').map(|l| l.len() + 1).max().unwrap_or(0),
+        };
+        let cap = (longest + 1).max(least);
+        // The thread's buffer from an earlier request, grown if need be.
+        let mut scratch = SCAN_BUFFER.try_with(Cell::take).unwrap_or_default();
+        scratch.clear();
+        scratch.reserve(cap);
         let mut lines = Lines { rest: block, buf: scratch.as_mut_ptr(), cap, refused: false };
         // SAFETY: r is live; scratch has room for `cap` bytes (>= MAX_STRING_LEN,
         // as the scanner requires) and lives across the call; next_line reads
@@ -271,7 +281,11 @@ impl Client for ApacheRequest {
                 ffi::fcgi_shim_module_index(),
             )
         };
-        if lines.refused {
+        let refused = lines.refused;
+        if scratch.capacity() <= 2 * ffi::HUGE_STRING_LEN as usize {
+            let _ = SCAN_BUFFER.try_with(|kept| kept.set(scratch));
+        }
+        if refused {
             return HeaderVerdict::Refused("a header line longer than httpd's CGI scanner takes");
         }
         // SAFETY: r is live.

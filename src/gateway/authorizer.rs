@@ -96,8 +96,8 @@ pub fn authorize(
         head.push(b'\n');
     }
     head.push(b'\n');
-    let clean = match sanitize(&head) {
-        Ok(clean) => clean,
+    let clean = match sanitize(&mut head, usize::MAX) {
+        Ok(end) => &head[..end],
         Err(why) => {
             let msg = format!("FastCGI: comm with server \"{path}\" aborted: error parsing headers: {why}");
             client.log(Level::Error, 0, &msg);
@@ -106,7 +106,7 @@ pub fn authorize(
     };
     let mut status = 200;
     let mut headers = Vec::new();
-    for (name, value) in fields(&clean) {
+    for (name, value) in fields(clean) {
         let (name, value) = (String::from_utf8_lossy(name), String::from_utf8_lossy(value).into_owned());
         if name.eq_ignore_ascii_case("Status") {
             status = value.split_whitespace().next().and_then(|c| c.parse().ok()).unwrap_or(500);

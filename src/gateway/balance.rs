@@ -4,6 +4,7 @@
 //! every child sees the same in-flight counts and the same down endpoints.
 //! Without a scoreboard each child balances and tracks health alone.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use crate::config::{Balance, Server};
@@ -11,9 +12,9 @@ use crate::metrics::{now_ms, Slot, Tracker, SLOW_START_MS};
 use crate::transport::{self, Endpoint};
 
 /// One endpoint to try, with its place among the server's endpoint slots.
-pub(super) struct Candidate {
+pub(super) struct Candidate<'s> {
     pub order: usize,
-    pub endpoint: Endpoint,
+    pub endpoint: Cow<'s, Endpoint>,
     /// Its scoreboard slot (None without a scoreboard).
     pub slot: Option<usize>,
     /// A down endpoint tried again after its back-off.
@@ -41,7 +42,7 @@ pub(super) fn balanced(server: &Server, metrics: Option<&Tracker>) -> bool {
 /// down endpoint whose back-off passed is tried first, by one request in
 /// all children, unless `-health-check` brings endpoints back). `advance`
 /// moves the turn on (false: only looking, for the pool).
-pub(super) fn candidates(server: &Server, metrics: Option<&Tracker>, advance: bool) -> Vec<Candidate> {
+pub(super) fn candidates<'s>(server: &'s Server, metrics: Option<&Tracker>, advance: bool) -> Vec<Candidate<'s>> {
     let configured: Vec<&Endpoint> = server.endpoints().collect();
     let Some((board, app)) = metrics.and_then(Tracker::board_slot) else {
         // Per child: health::order puts recent failures last.
@@ -53,7 +54,13 @@ pub(super) fn candidates(server: &Server, metrics: Option<&Tracker>, advance: bo
         }
         return order
             .into_iter()
-            .map(|i| Candidate { order: i, endpoint: configured[i].clone(), slot: None, retry: false, was_down: false })
+            .map(|i| Candidate {
+                order: i,
+                endpoint: Cow::Borrowed(configured[i]),
+                slot: None,
+                retry: false,
+                was_down: false,
+            })
             .collect();
     };
     let (first, _) = board.endpoint_range(app);
@@ -124,8 +131,8 @@ pub(super) fn candidates(server: &Server, metrics: Option<&Tracker>, advance: bo
         .enumerate()
         .filter_map(|(k, s)| {
             let endpoint = match s.addr {
-                Some(addr) => Endpoint::at(addr),
-                None => (*configured.get(s.order)?).clone(),
+                Some(addr) => Cow::Owned(Endpoint::at(addr)),
+                None => Cow::Borrowed(*configured.get(s.order)?),
             };
             Some(Candidate {
                 order: s.order,

@@ -5,6 +5,7 @@
 //! request waits for its answer (no polling of the file system, as the
 //! original did).
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -81,7 +82,10 @@ impl OnDemand {
 
     /// Connects to a running instance, having the manager start one (or
     /// replace outdated ones, `-autoUpdate`) first when needed.
-    pub(super) fn connect(&self, server: &Server) -> Result<(Conn, Endpoint, Option<String>), (i32, String)> {
+    pub(super) fn connect<'s>(
+        &self,
+        server: &'s Server,
+    ) -> Result<(Conn, Cow<'s, Endpoint>, Option<String>), (i32, String)> {
         let Endpoint::Unix(socket) = &server.endpoint else { return connect(server, None, &mut |_, _, _| {}) };
         let refused =
             |why: String| (0, format!("FastCGI: failed to connect to (dynamic) server \"{}\": {why}", server.path));

@@ -1,11 +1,12 @@
 //! The request loop: one connection, one request id, no multiplexing.
 
+use std::borrow::Cow;
 use std::io;
 use std::time::{Duration, Instant};
 
 use super::balance;
 use super::dynamic::OnDemand;
-use super::headers::{block_end, sanitize, MAX_HEADER_BLOCK};
+use super::headers::{self, block_end, sanitize, MAX_HEADER_BLOCK};
 use super::{BodyLength, Client, HeaderVerdict, Outcome, Spool};
 use crate::config::{Config, Server};
 use crate::log::Level;
@@ -79,7 +80,10 @@ fn respond(
     let keep = server.options.keep_conn && dynamic.is_none();
     // As in the original and mod_cgi: per request, by the script's name.
     let nph = server.options.nph
-        || client.filename().and_then(|f| f.rsplit('/').next()).is_some_and(|b| b.starts_with("nph-"));
+        || client
+            .filename()
+            .map(str::as_bytes)
+            .is_some_and(|f| memchr::memrchr(b'/', f).map_or(f, |slash| &f[slash + 1..]).starts_with(b"nph-"));
     let mut body = body;
     // A pooled connection may have been closed by the application while it
     // sat idle: then the request is replayed once on a fresh one. A fresh
@@ -104,7 +108,7 @@ fn respond(
         // Only an attempt that can be replayed needs a copy of the head.
         let retry_elsewhere = !pooled && dynamic.is_none() && balance::balanced(server, Some(metrics));
         let out = if pooled || retry_elsewhere { head.clone() } else { std::mem::take(&mut head) };
-        let phase = if nph { Phase::Nph } else { Phase::Headers(Vec::new()) };
+        let phase = if nph { Phase::Nph } else { Phase::Headers(headers::block_buffer()) };
         // Kept only where a failed attempt moves on to another endpoint.
         let kept = retry_elsewhere.then(|| endpoint.clone());
         let mut exchange = Exchange::new(client, server, conn, endpoint, body, out, dynamic, phase);
@@ -124,9 +128,9 @@ fn respond(
             }
         }
         if let Some(endpoint) = kept {
-            tried.push(endpoint.clone());
+            tried.push(endpoint.clone().into_owned());
             let others = balance::candidates(server, Some(metrics), false);
-            if !others.iter().any(|c| !tried.contains(&c.endpoint)) {
+            if !others.iter().any(|c| !tried.contains(&*c.endpoint)) {
                 let msg = format!(
                     "FastCGI: incomplete headers (0 bytes) received from server \"{}\" (every endpoint closed the connection)",
                     server.path
@@ -146,13 +150,13 @@ fn respond(
 
 /// A new connection to `server` (a dynamic one through the manager), with
 /// failovers and failures logged; Err is the status to answer with.
-fn open(
+fn open<'s>(
     client: &mut dyn Client,
-    server: &Server,
+    server: &'s Server,
     dynamic: Option<&OnDemand>,
     metrics: &Tracker,
     tried: &[Endpoint],
-) -> Result<(Conn, Endpoint), u16> {
+) -> Result<(Conn, Cow<'s, Endpoint>), u16> {
     let mut log = |level: Level, errno: i32, msg: &str| client.log(level, errno, msg);
     let connected = match dynamic {
         None => connect_excluding(server, Some(metrics), tried, &mut log),
@@ -175,7 +179,7 @@ fn open(
 
 /// A pooled connection to one of `server`'s endpoints, healthy ones first;
 /// for a balanced server only to the endpoint the balancer picks next.
-fn checkout(server: &Server, metrics: &Tracker) -> Option<(Conn, Endpoint)> {
+fn checkout<'s>(server: &'s Server, metrics: &Tracker) -> Option<(Conn, Cow<'s, Endpoint>)> {
     if balance::balanced(server, Some(metrics)) {
         let first = balance::candidates(server, Some(metrics), false).into_iter().next()?;
         let (conn, left) = transport::pool::checkout_counted(&first.endpoint);
@@ -184,14 +188,12 @@ fn checkout(server: &Server, metrics: &Tracker) -> Option<(Conn, Endpoint)> {
         metrics.reused(first.order);
         return Some((conn, first.endpoint));
     }
-    let endpoints: Vec<&Endpoint> = server.endpoints().collect();
-    transport::health::order(&endpoints).into_iter().find_map(|i| {
-        let (conn, left) = transport::pool::checkout_counted(endpoints[i]);
-        metrics.left_pool(i, left);
-        let conn = conn?;
-        metrics.reused(i);
-        Some((conn, endpoints[i].clone()))
-    })
+    // Not balanced: the server's one endpoint.
+    let (conn, left) = transport::pool::checkout_counted(&server.endpoint);
+    metrics.left_pool(0, left);
+    let conn = conn?;
+    metrics.reused(0);
+    Some((conn, Cow::Borrowed(&server.endpoint)))
 }
 
 /// Whether a connection that ended its request cleanly may wait in the
@@ -247,7 +249,7 @@ fn params_head(
     let role = if auth_role.is_some() { Role::Authorizer } else { Role::Responder };
     enc.begin_request(&mut out, role, server.options.keep_conn && auth_role.is_none());
     let mut params = enc.params(&mut out);
-    client.cgi_vars(auth_role, &overrides, &mut |name, value| params.pair(name, value));
+    client.cgi_vars(auth_role, &overrides, &mut params);
     params.finish();
     out
 }
@@ -258,50 +260,53 @@ fn params_head(
 /// line to log; Err the errno and the original's log line. Each attempt is
 /// counted on `metrics`; an endpoint going down is logged through `log`,
 /// once for all children.
-pub(super) fn connect(
-    server: &Server,
+pub(super) fn connect<'s>(
+    server: &'s Server,
     metrics: Option<&Tracker>,
     log: &mut dyn FnMut(Level, i32, &str),
-) -> Result<(Conn, Endpoint, Option<String>), (i32, String)> {
+) -> Result<(Conn, Cow<'s, Endpoint>, Option<String>), (i32, String)> {
     connect_excluding(server, metrics, &[], log)
 }
 
 /// [`connect`], leaving out the endpoints in `tried` (a request that is
 /// tried again elsewhere).
-fn connect_excluding(
-    server: &Server,
+fn connect_excluding<'s>(
+    server: &'s Server,
     metrics: Option<&Tracker>,
     tried: &[Endpoint],
     log: &mut dyn FnMut(Level, i32, &str),
-) -> Result<(Conn, Endpoint, Option<String>), (i32, String)> {
+) -> Result<(Conn, Cow<'s, Endpoint>, Option<String>), (i32, String)> {
     let timeout = match server.options.app_conn_timeout {
         0 => None,
         n => Some(Duration::from_secs(n.into())),
     };
     let balanced = balance::balanced(server, metrics);
-    let candidates = if balanced {
-        balance::candidates(server, metrics, true)
+    // Not balanced: the server's one endpoint, with no list to build.
+    let one;
+    let many;
+    let candidates: &[balance::Candidate<'s>] = if balanced {
+        many = balance::candidates(server, metrics, true);
+        &many
     } else {
-        let endpoints: Vec<&Endpoint> = server.endpoints().collect();
-        transport::health::order(&endpoints)
-            .into_iter()
-            .map(|i| balance::Candidate {
-                order: i,
-                endpoint: endpoints[i].clone(),
-                slot: None,
-                retry: false,
-                was_down: false,
-            })
-            .collect()
+        one = [balance::Candidate {
+            order: 0,
+            endpoint: Cow::Borrowed(&server.endpoint),
+            slot: None,
+            retry: false,
+            was_down: false,
+        }];
+        &one
     };
     let several = candidates.len() > 1 || balanced;
     let mut failed = Vec::new();
-    let mut last = (libc::EADDRNOTAVAIL, "no endpoint in its address set".to_string());
-    for c in candidates.iter().filter(|c| !tried.contains(&c.endpoint)) {
+    let mut last = (libc::EADDRNOTAVAIL, Cow::Borrowed("no endpoint in its address set"));
+    for c in candidates.iter().filter(|c| !tried.contains(&*c.endpoint)) {
         let (i, endpoint) = (c.order, &c.endpoint);
         match transport::connect(endpoint, timeout) {
             Ok(conn) => {
-                transport::health::mark_up(endpoint);
+                if several {
+                    transport::health::mark_up(endpoint);
+                }
                 metrics.inspect(|m| m.connected(i, failed.len()));
                 metrics.inspect(|m| m.chose_down(c.was_down));
                 let note = (!failed.is_empty()).then(|| {
@@ -319,9 +324,9 @@ fn connect_excluding(
                 }
                 metrics.inspect(|m| m.connect_failed(i, e.kind() == io::ErrorKind::TimedOut));
                 let why = if e.kind() == io::ErrorKind::TimedOut {
-                    format!("connect() timed out (appConnTimeout={}sec)", server.options.app_conn_timeout)
+                    Cow::Owned(format!("connect() timed out (appConnTimeout={}sec)", server.options.app_conn_timeout))
                 } else {
-                    "connect() failed".to_string()
+                    Cow::Borrowed("connect() failed")
                 };
                 if balanced {
                     let board = metrics.and_then(Tracker::board_slot).map(|(b, _)| b);
@@ -585,7 +590,7 @@ struct Exchange<'c> {
     /// this one closes it before any answer.
     retry_elsewhere: bool,
     /// Which of the server's endpoints the connection reached.
-    endpoint: Endpoint,
+    endpoint: Cow<'c, Endpoint>,
     /// The request's accounting (not for authorizers).
     metrics: Option<&'c Tracker>,
     /// Whether request body bytes were read from the client (then the
@@ -637,7 +642,7 @@ impl<'c> Exchange<'c> {
         client: &'c mut dyn Client,
         server: &'c Server,
         conn: Conn,
-        endpoint: Endpoint,
+        endpoint: Cow<'c, Endpoint>,
         body: Body,
         out: Vec<u8>,
         dynamic: Option<&'c OnDemand>,
@@ -1116,13 +1121,13 @@ impl<'c> Exchange<'c> {
                     }
                     return Ok(());
                 };
-                let block = std::mem::take(block);
-                let (head, rest) = block.split_at(end);
-                let head = match sanitize(head) {
-                    Ok(clean) => clean,
+                let mut block = std::mem::take(block);
+                let end = match sanitize(&mut block, end) {
+                    Ok(end) => end,
                     Err(why) => return Err(self.bad_headers(&why)),
                 };
-                match self.client.apply_headers(&head) {
+                let (head, rest) = block.split_at(end);
+                let applied = match self.client.apply_headers(head) {
                     HeaderVerdict::Body => {
                         self.phase = Phase::Body;
                         // `rest` lives in the block, not in the read buffer:
@@ -1135,7 +1140,9 @@ impl<'c> Exchange<'c> {
                         Ok(())
                     }
                     HeaderVerdict::Refused(why) => Err(self.bad_headers(why)),
-                }
+                };
+                headers::recycle(block);
+                applied
             }
         }
     }

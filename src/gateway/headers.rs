@@ -5,6 +5,8 @@
 //! represent (a NUL inside a C string) or would let httpd turn into
 //! something the application did not send is refused here first.
 
+use std::cell::Cell;
+
 /// The largest header block accepted; more is a broken application.
 pub(super) const MAX_HEADER_BLOCK: usize = 128 * 1024;
 
@@ -28,36 +30,71 @@ pub(super) fn block_end(buf: &[u8], from: usize) -> Option<usize> {
     None
 }
 
-/// The header block `head` (up to and including its blank line) as httpd's
-/// scanner is to see it: every CR removed, as httpd's own line reader for
-/// mod_cgi does, so a bare CR inside a value can neither end a line nor
-/// reach the client. Err names what cannot be passed on, for the log line
-/// (`error parsing headers: ...`), and the request answers 500 as with the
-/// original: a NUL byte (the scanner's C strings would silently cut the
-/// value), a line with no colon, or a name that is empty or holds white space
-/// (an obs-fold continuation line, `Name : value`).
-pub(super) fn sanitize(head: &[u8]) -> Result<Vec<u8>, String> {
-    let mut clean = Vec::with_capacity(head.len());
-    let mut from = 0;
-    for cr in memchr::memchr_iter(b'\r', head) {
-        clean.extend_from_slice(&head[from..cr]);
-        from = cr + 1;
+/// Makes the header block `block[..end]` (up to and including its blank
+/// line) what httpd's scanner is to see, in place, and returns where it
+/// now ends; what followed it (body bytes) moves up behind it. Every CR is
+/// removed, as httpd's own line reader for mod_cgi does, so a bare CR
+/// inside a value can neither end a line nor reach the client. Err names
+/// what cannot be passed on, for the log line (`error parsing headers:
+/// ...`), and the request answers 500 as with the original: a NUL byte (the
+/// scanner's C strings would silently cut the value), a line with no colon,
+/// or a name that is empty or holds white space (an obs-fold continuation
+/// line, `Name : value`).
+pub(super) fn sanitize(block: &mut Vec<u8>, end: usize) -> Result<usize, String> {
+    let end = end.min(block.len());
+    // Runs between CRs move up over them: usually one CR per line.
+    let mut kept = memchr::memchr(b'\r', &block[..end]).unwrap_or(end);
+    let mut from = kept + 1;
+    while from < end {
+        let next = memchr::memchr(b'\r', &block[from..end]).map_or(end, |i| from + i);
+        block.copy_within(from..next, kept);
+        kept += next - from;
+        from = next + 1;
     }
-    clean.extend_from_slice(&head[from..]);
-    let has_nul = memchr::memchr(0, &clean).is_some();
-    for line in clean.split(|&b| b == b'\n').take_while(|l| !l.is_empty()) {
-        let name = match memchr::memchr(b':', line) {
-            Some(colon) => &line[..colon],
-            None => return Err(format!("malformed header '{}'", shown(line))),
+    block.drain(kept..end);
+    for line in block[..kept].split(|&b| b == b'\n').take_while(|l| !l.is_empty()) {
+        // One pass: the first colon, and what the line must not hold.
+        let (mut colon, mut nul, mut blank) = (None, false, false);
+        for (i, &b) in line.iter().enumerate() {
+            match b {
+                b':' if colon.is_none() => colon = Some(i),
+                0 => nul = true,
+                b' ' | b'\t' if colon.is_none() => blank = true,
+                _ => {}
+            }
+        }
+        let Some(colon) = colon else {
+            return Err(format!("malformed header '{}'", shown(line)));
         };
-        if has_nul && memchr::memchr(0, line).is_some() {
+        let name = &line[..colon];
+        if nul {
             return Err(format!("NUL byte in header '{}'", shown(name)));
         }
-        if name.is_empty() || name.iter().any(|&b| b == b' ' || b == b'\t') {
+        if name.is_empty() || blank {
             return Err(format!("invalid header name '{}'", shown(name)));
         }
     }
-    Ok(clean)
+    Ok(kept)
+}
+
+thread_local! {
+    /// A header block buffer kept for this thread's next request.
+    static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// An empty buffer for a header block: the thread's spare when there is
+/// one, so that a request allocates none.
+pub(super) fn block_buffer() -> Vec<u8> {
+    SPARE.try_with(Cell::take).unwrap_or_default()
+}
+
+/// Keeps `buf` as the thread's spare header block buffer, unless it grew
+/// past what common header blocks need.
+pub(super) fn recycle(mut buf: Vec<u8>) {
+    if buf.capacity() <= 16 * 1024 {
+        buf.clear();
+        let _ = SPARE.try_with(|spare| spare.set(buf));
+    }
 }
 
 /// The `name: value` pairs of a block that passed [`sanitize`], value
@@ -79,12 +116,21 @@ fn shown(bytes: &[u8]) -> String {
 mod tests {
     use super::{block_end, fields, sanitize};
 
+    /// The block `bytes` (up to its blank line) sanitized, with what follows.
+    fn clean(bytes: &[u8]) -> Result<Vec<u8>, String> {
+        let mut block = bytes.to_vec();
+        let end = block_end(&block, 0).unwrap_or(block.len());
+        let kept = sanitize(&mut block, end)?;
+        assert_eq!(block.len(), bytes.len() - (end - kept));
+        Ok(block)
+    }
+
     #[test]
     fn sanitize_removes_every_cr_and_keeps_long_lines_whole() {
         let long = "v".repeat(200_000);
         let block = format!("Content-Type: text/plain\r\nX-Long: {long}\r\nX-Cr: a\rb\r\n\r\n");
-        let clean = sanitize(block.as_bytes()).unwrap();
-        assert_eq!(clean, format!("Content-Type: text/plain\nX-Long: {long}\nX-Cr: ab\n\n").into_bytes());
+        let clean = clean(format!("{block}body\r\n").as_bytes()).unwrap();
+        assert_eq!(clean, format!("Content-Type: text/plain\nX-Long: {long}\nX-Cr: ab\n\nbody\r\n").into_bytes());
         let got: Vec<_> = fields(&clean).collect();
         assert_eq!(got.len(), 3);
         assert_eq!(got[1], (&b"X-Long"[..], long.as_bytes()));
@@ -93,7 +139,7 @@ mod tests {
 
     #[test]
     fn sanitize_refuses_what_cannot_pass_faithfully() {
-        let err = |b: &[u8]| sanitize(b).unwrap_err();
+        let err = |b: &[u8]| clean(b).unwrap_err();
         assert_eq!(err(b"X-Bad: a\0b\r\n\r\n"), "NUL byte in header 'X-Bad'");
         assert_eq!(err(b"Content-Type: text/plain\r\ngarbage here\r\n\r\n"), "malformed header 'garbage here'");
         assert_eq!(err(b"A: b\r\n  folded: on\r\n\r\n"), "invalid header name '  folded'");
@@ -106,8 +152,8 @@ mod tests {
         );
         assert_eq!(err(b"X\x01\x02: \0\n\n"), "NUL byte in header 'X\\x01\\x02'");
         // Only the block is checked: what follows the blank line is body.
-        assert!(sanitize(b"A: b\n\n").is_ok());
-        assert_eq!(sanitize(b"\r\n").unwrap(), b"\n");
+        assert!(clean(b"A: b\n\n").is_ok());
+        assert_eq!(clean(b"\r\n").unwrap(), b"\n");
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub use spool::Spool;
 pub use status::{mod_status_section, status_page, StatusFormat};
 
 use crate::log::Level;
+use crate::protocol::ParamsWriter;
 
 /// How the request body is framed, as httpd's input filters see it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,18 +76,14 @@ pub trait Client {
     /// The file the request maps to (`r->filename`): a script whose name
     /// starts with `nph-` writes its own HTTP response, as with mod_cgi.
     fn filename(&self) -> Option<&str>;
-    /// Calls `emit` with each CGI variable httpd computes for the request
-    /// (`ap_add_common_vars` + `ap_add_cgi_vars`), after setting `overrides`.
+    /// Writes to `params` each CGI variable httpd computes for the request
+    /// (`ap_add_common_vars` + `ap_add_cgi_vars`), after setting `overrides`,
+    /// named as [`cgi_variable`] says.
     /// With `auth_role` (an authorizer phase: `AUTHENTICATOR`,
     /// `AUTHORIZER`, `ACCESS_CHECKER`) the original's authorizer variant:
     /// no PATH_TRANSLATED (its sub-request would run the auth phases again),
     /// and FCGI_APACHE_ROLE.
-    fn cgi_vars(
-        &mut self,
-        auth_role: Option<&str>,
-        overrides: &[(String, Vec<u8>)],
-        emit: &mut dyn FnMut(&[u8], &[u8]),
-    );
+    fn cgi_vars(&mut self, auth_role: Option<&str>, overrides: &[(String, Vec<u8>)], params: &mut ParamsWriter<'_>);
     /// Prepares to read the body; `Err(status)` for a request httpd rejects.
     fn body_length(&mut self) -> Result<BodyLength, u16>;
     /// Reads request body bytes (de-chunked); `Ok(0)` at its end. Without

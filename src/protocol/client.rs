@@ -95,7 +95,28 @@ pub struct ParamsWriter<'o> {
 impl ParamsWriter<'_> {
     /// Appends one pair (skipped if a length reaches 2 GiB, see
     /// [`encode_nv_pair`]).
+    #[inline]
     pub fn pair(&mut self, name: &[u8], value: &[u8]) {
+        // Nearly every CGI variable: short name and value, room left in the
+        // open record.
+        if let (Some(start), true) = (self.open, name.len() < 128 && value.len() < 128) {
+            let len = 2 + name.len() + value.len();
+            if self.out.len() - start - HEADER_LEN + len <= MAX_CONTENT_LEN {
+                self.written += len;
+                self.out.reserve(len);
+                self.out.extend_from_slice(&[name.len() as u8, value.len() as u8]);
+                self.out.extend_from_slice(name);
+                self.out.extend_from_slice(value);
+                return;
+            }
+        }
+        self.pair_anywhere(name, value);
+    }
+
+    /// [`pair`](Self::pair) for the rest: the first pair of a record, long
+    /// lengths, a pair that crosses into the next record.
+    #[inline(never)]
+    fn pair_anywhere(&mut self, name: &[u8], value: &[u8]) {
         let len = nv_encoded_len(name, value);
         if len == 0 {
             return;
