@@ -5,15 +5,14 @@
 //! request waits for its answer (no polling of the file system, as the
 //! original did).
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::exchange::{connect, run_with};
+use super::exchange::{connect, run_with, Connected};
 use super::{Client, Outcome};
 use crate::config::{Config, Server};
 use crate::pm::{self, control};
-use crate::transport::{Conn, Endpoint};
+use crate::transport::Endpoint;
 
 /// How long a request waits for the manager to start an instance.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -82,10 +81,7 @@ impl OnDemand {
 
     /// Connects to a running instance, having the manager start one (or
     /// replace outdated ones, `-autoUpdate`) first when needed.
-    pub(super) fn connect<'s>(
-        &self,
-        server: &'s Server,
-    ) -> Result<(Conn, Cow<'s, Endpoint>, Option<String>), (i32, String)> {
+    pub(super) fn connect<'s>(&self, server: &'s Server) -> Result<Connected<'s>, (i32, String)> {
         let Endpoint::Unix(socket) = &server.endpoint else { return connect(server, None, &mut |_, _, _| {}) };
         let refused =
             |why: String| (0, format!("FastCGI: failed to connect to (dynamic) server \"{}\": {why}", server.path));

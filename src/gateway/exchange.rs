@@ -254,6 +254,11 @@ fn params_head(
     out
 }
 
+/// A connection made: the connection, the endpoint it reached (borrowed
+/// from the configuration unless it is an address learned since), and a
+/// failover to log.
+pub(super) type Connected<'s> = (Conn, Cow<'s, Endpoint>, Option<String>);
+
 /// Connects to `server`: its endpoint, or with several each in turn, in
 /// the order `-balance` and the endpoints' health give (`balance`). Ok
 /// gives the connection, the endpoint it reached and, after a failover, a
@@ -264,7 +269,7 @@ pub(super) fn connect<'s>(
     server: &'s Server,
     metrics: Option<&Tracker>,
     log: &mut dyn FnMut(Level, i32, &str),
-) -> Result<(Conn, Cow<'s, Endpoint>, Option<String>), (i32, String)> {
+) -> Result<Connected<'s>, (i32, String)> {
     connect_excluding(server, metrics, &[], log)
 }
 
@@ -275,7 +280,7 @@ fn connect_excluding<'s>(
     metrics: Option<&Tracker>,
     tried: &[Endpoint],
     log: &mut dyn FnMut(Level, i32, &str),
-) -> Result<(Conn, Cow<'s, Endpoint>, Option<String>), (i32, String)> {
+) -> Result<Connected<'s>, (i32, String)> {
     let timeout = match server.options.app_conn_timeout {
         0 => None,
         n => Some(Duration::from_secs(n.into())),
