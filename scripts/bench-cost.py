@@ -845,7 +845,7 @@ def ratio(a, b):
 def report(results, workloads, meta):
     names = list(results)
     prs = [p for p in PAIRS if p[1] in names and p[2] in names]
-    w = max(len(n) for n in names) + 2
+    w = max([len(n) for n in names] + [9]) + 2
     rw = max([len(p[0]) for p in prs] + [0]) + 2
     L = []
     L.append("make bench-cost: cost per request inside the Apache process (apache2 -X, prefork, one process)")

@@ -1,7 +1,8 @@
 #!/bin/sh
 # `make bench`: wrk on loopback against one Apache that serves the same libfcgi
 # backend two ways, through mod_fastcgi_rs and through mod_proxy_fcgi with
-# enablereuse=on, and prints req/s, p99 latency and the ratio ours/theirs.
+# enablereuse=on (throughput ratio) and without it (p99 latency compared), and
+# prints req/s, p99 latency and the ratios.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 module="${FASTCGI_RS_MODULE:-$top/target/release/mod_fastcgi_rs.so}"
@@ -51,17 +52,20 @@ DocumentRoot "$dir/htdocs"
 Alias /ours "$dir/htdocs/ours"
 FastCgiExternalServer "$dir/htdocs/ours" -socket "$dir/sock/ours.sock" ${OURS_OPTS:-}
 ProxyPass /theirs/ "unix:$dir/sock/theirs.sock|fcgi://localhost/" enablereuse=on
+ProxyPass /plain/ "unix:$dir/sock/plain.sock|fcgi://localhost/"
 CONF
 
 "$dir/app" "$dir/sock/ours.sock" "$nproc" &
 app_ours=$!
 "$dir/app" "$dir/sock/theirs.sock" "$nproc" &
 app_theirs=$!
+"$dir/app" "$dir/sock/plain.sock" "$nproc" &
+app_plain=$!
 setsid apache2 -f "$dir/httpd.conf" -DFOREGROUND &
 httpd=$!
 cleanup() {
     kill "$httpd" 2>/dev/null || true
-    for app in $app_ours $app_theirs; do
+    for app in $app_ours $app_theirs $app_plain; do
         pkill -P "$app" 2>/dev/null || true
         kill "$app" 2>/dev/null || true
     done
@@ -75,7 +79,9 @@ for i in $(seq 50); do
     sleep 0.2
 done
 curl -fsS "http://127.0.0.1:$port/ours/small" | grep -q Hello || { echo "bench: ours does not answer"; cat "$dir/logs/error.log"; exit 1; }
-curl -fsS "http://127.0.0.1:$port/theirs/small" | grep -q Hello || { echo "bench: mod_proxy_fcgi does not answer"; cat "$dir/logs/error.log"; exit 1; }
+for p in theirs plain; do
+    curl -fsS "http://127.0.0.1:$port/$p/small" | grep -q Hello || { echo "bench: mod_proxy_fcgi ($p) does not answer"; cat "$dir/logs/error.log"; exit 1; }
+done
 
 # wrk_run URL [script] -> "req/s p99"
 wrk_run() {
@@ -86,16 +92,23 @@ wrk_run() {
     echo "$rps $p99 $errs"
 }
 
-printf '%-14s %14s %10s %14s %10s %8s\n' case "ours req/s" "ours p99" "proxy req/s" "proxy p99" ratio
+# ratio: ours / mod_proxy_fcgi with reuse, in req/s; p99 vs plain: ours
+# against mod_proxy_fcgi without reuse, in p99 latency (lower is better).
+printf '%-14s %11s %9s %11s %9s %11s %9s %7s %9s\n' case "ours req/s" "ours p99" "reuse req/s" "reuse p99" \
+    "plain req/s" "plain p99" ratio "p99/plain"
 # name:ours path:theirs path:wrk script. Paths with PATH_INFO cost us a
 # sub-request for PATH_TRANSLATED (as mod_cgi and the original compute it);
 # mod_proxy_fcgi computes none, so the query-string case compares like with like.
-for case in "GET 13 B:/ours/small:/theirs/small:" "GET 13 B query:/ours?small:/theirs/?small:" \
-            "GET 1 MiB:/ours/big:/theirs/big:" "POST 1 MiB:/ours/echo:/theirs/echo:$top/scripts/bench/post.lua"; do
+ms() { awk -v t="$1" 'BEGIN { v = t + 0; if (t ~ /us$/) v /= 1000; else if (t ~ /ms$/) v = v; else if (t ~ /s$/) v *= 1000; print v }'; }
+for case in "GET 13 B:/ours/small:/small:" "GET 13 B query:/ours?small:/?small:" \
+            "GET 1 MiB:/ours/big:/big:" "POST 1 MiB:/ours/echo:/echo:$top/scripts/bench/post.lua"; do
     name=${case%%:*}; rest=${case#*:}; ours=${rest%%:*}; rest=${rest#*:}; theirs=${rest%%:*}; script=${rest#*:}
     set -- $(wrk_run "http://127.0.0.1:$port$ours" "$script"); o_rps=$1; o_p99=$2; shift 2; o_err="$*"
-    set -- $(wrk_run "http://127.0.0.1:$port$theirs" "$script"); t_rps=$1; t_p99=$2; shift 2; t_err="$*"
+    set -- $(wrk_run "http://127.0.0.1:$port/theirs$theirs" "$script"); t_rps=$1; t_p99=$2; shift 2; t_err="$*"
+    set -- $(wrk_run "http://127.0.0.1:$port/plain$theirs" "$script"); p_rps=$1; p_p99=$2; shift 2; p_err="$*"
     ratio=$(awk -v a="$o_rps" -v b="$t_rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-    printf '%-14s %14s %10s %14s %10s %8s\n' "$name" "$o_rps" "$o_p99" "$t_rps" "$t_p99" "$ratio"
-    [ -n "$o_err$t_err" ] && echo "   errors: ours: $o_err proxy: $t_err"
+    p99r=$(awk -v a="$(ms "$o_p99")" -v b="$(ms "$p_p99")" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+    printf '%-14s %11s %9s %11s %9s %11s %9s %7s %9s\n' "$name" "$o_rps" "$o_p99" "$t_rps" "$t_p99" \
+        "$p_rps" "$p_p99" "$ratio" "$p99r"
+    if [ -n "$o_err$t_err$p_err" ]; then echo "   errors: ours: $o_err reuse: $t_err plain: $p_err"; fi
 done
