@@ -39,6 +39,8 @@ int fcgi_rs_fixups(request_rec *r);
 int fcgi_rs_handler(request_rec *r);
 int fcgi_rs_status_hook(request_rec *r, int flags);
 void fcgi_rs_child_init(apr_pool_t *pchild, server_rec *s);
+/* Nonzero when it put the client socket's bucket into bb (else the core does). */
+int fcgi_rs_insert_network_bucket(conn_rec *c, apr_bucket_brigade *bb, apr_socket_t *socket);
 
 /* Shim side */
 void fcgi_shim_log_r(const request_rec *r, int level, apr_status_t status, const char *msg);
@@ -50,5 +52,9 @@ long fcgi_shim_read_body(request_rec *r, apr_bucket_brigade *bb, char *buf, apr_
 apr_status_t fcgi_shim_send_broken(request_rec *r, apr_bucket_brigade *bb);
 void fcgi_shim_skip_protocol_filters(request_rec *r);
 void *fcgi_shim_dir_config(const request_rec *r);
+void *fcgi_shim_conn_state(const conn_rec *c);
+void fcgi_shim_set_conn_state(conn_rec *c, void *state);
+void fcgi_shim_brigade_insert_tail(apr_bucket_brigade *bb, apr_bucket *b);
+void fcgi_shim_bucket_insert_after(apr_bucket *a, apr_bucket *b);
 
 #endif

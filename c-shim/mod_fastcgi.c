@@ -9,6 +9,7 @@
  */
 #include "httpd.h"
 #include "http_config.h"
+#include "http_core.h"
 #include "http_log.h"
 #include "http_protocol.h"
 #include "http_request.h"
@@ -85,6 +86,11 @@ static void *create_dir_config(apr_pool_t *p, char *dir)
     return fcgi_rs_create_dir_config(p);
 }
 
+static apr_status_t insert_network_bucket(conn_rec *c, apr_bucket_brigade *bb, apr_socket_t *socket)
+{
+    return fcgi_rs_insert_network_bucket(c, bb, socket) ? APR_SUCCESS : AP_DECLINED;
+}
+
 static void register_hooks(apr_pool_t *p)
 {
     ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
@@ -97,6 +103,9 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_check_user_id(fcgi_rs_check_user_id, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_auth_checker(fcgi_rs_auth_checker, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_access_checker(fcgi_rs_access_checker, NULL, NULL, APR_HOOK_MIDDLE);
+    /* The client socket's bucket (src/apache/client_socket.rs): before the
+     * core's, which runs APR_HOOK_REALLY_LAST. */
+    ap_hook_insert_network_bucket(insert_network_bucket, NULL, NULL, APR_HOOK_MIDDLE);
     /* A FastCGI section on mod_status's page, when it is loaded. */
     APR_OPTIONAL_HOOK(ap, status_hook, fcgi_rs_status_hook, NULL, NULL, APR_HOOK_MIDDLE);
 }
@@ -206,6 +215,26 @@ apr_status_t fcgi_shim_send_broken(request_rec *r, apr_bucket_brigade *bb)
 void *fcgi_shim_dir_config(const request_rec *r)
 {
     return ap_get_module_config(r->per_dir_config, &fastcgi_module);
+}
+
+void *fcgi_shim_conn_state(const conn_rec *c)
+{
+    return ap_get_module_config(c->conn_config, &fastcgi_module);
+}
+
+void fcgi_shim_set_conn_state(conn_rec *c, void *state)
+{
+    ap_set_module_config(c->conn_config, &fastcgi_module, state);
+}
+
+void fcgi_shim_brigade_insert_tail(apr_bucket_brigade *bb, apr_bucket *b)
+{
+    APR_BRIGADE_INSERT_TAIL(bb, b);
+}
+
+void fcgi_shim_bucket_insert_after(apr_bucket *a, apr_bucket *b)
+{
+    APR_BUCKET_INSERT_AFTER(a, b);
 }
 
 void fcgi_shim_skip_protocol_filters(request_rec *r)

@@ -4,6 +4,7 @@
 //! `Client` over `request_rec`.
 
 mod auth;
+mod client_socket;
 mod directives;
 mod ffi;
 mod hooks;

@@ -9,8 +9,8 @@ use std::io;
 use std::os::fd::RawFd;
 use std::os::raw::{c_char, c_int, c_void};
 
-use super::c_str;
 use super::ffi::{self, apr_bucket_brigade, request_rec};
+use super::{c_str, client_socket};
 use crate::gateway::{BodyLength, Client, ClientGone, HeaderVerdict, Outcome};
 use crate::log::Level;
 use crate::protocol::ParamsWriter;
@@ -23,6 +23,19 @@ pub(super) struct ApacheRequest {
     socket: Option<Option<RawFd>>,
     /// For reading the request body, made on first use.
     bb_in: *mut apr_bucket_brigade,
+    /// Whether the connection's socket reads are widened for the body.
+    body_reads: BodyReads,
+}
+
+/// The client socket's read size over the body's life (issue 9).
+enum BodyReads {
+    /// No body read yet.
+    NotYet,
+    /// Reading it, with wide reads when the connection has our bucket
+    /// (held for its drop, which narrows them).
+    Reading { _wide: Option<client_socket::WideReads> },
+    /// The body is done (or failed): reads are as stock again.
+    Done,
 }
 
 impl ApacheRequest {
@@ -37,7 +50,7 @@ impl ApacheRequest {
     pub(super) fn new(r: *mut request_rec) -> Self {
         // SAFETY: r is the live request; its pool and connection outlive this value.
         let bb = unsafe { ffi::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc) };
-        ApacheRequest { r, bb, socket: None, bb_in: std::ptr::null_mut() }
+        ApacheRequest { r, bb, socket: None, bb_in: std::ptr::null_mut(), body_reads: BodyReads::NotYet }
     }
 
     fn pool_cstr(&self, s: &[u8]) -> *const c_char {
@@ -241,11 +254,18 @@ impl Client for ApacheRequest {
     }
 
     fn read_body(&mut self, buf: &mut [u8], wait: bool) -> io::Result<usize> {
+        if let BodyReads::NotYet = self.body_reads {
+            self.body_reads = BodyReads::Reading { _wide: client_socket::widen(self.r) };
+        }
         // SAFETY: r is live; the input brigade is ours (emptied by every
         // call); buf is a live writable region of buf.len() bytes.
         let n = unsafe {
             ffi::fcgi_shim_read_body(self.r, self.bb_in(), buf.as_mut_ptr().cast(), buf.len(), c_int::from(wait))
         };
+        if n != -2 && n <= 0 {
+            // Drops the widening: the next request's headers are read as stock.
+            self.body_reads = BodyReads::Done;
+        }
         match n {
             -2 => Err(io::ErrorKind::WouldBlock.into()),
             n => usize::try_from(n)

@@ -9,6 +9,7 @@
 //! | ---------------------- | --------- |
 //! | `/ok` (and anything else) | a normal response: `fault-backend ok` |
 //! | `/echo`                | body digest: `sha256=..`, `length=..`, `content_length=..` |
+//! | `/mirror`              | the request body itself, with its Content-Length |
 //! | `/params`              | every param as `NAME=value` lines |
 //! | `/stderr`              | `fault-stderr-<QUERY_STRING>` on FCGI_STDERR, then a normal response |
 //! | `/stall`               | no output at all; holds the connection until the server closes it |
@@ -65,6 +66,8 @@ pub struct Recorded {
     pub params: Vec<(Vec<u8>, Vec<u8>)>,
     pub stdin_len: usize,
     pub stdin_sha256: String,
+    /// The body itself, kept for `/mirror` only (empty in [`FaultServer::requests`]).
+    pub stdin: Vec<u8>,
 }
 
 impl Recorded {
@@ -207,6 +210,8 @@ struct Pending {
     rec: Recorded,
     params: Option<ParamsDecoder>,
     sha: Option<Sha256>,
+    /// `/mirror` keeps the body to send it back.
+    keep_body: bool,
 }
 
 enum Next {
@@ -326,6 +331,7 @@ fn on_event(ev: Ev, cur: &mut Option<Pending>, stream: &mut UnixStream, shared: 
                 rec: Recorded { role, keep_conn, request_id: id, ..Default::default() },
                 params: Some(ParamsDecoder::new(16 << 20)),
                 sha: Some(Sha256::new()),
+                keep_body: false,
             });
             Next::Continue
         }
@@ -344,7 +350,10 @@ fn on_event(ev: Ev, cur: &mut Option<Pending>, stream: &mut UnixStream, shared: 
             if let Some(c) = cur.as_mut() {
                 if let Some(p) = c.params.take() {
                     match p.finish() {
-                        Ok(v) => c.rec.params = v,
+                        Ok(v) => {
+                            c.rec.params = v;
+                            c.keep_body = c.rec.param("PATH_INFO").is_some_and(|p| p.starts_with("/mirror"));
+                        }
                         Err(e) => {
                             if let Ok(mut errs) = shared.errors.lock() {
                                 errs.push(format!("params: {e}"));
@@ -359,6 +368,9 @@ fn on_event(ev: Ev, cur: &mut Option<Pending>, stream: &mut UnixStream, shared: 
         Ev::Stdin(data) => {
             if let Some(c) = cur.as_mut() {
                 c.rec.stdin_len += data.len();
+                if c.keep_body {
+                    c.rec.stdin.extend_from_slice(&data);
+                }
                 if let Some(s) = c.sha.as_mut() {
                     s.update(&data);
                 }
@@ -372,7 +384,7 @@ fn on_event(ev: Ev, cur: &mut Option<Pending>, stream: &mut UnixStream, shared: 
             }
             let rec = c.rec;
             if let Ok(mut v) = shared.requests.lock() {
-                v.push(rec.clone());
+                v.push(Recorded { stdin: Vec::new(), ..rec.clone() });
             }
             respond(&rec, id, stream, shared)
         }
@@ -589,6 +601,12 @@ fn respond(rec: &Recorded, id: u16, stream: &mut UnixStream, shared: &Shared) ->
                     out.clear();
                 }
             }
+            finish(&mut out);
+        }
+        "/mirror" => {
+            let head = format!("Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n", rec.stdin.len());
+            enc.stdout(&mut out, head.as_bytes());
+            enc.stdout(&mut out, &rec.stdin);
             finish(&mut out);
         }
         "/echo" => {
