@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::balance;
 use super::dynamic::OnDemand;
-use super::headers::{self, block_end, sanitize, MAX_HEADER_BLOCK};
+use super::headers::{block_end, sanitize, MAX_HEADER_BLOCK};
 use super::{BodyLength, Client, HeaderVerdict, Outcome, Spool};
 use crate::config::{Config, Server};
 use crate::log::Level;
@@ -108,7 +108,7 @@ fn respond(
         // Only an attempt that can be replayed needs a copy of the head.
         let retry_elsewhere = !pooled && dynamic.is_none() && balance::balanced(server, Some(metrics));
         let out = if pooled || retry_elsewhere { head.clone() } else { std::mem::take(&mut head) };
-        let phase = if nph { Phase::Nph } else { Phase::Headers(headers::block_buffer()) };
+        let phase = if nph { Phase::Nph } else { Phase::Headers(Spare::HeaderBlock.take()) };
         // Kept only where a failed attempt moves on to another endpoint.
         let kept = retry_elsewhere.then(|| endpoint.clone());
         let mut exchange = Exchange::new(client, server, conn, endpoint, body, out, dynamic, phase);
@@ -245,7 +245,8 @@ fn params_head(
         }
     }
     let enc = RequestEncoder::new(REQUEST_ID);
-    let mut out = Vec::with_capacity(4096);
+    let mut out = Spare::Records.take();
+    out.reserve(4096);
     let role = if auth_role.is_some() { Role::Authorizer } else { Role::Responder };
     enc.begin_request(&mut out, role, server.options.keep_conn && auth_role.is_none());
     let mut params = enc.params(&mut out);
@@ -556,6 +557,42 @@ impl Drop for ScratchGuard {
     }
 }
 
+/// The buffers that go with one request from start to end (its PARAMS and
+/// STDIN records, the end of STDIN, the header block), kept per thread
+/// between requests so that a request allocates none. [`Scratch`] holds
+/// those one run of the pump borrows.
+#[derive(Clone, Copy)]
+enum Spare {
+    Records,
+    Tail,
+    HeaderBlock,
+}
+
+/// A spare buffer grown past this goes (a huge environment or header block
+/// is no reason to keep memory).
+const SPARE_MAX: usize = 16 * 1024;
+
+thread_local! {
+    static SPARES: [std::cell::Cell<Vec<u8>>; 3] = const {
+        [std::cell::Cell::new(Vec::new()), std::cell::Cell::new(Vec::new()), std::cell::Cell::new(Vec::new())]
+    };
+}
+
+impl Spare {
+    /// An empty buffer: the thread's spare when it has one.
+    fn take(self) -> Vec<u8> {
+        SPARES.try_with(|spares| spares[self as usize].take()).unwrap_or_default()
+    }
+
+    /// Keeps `buf` as the thread's spare, emptied.
+    fn keep(self, mut buf: Vec<u8>) {
+        if buf.capacity() <= SPARE_MAX {
+            buf.clear();
+            let _ = SPARES.try_with(|spares| spares[self as usize].set(buf));
+        }
+    }
+}
+
 /// Where the response stands.
 enum Phase {
     /// An authorizer: keep the whole output (bounded) for the caller.
@@ -669,7 +706,7 @@ impl<'c> Exchange<'c> {
             out,
             out_pos: 0,
             body_len: 0,
-            tail: Vec::new(),
+            tail: Spare::Tail.take(),
             stdin_done: false,
             write_closed: false,
             phase,
@@ -700,8 +737,23 @@ impl<'c> Exchange<'c> {
         }
         let metrics = self.metrics;
         let Exchange {
-            client, server, conn, reusable, endpoint, backlog, sent, phase, held, held_in_file, paced, ..
+            client,
+            server,
+            conn,
+            reusable,
+            endpoint,
+            backlog,
+            sent,
+            phase,
+            held,
+            held_in_file,
+            paced,
+            out,
+            tail,
+            ..
         } = self;
+        Spare::Records.keep(out);
+        Spare::Tail.keep(tail);
         if held > 0 {
             metrics.inspect(|m| m.held(held, held_in_file, paced));
         }
@@ -1146,7 +1198,7 @@ impl<'c> Exchange<'c> {
                     }
                     HeaderVerdict::Refused(why) => Err(self.bad_headers(why)),
                 };
-                headers::recycle(block);
+                Spare::HeaderBlock.keep(block);
                 applied
             }
         }

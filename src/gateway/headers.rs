@@ -5,8 +5,6 @@
 //! represent (a NUL inside a C string) or would let httpd turn into
 //! something the application did not send is refused here first.
 
-use std::cell::Cell;
-
 /// The largest header block accepted; more is a broken application.
 pub(super) const MAX_HEADER_BLOCK: usize = 128 * 1024;
 
@@ -75,26 +73,6 @@ pub(super) fn sanitize(block: &mut Vec<u8>, end: usize) -> Result<usize, String>
         }
     }
     Ok(kept)
-}
-
-thread_local! {
-    /// A header block buffer kept for this thread's next request.
-    static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-}
-
-/// An empty buffer for a header block: the thread's spare when there is
-/// one, so that a request allocates none.
-pub(super) fn block_buffer() -> Vec<u8> {
-    SPARE.try_with(Cell::take).unwrap_or_default()
-}
-
-/// Keeps `buf` as the thread's spare header block buffer, unless it grew
-/// past what common header blocks need.
-pub(super) fn recycle(mut buf: Vec<u8>) {
-    if buf.capacity() <= 16 * 1024 {
-        buf.clear();
-        let _ = SPARE.try_with(|spare| spare.set(buf));
-    }
 }
 
 /// The `name: value` pairs of a block that passed [`sanitize`], value
