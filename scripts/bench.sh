@@ -51,8 +51,10 @@ DocumentRoot "$dir/htdocs"
 </Directory>
 Alias /ours "$dir/htdocs/ours"
 FastCgiExternalServer "$dir/htdocs/ours" -socket "$dir/sock/ours.sock" ${OURS_OPTS:-}
-ProxyPass /theirs/ "unix:$dir/sock/theirs.sock|fcgi://localhost/" enablereuse=on
-ProxyPass /plain/ "unix:$dir/sock/plain.sock|fcgi://localhost/"
+# Distinct worker names: mod_proxy keys workers by the fcgi:// URL, not the
+# socket, so two ProxyPass to fcgi://localhost/ would share one worker.
+ProxyPass /theirs/ "unix:$dir/sock/theirs.sock|fcgi://theirs/" enablereuse=on
+ProxyPass /plain/ "unix:$dir/sock/plain.sock|fcgi://plain/"
 CONF
 
 "$dir/app" "$dir/sock/ours.sock" "$nproc" &
