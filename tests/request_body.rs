@@ -95,6 +95,14 @@ fn post_head(path: &str, len: usize, close: bool) -> Vec<u8> {
         .into_bytes()
 }
 
+/// POSTs `body` to the mirror on `s` and reads the answer.
+fn mirror(s: &mut TcpStream, buf: &mut Vec<u8>, body: &[u8], close: bool) -> Answer {
+    let mut out = post_head("/fault/mirror", body.len(), close);
+    out.extend_from_slice(body);
+    s.write_all(&out).expect("write a POST");
+    read_answer(s, buf)
+}
+
 fn connect(apache: &Apache) -> TcpStream {
     let s = TcpStream::connect(("127.0.0.1", apache.port)).expect("connect to Apache");
     s.set_read_timeout(Some(Duration::from_secs(30))).expect("read timeout");
@@ -155,10 +163,7 @@ fn bodies(mpm: Mpm) {
     let mut s = connect(&apache);
     let mut buf = Vec::new();
     let first = pattern(65537, 21);
-    let mut out = post_head("/fault/mirror", first.len(), false);
-    out.extend_from_slice(&first);
-    s.write_all(&out).expect("write a POST");
-    let a = read_answer(&mut s, &mut buf);
+    let a = mirror(&mut s, &mut buf, &first, false);
     assert!(a.status == 200 && a.body == first, "{mpm:?} POST on a keep-alive connection: {}", a.status);
     let chunked = pattern(100_000, 22);
     let mut out = b"POST /fault/mirror HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
@@ -175,10 +180,7 @@ fn bodies(mpm: Mpm) {
     let a = read_answer(&mut s, &mut buf);
     assert!(a.status == 200 && a.body == STATIC, "{mpm:?} static file after a POST: {}", a.status);
     let last = pattern(8000, 23);
-    let mut out = post_head("/fault/mirror", last.len(), true);
-    out.extend_from_slice(&last);
-    s.write_all(&out).expect("write a POST");
-    let a = read_answer(&mut s, &mut buf);
+    let a = mirror(&mut s, &mut buf, &last, true);
     assert!(a.status == 200 && a.body == last, "{mpm:?} POST after a static file: {}", a.status);
     assert!(buf.is_empty(), "{mpm:?}: bytes after the last response");
 

@@ -133,6 +133,11 @@ pub(crate) struct Splitter {
     mode: Content,
     content_left: usize,
     padding_left: usize,
+    /// A buffered body of up to 8 bytes (END_REQUEST, UNKNOWN_TYPE: every
+    /// request has one), without an allocation.
+    small: [u8; 8],
+    small_len: usize,
+    /// A larger buffered body (GET_VALUES_RESULT).
     body: Vec<u8>,
     error: Option<ProtocolError>,
 }
@@ -147,6 +152,8 @@ impl Splitter {
             mode: Content::Skip,
             content_left: 0,
             padding_left: 0,
+            small: [0; 8],
+            small_len: 0,
             body: Vec::new(),
             error: None,
         }
@@ -185,6 +192,7 @@ impl Splitter {
                     self.content_left = self.header.content_len.into();
                     self.padding_left = pad.into();
                     self.body.clear();
+                    self.small_len = 0;
                     self.state = State::Content;
                 }
                 State::Content if self.content_left == 0 => {
@@ -203,7 +211,13 @@ impl Splitter {
                             let used = input.len() - rest.len();
                             return Ok((used, Some(Piece::Content(self.header, now))));
                         }
-                        Content::Buffer => self.body.extend_from_slice(now),
+                        Content::Buffer => match self.small.get_mut(self.small_len..self.small_len + now.len()) {
+                            Some(room) if self.header.content_len <= 8 => {
+                                room.copy_from_slice(now);
+                                self.small_len += now.len();
+                            }
+                            _ => self.body.extend_from_slice(now),
+                        },
                         Content::Skip => {}
                     }
                 }
@@ -232,7 +246,11 @@ impl Splitter {
     /// The content of the last [`Content::Buffer`] record, valid from its
     /// [`Piece::End`] until the next call to `next`.
     pub fn body(&self) -> &[u8] {
-        &self.body
+        if self.header.content_len <= 8 {
+            &self.small[..self.small_len]
+        } else {
+            &self.body
+        }
     }
 
     /// The sticky error, if any.
