@@ -243,6 +243,8 @@ impl Conn {
     /// has output waiting) can take more: `Ready::other_writable`.
     pub fn wait_with(&self, want_write: bool, other: Option<RawFd>, timeout: Duration) -> io::Result<Ready> {
         let deadline = Instant::now() + timeout;
+        // What is left, read again from the clock only after an interruption.
+        let mut left = timeout;
         let mut events = libc::POLLIN;
         if want_write {
             events |= libc::POLLOUT;
@@ -253,13 +255,13 @@ impl Conn {
                 libc::pollfd { fd: other.unwrap_or(-1), events: libc::POLLOUT, revents: 0 },
             ];
             let count: libc::nfds_t = if other.is_some() { 2 } else { 1 };
-            let left = deadline.saturating_duration_since(Instant::now());
             let ms = left.as_millis().min(i32::MAX as u128) as libc::c_int;
             // SAFETY: pfds holds `count` (<= 2) live pollfds.
             let rc = unsafe { libc::poll(pfds.as_mut_ptr(), count, ms) };
             if rc < 0 {
                 let err = io::Error::last_os_error();
                 if err.kind() == io::ErrorKind::Interrupted {
+                    left = deadline.saturating_duration_since(Instant::now());
                     continue;
                 }
                 return Err(err);
