@@ -62,20 +62,24 @@ fn renamed(key: &[u8], val: &[u8], scratch: &mut Vec<u8>, emit: &mut dyn FnMut(&
 
 /// Whether `name` is already a name `ap_create_environment` leaves as it
 /// is: no leading digit, only ASCII letters, digits and `_`. Eight bytes
-/// at a time (a request has two dozen variables, each checked once).
+/// at a time, the last eight overlapping the ones before (a request has
+/// two dozen variables, each checked once).
 fn is_clean(name: &[u8]) -> bool {
     if name.first().is_some_and(u8::is_ascii_digit) {
         return false;
     }
-    let mut words = name.chunks_exact(8);
-    for word in &mut words {
-        let mut w = [0; 8];
-        w.copy_from_slice(word);
-        if !word_clean(u64::from_le_bytes(w)) {
+    if name.len() < 8 {
+        return name.iter().all(|&b| NAME_BYTE[usize::from(b)]);
+    }
+    let mut rest = name;
+    while let Some((word, more)) = rest.split_first_chunk::<8>() {
+        if !word_clean(u64::from_le_bytes(*word)) {
             return false;
         }
+        rest = more;
     }
-    words.remainder().iter().all(|&b| NAME_BYTE[usize::from(b)])
+    // Fewer than eight left: the name's last eight bytes hold them.
+    rest.is_empty() || name.last_chunk::<8>().is_some_and(|word| word_clean(u64::from_le_bytes(*word)))
 }
 
 /// The byte `b` in each of a word's eight bytes.
@@ -125,14 +129,17 @@ mod tests {
 
     #[test]
     fn word_check_agrees_with_the_byte_table() {
-        // Every byte value in every position of a 16-byte name.
-        for b in 0..=255u8 {
-            for at in 0..16 {
-                let mut name = *b"ABCDEFGHIJ_12345";
-                name[at] = b;
-                let by_table = !(at == 0 && b.is_ascii_digit()) && NAME_BYTE[usize::from(b)];
-                assert_eq!(is_clean(&name), by_table, "byte {b:#x} at {at}");
+        // Every byte value in every position of names of 1 to 24 bytes.
+        for len in 1..=24 {
+            for b in 0..=255u8 {
+                for at in 0..len {
+                    let mut name = b"ABCDEFGHIJ_12345abcdefgh"[..len].to_vec();
+                    name[at] = b;
+                    let by_table = !(at == 0 && b.is_ascii_digit()) && NAME_BYTE[usize::from(b)];
+                    assert_eq!(is_clean(&name), by_table, "byte {b:#x} at {at} of {len}");
+                }
             }
         }
+        assert!(is_clean(b""));
     }
 }
