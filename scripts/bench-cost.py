@@ -12,6 +12,8 @@ gateway configuration:
   proxy             mod_proxy_fcgi, Unix socket
   proxy-reuse       the same with enablereuse=on
   fcgid             mod_fcgid (spawns the app itself), when installed
+  ours-nosb         ours with FastCgiScoreboard Off: what the scoreboard
+                    costs (only when named in --configs)
 
 Each configuration runs twice: under `valgrind --tool=callgrind` for
 instructions (Ir) and under `strace -f` for system calls. The client is this
@@ -145,6 +147,11 @@ def configs(d, fcgid):
                     label="mod_fastcgi_rs, FastCgiExternalServer" + opt, side="ours", external="ours.sock",
                     urls=ours_urls,
                     conf=ours_mod + f"FastCgiExternalServer \"{d}/htdocs/ours\" -socket \"{sock}/ours.sock\"{opt}\n")
+    # Only when asked for (--configs): what the scoreboard costs.
+    c["ours-nosb"] = dict(
+        label="mod_fastcgi_rs, FastCgiExternalServer, FastCgiScoreboard Off", side="ours", external="ours.sock",
+        urls=ours_urls, optional=True,
+        conf=ours_mod + f"FastCgiScoreboard Off\nFastCgiExternalServer \"{d}/htdocs/ours\" -socket \"{sock}/ours.sock\"\n")
     for reuse in (False, True):
         sfx = "-reuse" if reuse else ""
         opt = " enablereuse=on" if reuse else ""
@@ -831,7 +838,7 @@ def fmt_n(x):
 
 # (column title, ours, theirs)
 PAIRS = [("ours/proxy", "ours", "proxy"), ("keep/reuse", "ours-keep", "proxy-reuse"),
-         ("ours/fcgid", "ours", "fcgid")]
+         ("ours/fcgid", "ours", "fcgid"), ("ours/nosb", "ours", "ours-nosb")]
 
 
 def ratio(a, b):
@@ -1019,7 +1026,8 @@ def main():
             with open(f"{d}/htdocs/probe.txt", "w") as f:
                 f.write("probe\n")
             cfgs = configs(d, have_fcgid)
-            names = [n for n in cfgs if not args.configs or n in args.configs.split(",")]
+            names = [n for n in cfgs if n in args.configs.split(",")] if args.configs else \
+                [n for n in cfgs if not cfgs[n].get("optional")]
             outdir = f"{args.out}/bench-cost" + (f"/run{run + 1}" if args.runs > 1 else "")
             shutil.rmtree(outdir, ignore_errors=True)
             os.makedirs(outdir)
