@@ -86,6 +86,10 @@ unsafe fn create(state: *mut ClientSocket, list: *mut apr_bucket_alloc_t) -> *mu
 /// The bucket's `read`: APR's `socket_bucket_read` with the connection's
 /// read size. On data, the bucket becomes a heap bucket holding it, followed
 /// by a new bucket of ours; at the end of the stream, an empty immortal one.
+///
+/// # Safety
+/// SAFETY: APR calls it, through our bucket type only, with a live bucket of
+/// that type and writable `str_` and `len`.
 unsafe extern "C" fn read(
     b: *mut apr_bucket,
     str_: *mut *const c_char,
@@ -256,6 +260,10 @@ impl Drop for WideReads {
 }
 
 /// The request pool's cleanup: back to APR's read size.
+///
+/// # Safety
+/// SAFETY: APR calls it with the `data` [`widen`] registered: the
+/// connection's `ClientSocket`, which outlives the request's pool.
 unsafe extern "C" fn narrow(data: *mut c_void) -> ffi::apr_status_t {
     guard(0, || {
         // SAFETY: data is the connection's ClientSocket (registered by widen);
