@@ -177,9 +177,11 @@ extern "C" fn next_line(buf: *mut c_char, len: c_int, data: *mut c_void) -> c_in
 }
 
 impl Client for ApacheRequest {
-    fn filename(&self) -> Option<&str> {
+    fn filename(&self) -> Option<&[u8]> {
         // SAFETY: r is live; filename is NULL or a pool string that outlives self.
-        unsafe { c_str((*self.r).filename) }
+        let name = unsafe { (*self.r).filename };
+        // SAFETY: a non-NULL filename is a NUL-terminated pool string.
+        (!name.is_null()).then(|| unsafe { CStr::from_ptr(name) }.to_bytes())
     }
 
     fn request_header(&self, name: &str) -> Option<Vec<u8>> {

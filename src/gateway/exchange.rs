@@ -82,7 +82,6 @@ fn respond(
     let nph = server.options.nph
         || client
             .filename()
-            .map(str::as_bytes)
             .is_some_and(|f| memchr::memrchr(b'/', f).map_or(f, |slash| &f[slash + 1..]).starts_with(b"nph-"));
     let mut body = body;
     // A pooled connection may have been closed by the application while it

@@ -50,25 +50,25 @@ pub(super) fn sanitize(block: &mut Vec<u8>, end: usize) -> Result<usize, String>
         from = next + 1;
     }
     block.drain(kept..end);
-    for line in block[..kept].split(|&b| b == b'\n').take_while(|l| !l.is_empty()) {
-        // One pass: the first colon, and what the line must not hold.
-        let (mut colon, mut nul, mut blank) = (None, false, false);
-        for (i, &b) in line.iter().enumerate() {
-            match b {
-                b':' if colon.is_none() => colon = Some(i),
-                0 => nul = true,
-                b' ' | b'\t' if colon.is_none() => blank = true,
-                _ => {}
-            }
+    let head = &block[..kept];
+    // NUL bytes are rare: lines are searched for one only if the block has one.
+    let has_nul = memchr::memchr(0, head).is_some();
+    let mut from = 0;
+    while from < head.len() {
+        let end = memchr::memchr(b'\n', &head[from..]).map_or(head.len(), |i| from + i);
+        let line = &head[from..end];
+        if line.is_empty() {
+            break;
         }
-        let Some(colon) = colon else {
+        from = end + 1;
+        let Some(colon) = memchr::memchr(b':', line) else {
             return Err(format!("malformed header '{}'", shown(line)));
         };
         let name = &line[..colon];
-        if nul {
+        if has_nul && line.contains(&0) {
             return Err(format!("NUL byte in header '{}'", shown(name)));
         }
-        if name.is_empty() || blank {
+        if name.is_empty() || name.iter().any(|&b| b == b' ' || b == b'\t') {
             return Err(format!("invalid header name '{}'", shown(name)));
         }
     }

@@ -75,7 +75,8 @@ pub trait Client {
     fn request_header(&self, name: &str) -> Option<Vec<u8>>;
     /// The file the request maps to (`r->filename`): a script whose name
     /// starts with `nph-` writes its own HTTP response, as with mod_cgi.
-    fn filename(&self) -> Option<&str>;
+    /// Bytes: a file name need not be UTF-8.
+    fn filename(&self) -> Option<&[u8]>;
     /// Writes to `params` each CGI variable httpd computes for the request
     /// (`ap_add_common_vars` + `ap_add_cgi_vars`), after setting `overrides`,
     /// named as [`cgi_variable`] says.
