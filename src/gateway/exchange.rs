@@ -824,12 +824,14 @@ impl<'c> Exchange<'c> {
         // application has nothing to read before it got the request, and
         // more is likely waiting after a read that filled the buffer.
         let (mut may_write, mut may_read) = (true, false);
-        let mut last_io = Instant::now();
+        // When the application last made progress: read from the clock
+        // only when about to wait (None: progress since the last wait).
+        let mut last_io: Option<Instant> = None;
         loop {
             if self.backlog.as_ref().is_some_and(|b| b.unread() >= self.hold_max) {
                 self.pace(held)?;
                 // The application waited on purpose: that is no idle time.
-                last_io = Instant::now();
+                last_io = None;
             }
             if self.out_pos == self.out_len() && !self.stdin_done && !self.write_closed {
                 self.refill_stdin(body)?;
@@ -840,7 +842,7 @@ impl<'c> Exchange<'c> {
                 match self.conn.write_parts(&parts, self.out_pos) {
                     Ok(n) => {
                         self.out_pos += n;
-                        last_io = Instant::now();
+                        last_io = None;
                         may_write = self.out_pos == self.out_len();
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => may_write = false,
@@ -857,7 +859,9 @@ impl<'c> Exchange<'c> {
                 // so far goes to the client now.
                 self.flush()?;
                 let want_write = self.out_pos < self.out_len() && !self.write_closed;
-                let left = idle.saturating_sub(last_io.elapsed());
+                let now = Instant::now();
+                let since = *last_io.get_or_insert(now);
+                let left = idle.saturating_sub(now - since);
                 // A dynamic application that keeps a request waiting gets help:
                 // every -startDelay the manager is asked for another instance.
                 let slice = match self.dynamic {
@@ -876,7 +880,7 @@ impl<'c> Exchange<'c> {
                     if ready.other_writable {
                         continue;
                     }
-                    if let Some(d) = self.dynamic.filter(|_| last_io.elapsed() < idle) {
+                    if let Some(d) = self.dynamic.filter(|_| last_io.is_some_and(|t| t.elapsed() < idle)) {
                         d.more(&self.server.path);
                         continue;
                     }
@@ -916,9 +920,9 @@ impl<'c> Exchange<'c> {
                 Ok(0) if self.replayable() => return Err(Stop::Stale),
                 Ok(0) => return self.end_of_output(),
                 Ok(n) => {
-                    last_io = Instant::now();
+                    last_io = None;
                     if let Some(m) = self.metrics.filter(|_| !self.answered) {
-                        m.first_byte(last_io);
+                        m.first_byte(Instant::now());
                         endpoint_answered(self.server, m, &self.endpoint, &mut *self.client);
                     }
                     self.answered = true;
