@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::ffi::{self, apr_pool_t, request_rec, server_rec};
 use super::request::ApacheRequest;
-use super::{c_str, guard, state};
+use super::{c_bytes, c_str, guard, state};
 use crate::gateway::{self, Client, Outcome};
 use crate::pm;
 
@@ -54,7 +54,7 @@ pub extern "C" fn fcgi_rs_fixups(r: *mut request_rec) -> i32 {
         // SAFETY: httpd passes the live request.
         let req = unsafe { &mut *r };
         // SAFETY: r->filename is NULL or a pool string (NULL happens: the original crashed on it).
-        let Some(filename) = (unsafe { c_str(req.filename) }) else {
+        let Some(filename) = (unsafe { c_bytes(req.filename) }) else {
             return ffi::DECLINED;
         };
         if state::active().is_some_and(|c| c.find(filename).is_some()) {
@@ -134,7 +134,7 @@ pub extern "C" fn fcgi_rs_handler(r: *mut request_rec) -> i32 {
             return ffi::OK as i32;
         }
         // SAFETY: NULL or a pool string.
-        let filename = unsafe { c_str(req.filename) }.unwrap_or("");
+        let name = unsafe { c_bytes(req.filename) }.unwrap_or_default();
         let mut client = ApacheRequest::new(r);
         // `AcceptPathInfo Off` refuses path info, as mod_cgi does (the
         // original ignored it).
@@ -151,9 +151,11 @@ pub extern "C" fn fcgi_rs_handler(r: *mut request_rec) -> i32 {
         // as the request's identity; otherwise the path runs as a dynamic
         // application under that identity (as the original did).
         let identity = if config.wrapper.is_some() { suexec_identity(req) } else { None };
-        let defined = config.find(filename).filter(|s| {
+        let defined = config.find(name).filter(|s| {
             config.wrapper.is_none() || pm::run_as(&config, &s.options, own_identity()).ok().flatten() == identity
         });
+        // A dynamic application's path is a str (not UTF-8: none, as before).
+        let filename = std::str::from_utf8(name).unwrap_or_default();
         let outcome = match defined {
             Some(server) => gateway::run(&mut client, server, &config),
             None => match dynamic_check(req, filename) {

@@ -28,11 +28,21 @@ fn guard<T>(fallback: T, f: impl FnOnce() -> T) -> T {
 /// # Safety
 /// SAFETY: the caller guarantees `p` is NULL or a NUL-terminated string that outlives `'a`.
 unsafe fn c_str<'a>(p: *const c_char) -> Option<&'a str> {
+    // SAFETY: as this function's contract.
+    unsafe { c_bytes(p) }.and_then(|b| std::str::from_utf8(b).ok())
+}
+
+/// A C string from httpd as bytes (a file name need not be UTF-8), None
+/// for NULL.
+///
+/// # Safety
+/// SAFETY: the caller guarantees `p` is NULL or a NUL-terminated string that outlives `'a`.
+unsafe fn c_bytes<'a>(p: *const c_char) -> Option<&'a [u8]> {
     if p.is_null() {
         return None;
     }
     // SAFETY: non-NULL and NUL-terminated, per this function's contract.
-    unsafe { CStr::from_ptr(p) }.to_str().ok()
+    Some(unsafe { CStr::from_ptr(p) }.to_bytes())
 }
 
 /// A copy of `bytes` in `pool`, NUL-terminated.

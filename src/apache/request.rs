@@ -10,7 +10,7 @@ use std::os::fd::RawFd;
 use std::os::raw::{c_char, c_int, c_void};
 
 use super::ffi::{self, apr_bucket_brigade, request_rec};
-use super::{c_str, client_socket};
+use super::{c_bytes, c_str, client_socket};
 use crate::gateway::{BodyLength, Client, ClientGone, HeaderVerdict, Outcome};
 use crate::log::Level;
 use crate::protocol::ParamsWriter;
@@ -179,9 +179,7 @@ extern "C" fn next_line(buf: *mut c_char, len: c_int, data: *mut c_void) -> c_in
 impl Client for ApacheRequest {
     fn filename(&self) -> Option<&[u8]> {
         // SAFETY: r is live; filename is NULL or a pool string that outlives self.
-        let name = unsafe { (*self.r).filename };
-        // SAFETY: a non-NULL filename is a NUL-terminated pool string.
-        (!name.is_null()).then(|| unsafe { CStr::from_ptr(name) }.to_bytes())
+        unsafe { c_bytes((*self.r).filename) }
     }
 
     fn request_header(&self, name: &str) -> Option<Vec<u8>> {

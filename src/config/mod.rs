@@ -93,7 +93,8 @@ impl Config {
     /// The server a request's `r->filename` maps to: a server path that is
     /// the whole filename or a prefix of it ending at a `/` (the rest becomes
     /// PATH_INFO), as the original matched.
-    pub fn find(&self, filename: &str) -> Option<&Server> {
+    pub fn find(&self, filename: impl AsRef<[u8]>) -> Option<&Server> {
+        let filename = filename.as_ref();
         self.servers.iter().find(|s| covers(&s.path, filename))
     }
 }
@@ -108,8 +109,8 @@ impl Config {
     }
 }
 
-fn covers(prefix: &str, path: &str) -> bool {
-    path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+fn covers(prefix: &str, path: &[u8]) -> bool {
+    path.strip_prefix(prefix.as_bytes()).is_some_and(|rest| rest.first().is_none_or(|&b| b == b'/'))
 }
 
 /// What the configuration needs to know of the machine: kept behind a
@@ -216,7 +217,7 @@ impl Builder {
             (None, None) => Endpoint::unix(self.config.ipc_dir.join(format!("{}.sock", hashed_name(path.as_bytes())))),
         }
         .map_err(|e| format!("{directive} {path}: {e}"))?;
-        if self.config.servers.iter().any(|s| covers(&s.path, &path) || covers(&path, &s.path)) {
+        if self.config.servers.iter().any(|s| covers(&s.path, path.as_bytes()) || covers(&path, s.path.as_bytes())) {
             return Err(format!("{directive}: redefinition of a previously defined FastCGI server \"{path}\""));
         }
         self.note_identity(&parsed.app);
@@ -275,7 +276,7 @@ impl Builder {
             parsed.app.keep_conn = true;
             parsed.app.keep_conn_safe = true;
         }
-        if self.config.servers.iter().any(|s| covers(&s.path, &path) || covers(&path, &s.path)) {
+        if self.config.servers.iter().any(|s| covers(&s.path, path.as_bytes()) || covers(&path, s.path.as_bytes())) {
             return Err(format!("{directive}: redefinition of previously defined class \"{path}\""));
         }
         self.note_identity(&parsed.app);
