@@ -39,13 +39,12 @@ pub fn variable(key: &[u8], val: &[u8], scratch: &mut Vec<u8>, mut emit: impl Fn
 fn renamed(key: &[u8], val: &[u8], scratch: &mut Vec<u8>, emit: &mut dyn FnMut(&[u8], &[u8])) {
     let eq = memchr::memchr(b'=', key);
     let name = &key[..eq.unwrap_or(key.len())];
-    let clean = is_clean(name);
-    let name = if clean {
+    let name = if is_clean(name) {
         name
     } else {
         scratch.clear();
         scratch.extend(name.iter().enumerate().map(|(i, &b)| {
-            let keep = b.is_ascii_alphanumeric() && !(i == 0 && b.is_ascii_digit()) || b == b'_';
+            let keep = NAME_BYTE[usize::from(b)] && !(i == 0 && b.is_ascii_digit());
             if keep {
                 b
             } else {

@@ -109,7 +109,7 @@ fn respond(
         let out = if pooled || retry_elsewhere { head.clone() } else { std::mem::take(&mut head) };
         let phase = if nph { Phase::Nph } else { Phase::Headers(Spare::HeaderBlock.take()) };
         // Kept only where a failed attempt moves on to another endpoint.
-        let kept = retry_elsewhere.then(|| endpoint.clone());
+        let kept = retry_elsewhere.then(|| endpoint.clone().into_owned());
         let mut exchange = Exchange::new(client, server, conn, endpoint, body, out, dynamic, phase);
         exchange.reused = pooled;
         exchange.retry_elsewhere = retry_elsewhere;
@@ -127,7 +127,7 @@ fn respond(
             }
         }
         if let Some(endpoint) = kept {
-            tried.push(endpoint.clone().into_owned());
+            tried.push(endpoint.clone());
             let others = balance::candidates(server, Some(metrics), false);
             if !others.iter().any(|c| !tried.contains(&*c.endpoint)) {
                 let msg = format!(
@@ -412,9 +412,10 @@ fn prepare_body(client: &mut dyn Client, config: &Config) -> Result<Body, u16> {
         BodyLength::Unknown if config.chunked_body_max == 0 => Err(411),
         BodyLength::Unknown => {
             let mut spool = Spool::default();
-            let mut buf = vec![0u8; IO_CHUNK];
+            let mut scratch = Scratch::take();
+            let buf = scratch.body.as_mut_slice();
             loop {
-                let n = match client.read_body(&mut buf, true) {
+                let n = match client.read_body(buf, true) {
                     Ok(0) => break,
                     Ok(n) => n,
                     Err(e) => {
