@@ -192,8 +192,12 @@ Alias /fcgi/ "{dir}/fcgi-bin/"
 <Directory "{dir}/fcgi-bin">
     Require all granted
 </Directory>
-# What mod_env adds to the environment; Authorization passed on request.
-SetEnv EQUIV_SETENV "set by mod_env"
+# What mod_env adds to the environment (only for these scripts: for the
+# others the table is empty until the gateway fills it, which ours encodes
+# without checking names); Authorization passed on request.
+<FilesMatch "^env(-passauth|-dump-setenv)?\.pl$">
+    SetEnv EQUIV_SETENV "set by mod_env"
+</FilesMatch>
 <Files "env-passauth.pl">
     CGIPassAuth On
     AuthType Basic
@@ -330,6 +334,19 @@ impl Case {
 const FCGIWRAP_NO_OUTPUT: Doc =
     Doc { row: "a script that writes nothing to stdout", status: Some(502), headers: &["content-type"], body: true };
 
+/// The whole environment of `path` on virtual host `host`, asked with
+/// header names that httpd exports changed (lower case, `-`, a leading
+/// digit) or not at all (`.`, `_`).
+fn env_dump(host: &str, path: &'static str) -> Case {
+    case(leak(format!("whole environment {path} on {host}")), path)
+        .header("Host", host)
+        .header("x-lower-case", "a")
+        .header("X-Dotted.Name", "b")
+        .header("X_Under", "c")
+        .header("1-Digit", "d")
+        .header("User-Agent", "equiv/1.0")
+}
+
 fn cases() -> Vec<Case> {
     let mut v = vec![
         // Plain responses and the CGI environment.
@@ -339,6 +356,11 @@ fn cases() -> Vec<Case> {
         case("environment", "/{p}/env.pl?a=1&b=two%20words").header("X-Equiv", "hello"),
         case("environment, Proxy header (httpoxy)", "/{p}/env.pl").header("Proxy", "http://evil.example:3128"),
         case("environment, path info", "/{p}/env.pl/some/where%20else?q=1"),
+        // Every variable, with header names of every shape: httpd's own
+        // names only (a host without mod_rewrite, which adds SCRIPT_URL),
+        // then with mod_rewrite's and mod_env's.
+        env_dump("decode.equiv", "/{p}/env-dump.pl?x=1"),
+        env_dump("127.0.0.1", "/{p}/env-dump-setenv.pl/info"),
         case("environment, Authorization", "/{p}/env.pl").header("Authorization", "Basic dXNlcjpwYXNz"),
         case("environment, Basic auth, CGIPassAuth On", "/{p}/env-passauth.pl")
             .header("Authorization", "Basic dXNlcjpwYXNz"),

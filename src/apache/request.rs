@@ -191,6 +191,14 @@ impl Client for ApacheRequest {
     }
 
     fn cgi_vars(&mut self, auth_role: Option<&str>, overrides: &[(String, Vec<u8>)], params: &mut ParamsWriter<'_>) {
+        // SAFETY: r is live; subprocess_env is its table.
+        let env = unsafe { (*self.r).subprocess_env };
+        // Every name httpd's helpers write is already a clean CGI name (they
+        // are literals, or `HTTP_` + a header name whose every byte is an
+        // ASCII letter, digit or `-`, turned into `_`); so when they fill
+        // an empty table and nothing else is added, no name is checked.
+        // SAFETY: env is the request's live table.
+        let httpds_own = overrides.is_empty() && auth_role.is_none() && unsafe { ffi::apr_is_empty_table(env) } != 0;
         // SAFETY: r is live; these fill r->subprocess_env from the request.
         unsafe {
             ffi::ap_add_common_vars(self.r);
@@ -198,8 +206,6 @@ impl Client for ApacheRequest {
                 ffi::ap_add_cgi_vars(self.r);
             }
         }
-        // SAFETY: r is live; subprocess_env is its table.
-        let env = unsafe { (*self.r).subprocess_env };
         let mut vars: Vec<(String, Vec<u8>)> = Vec::new();
         if let Some(role) = auth_role {
             vars = self.authorizer_vars(role);
@@ -212,13 +218,13 @@ impl Client for ApacheRequest {
         // The original's exact environment, as ap_create_environment would
         // give it (TZ from Apache's own environment when the table has
         // none), encoded straight from the table.
-        let mut scratch = Vec::new();
         // SAFETY: env is the live table; the key is a C literal.
         if unsafe { ffi::apr_table_get(env, c"TZ".as_ptr()) }.is_null() {
             if let Some(tz) = process_tz() {
                 params.pair(b"TZ", tz);
             }
         }
+        let mut scratch = Vec::new();
         // SAFETY: env is the live table; apr_table_elts gives its entry array.
         let arr = unsafe { &*ffi::apr_table_elts(env) };
         let entries = arr.elts as *const ffi::apr_table_entry_t;
@@ -232,7 +238,11 @@ impl Client for ApacheRequest {
             let key = unsafe { CStr::from_ptr(entry.key) }.to_bytes();
             // SAFETY: as above.
             let val = if entry.val.is_null() { &[][..] } else { unsafe { CStr::from_ptr(entry.val) }.to_bytes() };
-            crate::gateway::cgi_variable(key, val, &mut scratch, |name, value| params.pair(name, value));
+            if httpds_own {
+                params.pair(key, val);
+            } else {
+                crate::gateway::cgi_variable(key, val, &mut scratch, |name, value| params.pair(name, value));
+            }
         }
     }
 

@@ -35,7 +35,7 @@ impl RequestEncoder {
     /// PARAMS record that ends the stream. No allocation per pair beyond
     /// `out` growing.
     pub fn params<'o>(&self, out: &'o mut Vec<u8>) -> ParamsWriter<'o> {
-        ParamsWriter { out, request_id: self.request_id, open: None, written: 0 }
+        ParamsWriter { out, request_id: self.request_id, open: None, room: 0, written: 0 }
     }
 
     /// STDIN data (split into records as needed). Empty `data` writes
@@ -89,26 +89,27 @@ pub struct ParamsWriter<'o> {
     request_id: u16,
     /// Offset in `out` of the PARAMS record being filled, if one is open.
     open: Option<usize>,
+    /// Content bytes the open record can still take (0 when none is open),
+    /// kept so that the common pair is one comparison.
+    room: usize,
     written: usize,
 }
 
 impl ParamsWriter<'_> {
     /// Appends one pair (skipped if a length reaches 2 GiB, see
     /// [`encode_nv_pair`]).
-    #[inline]
+    #[inline(always)]
     pub fn pair(&mut self, name: &[u8], value: &[u8]) {
         // Nearly every CGI variable: short name and value, room left in the
         // open record.
-        if let (Some(start), true) = (self.open, name.len() < 128 && value.len() < 128) {
-            let len = 2 + name.len() + value.len();
-            if self.out.len() - start - HEADER_LEN + len <= MAX_CONTENT_LEN {
-                self.written += len;
-                self.out.reserve(len);
-                self.out.extend_from_slice(&[name.len() as u8, value.len() as u8]);
-                self.out.extend_from_slice(name);
-                self.out.extend_from_slice(value);
-                return;
-            }
+        let len = 2 + name.len() + value.len();
+        if name.len() < 128 && value.len() < 128 && len <= self.room {
+            self.room -= len;
+            self.written += len;
+            self.out.extend_from_slice(&[name.len() as u8, value.len() as u8]);
+            self.out.extend_from_slice(name);
+            self.out.extend_from_slice(value);
+            return;
         }
         self.pair_anywhere(name, value);
     }
@@ -129,13 +130,17 @@ impl ParamsWriter<'_> {
         self.open = Some(start);
         if self.out.len() - start - HEADER_LEN + len <= MAX_CONTENT_LEN {
             encode_nv_pair(self.out, name, value);
-            return;
+        } else {
+            // The pair crosses a record boundary: write its parts piecewise.
+            let (head, head_len) = pair_head(name.len(), value.len());
+            self.put(&head[..head_len]);
+            self.put(name);
+            self.put(value);
         }
-        // The pair crosses a record boundary: write its parts piecewise.
-        let (head, head_len) = pair_head(name.len(), value.len());
-        self.put(&head[..head_len]);
-        self.put(name);
-        self.put(value);
+        self.room = match self.open {
+            Some(start) => MAX_CONTENT_LEN - (self.out.len() - start - HEADER_LEN),
+            None => 0,
+        };
     }
 
     /// Appends content to the PARAMS stream, starting records as they fill.
@@ -171,6 +176,7 @@ impl ParamsWriter<'_> {
         if let Some(start) = self.open.take() {
             close_record(self.out, start);
         }
+        self.room = 0;
         self.out
     }
 

@@ -1,0 +1,1 @@
+env-dump.pl
