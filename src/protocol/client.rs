@@ -35,7 +35,10 @@ impl RequestEncoder {
     /// PARAMS record that ends the stream. No allocation per pair beyond
     /// `out` growing.
     pub fn params<'o>(&self, out: &'o mut Vec<u8>) -> ParamsWriter<'o> {
-        ParamsWriter { out, request_id: self.request_id, open: None, room: 0, written: 0 }
+        // The first record is opened now, so that every short pair takes
+        // the fast path; an empty one is taken back by `flush`.
+        let start = open_record(out, RecordType::Params, self.request_id);
+        ParamsWriter { out, request_id: self.request_id, open: Some(start), room: MAX_CONTENT_LEN, written: 0 }
     }
 
     /// STDIN data (split into records as needed). Empty `data` writes
@@ -114,8 +117,8 @@ impl ParamsWriter<'_> {
         self.pair_anywhere(name, value);
     }
 
-    /// [`pair`](Self::pair) for the rest: the first pair of a record, long
-    /// lengths, a pair that crosses into the next record.
+    /// [`pair`](Self::pair) for the rest: long lengths, a pair that crosses
+    /// into the next record.
     #[inline(never)]
     fn pair_anywhere(&mut self, name: &[u8], value: &[u8]) {
         let len = nv_encoded_len(name, value);
@@ -173,8 +176,10 @@ impl ParamsWriter<'_> {
     /// and returns `out`: the caller may send and drain any of it, then go
     /// on adding pairs (they start a new record at the end of `out`).
     pub fn flush(&mut self) -> &mut Vec<u8> {
-        if let Some(start) = self.open.take() {
-            close_record(self.out, start);
+        match self.open.take() {
+            Some(start) if self.out.len() == start + HEADER_LEN => self.out.truncate(start),
+            Some(start) => close_record(self.out, start),
+            None => {}
         }
         self.room = 0;
         self.out
