@@ -30,55 +30,87 @@ pub(super) fn block_end(buf: &[u8], from: usize) -> Option<usize> {
 
 /// Makes the header block `block[..end]` (up to and including its blank
 /// line) what httpd's scanner is to see, in place, and returns where it
-/// now ends; what followed it (body bytes) moves up behind it. Every CR is
-/// removed, as httpd's own line reader for mod_cgi does, so a bare CR
-/// inside a value can neither end a line nor reach the client. Err names
-/// what cannot be passed on, for the log line (`error parsing headers:
-/// ...`), and the request answers 500 as with the original: a NUL byte (the
-/// scanner's C strings would silently cut the value), a line with no colon,
-/// or a name that is empty or holds white space (an obs-fold continuation
-/// line, `Name : value`).
+/// now ends; what followed it (body bytes) moves up behind it. A CR that
+/// ends a line stays (the scanner drops it with the LF, as for mod_cgi);
+/// every other CR is removed, so a bare CR inside a value can neither end
+/// a line nor reach the client. Err names what cannot be passed on, for
+/// the log line (`error parsing headers: ...`), and the request answers
+/// 500 as with the original: a NUL byte (the scanner's C strings would
+/// silently cut the value), a line with no colon, or a name that is empty
+/// or holds white space (an obs-fold continuation line, `Name : value`).
 pub(super) fn sanitize(block: &mut Vec<u8>, end: usize) -> Result<usize, String> {
-    let end = end.min(block.len());
-    // Runs between CRs move up over them: usually one CR per line.
-    let mut kept = memchr::memchr(b'\r', &block[..end]).unwrap_or(end);
-    let mut from = kept + 1;
-    while from < end {
-        let next = memchr::memchr(b'\r', &block[from..end]).map_or(end, |i| from + i);
-        block.copy_within(from..next, kept);
-        kept += next - from;
-        from = next + 1;
+    let mut end = end.min(block.len());
+    if memchr::memchr_iter(b'\r', &block[..end]).any(|cr| block.get(cr + 1) != Some(&b'\n')) {
+        end = drop_bare_crs(block, end);
     }
-    block.drain(kept..end);
-    let head = &block[..kept];
+    let head = &block[..end];
     // NUL bytes are rare: lines are searched for one only if the block has one.
     let has_nul = memchr::memchr(0, head).is_some();
     let mut from = 0;
-    while from < head.len() {
-        let end = memchr::memchr(b'\n', &head[from..]).map_or(head.len(), |i| from + i);
-        let line = &head[from..end];
-        if line.is_empty() {
-            break;
+    while let Some(rest) = head.get(from..).filter(|rest| !matches!(rest, [] | [b'\n', ..] | [b'\r', b'\n', ..])) {
+        // The name, up to the colon, byte by byte: it is short, and each of
+        // its bytes is checked anyway.
+        let name_len = rest.iter().position(|&b| NAME_END[usize::from(b)]).unwrap_or(rest.len());
+        let line_len = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+        let line = &rest[..line_len];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        from += line_len + 1;
+        let name = &rest[..name_len];
+        if rest.get(name_len) != Some(&b':') {
+            // White space or a NUL in the name, or no colon at all.
+            let Some(colon) = memchr::memchr(b':', line) else {
+                return Err(format!("malformed header '{}'", shown(line)));
+            };
+            let name = &line[..colon];
+            if has_nul && line.contains(&0) {
+                return Err(format!("NUL byte in header '{}'", shown(name)));
+            }
+            return Err(format!("invalid header name '{}'", shown(name)));
         }
-        from = end + 1;
-        let Some(colon) = memchr::memchr(b':', line) else {
-            return Err(format!("malformed header '{}'", shown(line)));
-        };
-        let name = &line[..colon];
         if has_nul && line.contains(&0) {
             return Err(format!("NUL byte in header '{}'", shown(name)));
         }
-        if name.is_empty() || name.iter().any(|&b| b == b' ' || b == b'\t') {
+        if name.is_empty() {
             return Err(format!("invalid header name '{}'", shown(name)));
         }
     }
-    Ok(kept)
+    Ok(end)
+}
+
+/// The bytes that end a header name in [`sanitize`]'s scan: the colon, and
+/// what a name must not hold before it (white space, CR, LF, NUL).
+const NAME_END: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    let ends = *b": \t\r\n\0";
+    while i < ends.len() {
+        t[ends[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// Removes from `block[..end]` every CR that does not end a line, moving
+/// what follows up; returns the new end.
+#[cold]
+fn drop_bare_crs(block: &mut Vec<u8>, end: usize) -> usize {
+    let mut kept = 0;
+    for at in 0..end {
+        let b = block[at];
+        if b != b'\r' || block.get(at + 1) == Some(&b'\n') {
+            block[kept] = b;
+            kept += 1;
+        }
+    }
+    block.drain(kept..end);
+    kept
 }
 
 /// The `name: value` pairs of a block that passed [`sanitize`], value
 /// trimmed as httpd's scanner trims it.
 pub(super) fn fields(clean: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    clean.split(|&b| b == b'\n').take_while(|l| !l.is_empty()).filter_map(|line| {
+    let lines = clean.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    lines.take_while(|l| !l.is_empty()).filter_map(|line| {
         let colon = memchr::memchr(b':', line)?;
         Some((&line[..colon], line[colon + 1..].trim_ascii()))
     })
@@ -104,15 +136,22 @@ mod tests {
     }
 
     #[test]
-    fn sanitize_removes_every_cr_and_keeps_long_lines_whole() {
+    fn sanitize_removes_bare_crs_and_keeps_long_lines_whole() {
         let long = "v".repeat(200_000);
-        let block = format!("Content-Type: text/plain\r\nX-Long: {long}\r\nX-Cr: a\rb\r\n\r\n");
+        let block = format!("Content-Type: text/plain\r\nX-Long: {long}\r\nX-Cr: a\rb\r\r\n\r\n");
         let clean = clean(format!("{block}body\r\n").as_bytes()).unwrap();
-        assert_eq!(clean, format!("Content-Type: text/plain\nX-Long: {long}\nX-Cr: ab\n\nbody\r\n").into_bytes());
+        assert_eq!(clean, format!("Content-Type: text/plain\r\nX-Long: {long}\r\nX-Cr: ab\r\n\r\nbody\r\n").into_bytes());
+
         let got: Vec<_> = fields(&clean).collect();
         assert_eq!(got.len(), 3);
         assert_eq!(got[1], (&b"X-Long"[..], long.as_bytes()));
         assert_eq!(got[2], (&b"X-Cr"[..], &b"ab"[..]));
+    }
+
+    #[test]
+    fn a_block_with_only_line_ending_crs_stays_as_it_is() {
+        let plain = b"A: b\r\nC: d\r\n\r\nbody\r";
+        assert_eq!(clean(plain).unwrap(), plain);
     }
 
     #[test]
@@ -129,9 +168,14 @@ mod tests {
             format!("malformed header '{}'", "x".repeat(30))
         );
         assert_eq!(err(b"X\x01\x02: \0\n\n"), "NUL byte in header 'X\\x01\\x02'");
+        assert_eq!(err(b"X\0Y: v\n\n"), "NUL byte in header 'X\\x00Y'");
+        assert_eq!(err(b"X\0Y v\n\n"), "malformed header 'X\\x00Y v'");
+        assert_eq!(err(b": \0\r\n\r\n"), "NUL byte in header ''");
+        assert_eq!(err(b"A: b\r\nbare\rcr\r\n\r\n"), "malformed header 'barecr'");
+        assert_eq!(err(b"A\tB: c\n\n"), "invalid header name 'A\\tB'");
         // Only the block is checked: what follows the blank line is body.
         assert!(clean(b"A: b\n\n").is_ok());
-        assert_eq!(clean(b"\r\n").unwrap(), b"\n");
+        assert_eq!(clean(b"\r\n").unwrap(), b"\r\n");
     }
 
     #[test]
