@@ -218,9 +218,9 @@ impl Client for ApacheRequest {
         // The original's exact environment, as ap_create_environment would
         // give it (TZ from Apache's own environment when the table has
         // none), encoded straight from the table.
-        // SAFETY: env is the live table; the key is a C literal.
-        if unsafe { ffi::apr_table_get(env, c"TZ".as_ptr()) }.is_null() {
-            if let Some(tz) = process_tz() {
+        if let Some(tz) = process_tz() {
+            // SAFETY: env is the live table; the key is a C literal.
+            if unsafe { ffi::apr_table_get(env, c"TZ".as_ptr()) }.is_null() {
                 params.pair(b"TZ", tz);
             }
         }

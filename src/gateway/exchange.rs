@@ -287,31 +287,30 @@ fn connect_excluding<'s>(
     };
     let balanced = balance::balanced(server, metrics);
     // Not balanced: the server's one endpoint, with no list to build.
-    let one;
-    let many;
-    let candidates: &[balance::Candidate<'s>] = if balanced {
-        many = balance::candidates(server, metrics, true);
-        &many
-    } else {
-        one = [balance::Candidate {
-            order: 0,
-            endpoint: Cow::Borrowed(&server.endpoint),
-            slot: None,
-            retry: false,
-            was_down: false,
-        }];
-        &one
-    };
-    let several = candidates.len() > 1 || balanced;
+    if !balanced {
+        if tried.contains(&server.endpoint) {
+            return Err(not_connected(server, metrics, None, (libc::EADDRNOTAVAIL, NO_ENDPOINT.into())));
+        }
+        return match transport::connect(&server.endpoint, timeout) {
+            Ok(conn) => {
+                metrics.inspect(|m| m.connected(0, 0));
+                metrics.inspect(|m| m.chose_down(false));
+                Ok((conn, Cow::Borrowed(&server.endpoint), None))
+            }
+            Err(e) => {
+                metrics.inspect(|m| m.connect_failed(0, e.kind() == io::ErrorKind::TimedOut));
+                Err(not_connected(server, metrics, None, (e.raw_os_error().unwrap_or(0), connect_failure(server, &e))))
+            }
+        };
+    }
+    let candidates = balance::candidates(server, metrics, true);
     let mut failed = Vec::new();
-    let mut last = (libc::EADDRNOTAVAIL, Cow::Borrowed("no endpoint in its address set"));
+    let mut last = (libc::EADDRNOTAVAIL, Cow::Borrowed(NO_ENDPOINT));
     for c in candidates.iter().filter(|c| !tried.contains(&*c.endpoint)) {
         let (i, endpoint) = (c.order, &c.endpoint);
         match transport::connect(endpoint, timeout) {
             Ok(conn) => {
-                if several {
-                    transport::health::mark_up(endpoint);
-                }
+                transport::health::mark_up(endpoint);
                 metrics.inspect(|m| m.connected(i, failed.len()));
                 metrics.inspect(|m| m.chose_down(c.was_down));
                 let note = (!failed.is_empty()).then(|| {
@@ -324,28 +323,19 @@ fn connect_excluding<'s>(
                 return Ok((conn, endpoint.clone(), note));
             }
             Err(e) => {
-                if several {
-                    transport::health::mark_down(endpoint);
-                }
+                transport::health::mark_down(endpoint);
                 metrics.inspect(|m| m.connect_failed(i, e.kind() == io::ErrorKind::TimedOut));
-                let why = if e.kind() == io::ErrorKind::TimedOut {
-                    Cow::Owned(format!("connect() timed out (appConnTimeout={}sec)", server.options.app_conn_timeout))
-                } else {
-                    Cow::Borrowed("connect() failed")
-                };
-                if balanced {
-                    let board = metrics.and_then(Tracker::board_slot).map(|(b, _)| b);
-                    if let (Some(b), Some(ep)) = (board, c.slot) {
-                        if b.endpoint_failed(
-                            ep,
-                            crate::metrics::now_ms(),
-                            crate::metrics::layout::endpoint::DOWN_UNREACHABLE,
-                            c.retry,
-                        ) {
-                            let msg =
-                                format!("FastCGI: server \"{}\" endpoint {endpoint} is down ({why}: {e})", server.path);
-                            log(Level::Error, e.raw_os_error().unwrap_or(0), &msg);
-                        }
+                let why = connect_failure(server, &e);
+                let board = metrics.and_then(Tracker::board_slot).map(|(b, _)| b);
+                if let (Some(b), Some(ep)) = (board, c.slot) {
+                    if b.endpoint_failed(
+                        ep,
+                        crate::metrics::now_ms(),
+                        crate::metrics::layout::endpoint::DOWN_UNREACHABLE,
+                        c.retry,
+                    ) {
+                        let msg = format!("FastCGI: server \"{}\" endpoint {endpoint} is down ({why}: {e})", server.path);
+                        log(Level::Error, e.raw_os_error().unwrap_or(0), &msg);
                     }
                 }
                 failed.push(endpoint.to_string());
@@ -353,12 +343,36 @@ fn connect_excluding<'s>(
             }
         }
     }
+    Err(not_connected(server, metrics, Some(&failed), last))
+}
+
+/// The reason [`connect_excluding`] gives when no endpoint is left to try.
+const NO_ENDPOINT: &str = "no endpoint in its address set";
+
+/// What a failed connect() is called in the original's log line.
+fn connect_failure(server: &Server, e: &io::Error) -> Cow<'static, str> {
+    if e.kind() == io::ErrorKind::TimedOut {
+        Cow::Owned(format!("connect() timed out (appConnTimeout={}sec)", server.options.app_conn_timeout))
+    } else {
+        Cow::Borrowed("connect() failed")
+    }
+}
+
+/// The errno and the original's log line for a request no endpoint took,
+/// after the last failure `last` (`failed`: the endpoints of a balanced
+/// server that were tried).
+fn not_connected(
+    server: &Server,
+    metrics: Option<&Tracker>,
+    failed: Option<&[String]>,
+    last: (i32, Cow<'_, str>),
+) -> (i32, String) {
     let (errno, why) = last;
     if why.starts_with("connect() timed out") {
         metrics.inspect(|m| m.cause(Cause::ConnectTimeout));
     }
-    let tried = if several { format!(" (tried {})", failed.join(", ")) } else { String::new() };
-    Err((errno, format!("FastCGI: failed to connect to server \"{}\": {why}{tried}", server.path)))
+    let tried = failed.map(|f| format!(" (tried {})", f.join(", "))).unwrap_or_default();
+    (errno, format!("FastCGI: failed to connect to server \"{}\": {why}{tried}", server.path))
 }
 
 /// The endpoint the request is connected to answered: if it was down it

@@ -34,6 +34,7 @@ fn padding_for(content_len: usize) -> usize {
 
 /// Appends one padded record. `content` is at most [`MAX_CONTENT_LEN`]
 /// bytes: every caller in this module cuts it to size first.
+#[inline]
 pub(crate) fn put_record(out: &mut Vec<u8>, t: RecordType, request_id: u16, content: &[u8]) {
     let len = content.len().min(MAX_CONTENT_LEN);
     out.reserve(HEADER_LEN + len + 7);
@@ -45,6 +46,7 @@ pub(crate) fn put_record(out: &mut Vec<u8>, t: RecordType, request_id: u16, cont
 /// Appends the header of a padded record of `len` content bytes (at most
 /// [`MAX_CONTENT_LEN`]: longer is cut) that the caller sends from its own
 /// buffer; returns how many padding bytes must follow them.
+#[inline]
 pub(crate) fn put_content_header(out: &mut Vec<u8>, t: RecordType, request_id: u16, len: usize) -> usize {
     let len = len.min(MAX_CONTENT_LEN);
     let pad = padding_for(len);
@@ -172,16 +174,27 @@ impl Splitter {
         loop {
             match self.state {
                 State::Header => {
-                    let take = (HEADER_LEN - self.hdr_len).min(rest.len());
-                    let (now, later) = rest.split_at(take);
-                    self.hdr[self.hdr_len..self.hdr_len + take].copy_from_slice(now);
-                    self.hdr_len += take;
-                    rest = later;
-                    if self.hdr_len < HEADER_LEN {
-                        return Ok((input.len(), None));
-                    }
-                    let [version, record_type, id_hi, id_lo, len_hi, len_lo, pad, _] = self.hdr;
-                    self.hdr_len = 0;
+                    // A whole header in the input (nearly always) is read
+                    // where it is; a split one is gathered in `hdr`.
+                    let hdr = match rest.split_first_chunk::<HEADER_LEN>() {
+                        Some((hdr, later)) if self.hdr_len == 0 => {
+                            rest = later;
+                            *hdr
+                        }
+                        _ => {
+                            let take = (HEADER_LEN - self.hdr_len).min(rest.len());
+                            let (now, later) = rest.split_at(take);
+                            self.hdr[self.hdr_len..self.hdr_len + take].copy_from_slice(now);
+                            self.hdr_len += take;
+                            rest = later;
+                            if self.hdr_len < HEADER_LEN {
+                                return Ok((input.len(), None));
+                            }
+                            self.hdr_len = 0;
+                            self.hdr
+                        }
+                    };
+                    let [version, record_type, id_hi, id_lo, len_hi, len_lo, pad, _] = hdr;
                     self.header = Header {
                         version,
                         record_type,
