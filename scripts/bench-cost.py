@@ -37,7 +37,9 @@ Determinism:
     glibc keeps its vector loops, as it does natively for small copies.
 
 Output: the table on stdout and in build/bench-cost.txt, the numbers in
-build/bench-cost.json, profiles in build/bench-cost/.
+build/bench-cost.json, profiles in build/bench-cost/ (with
+`--valgrind-arg=--dump-instr=yes` they hold each instruction's count, for
+`callgrind_annotate` or kcachegrind).
 """
 
 import argparse
@@ -483,7 +485,7 @@ def run_apache(d, name, cfg, args, tool, workloads, www):
         env["GLIBC_TUNABLES"] = TUNABLES
         cmd = ["valgrind", "--tool=callgrind", f"--log-file={root}/valgrind.%p.log",
                f"--callgrind-out-file={root}/cg/callgrind.out.%p",
-               "--dump-before=ap_process_connection", "--trace-children=no"] + apache
+               "--dump-before=ap_process_connection", "--trace-children=no"] + args.valgrind_arg + apache
         os.makedirs(f"{root}/cg", exist_ok=True)
         if www["uid"] is not None:
             os.chown(f"{root}/cg", www["uid"], www["gid"])
@@ -580,8 +582,9 @@ def parse_callgrind(path):
                 continue
             c = line[0]
             if c.isdigit() or c in "+-*":
+                # "position... Ir": one position, or two with --dump-instr=yes.
                 parts = line.split()
-                ir = int(parts[1]) if len(parts) > 1 else 0
+                ir = int(parts[-1]) if len(parts) > 1 else 0
                 if after_calls:
                     after_calls = False
                     target = f"{cfn} [{os.path.basename(cob or ob or '')}]"
@@ -974,6 +977,8 @@ def main():
     ap.add_argument("--out", default=f"{TOP}/build")
     ap.add_argument("--configs", help="comma-separated subset of the configurations")
     ap.add_argument("--workloads", help="comma-separated subset: get13,get13pi,get1m,post1m")
+    ap.add_argument("--valgrind-arg", action="append", default=[], metavar="ARG",
+                    help="one more callgrind option (repeatable), e.g. --valgrind-arg=--dump-instr=yes")
     ap.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_COST_RUNS", "1")),
                     help="measure this many times; with 2 or more, report how far the runs differ")
     ap.add_argument("--no-callgrind", action="store_true")

@@ -40,55 +40,93 @@ pub(super) fn block_end(buf: &[u8], from: usize) -> Option<usize> {
 /// or holds white space (an obs-fold continuation line, `Name : value`).
 pub(super) fn sanitize(block: &mut Vec<u8>, end: usize) -> Result<usize, String> {
     let mut end = end.min(block.len());
-    if memchr::memchr_iter(b'\r', &block[..end]).any(|cr| block.get(cr + 1) != Some(&b'\n')) {
+    let mut verdict = scan(&block[..end]);
+    // A bare CR goes before anything else is judged, as if never sent.
+    if verdict.is_err() && memchr::memchr_iter(b'\r', &block[..end]).any(|cr| block.get(cr + 1) != Some(&b'\n')) {
         end = drop_bare_crs(block, end);
+        verdict = scan(&block[..end]);
     }
-    let head = &block[..end];
-    // NUL bytes are rare: lines are searched for one only if the block has one.
-    let has_nul = memchr::memchr(0, head).is_some();
-    let mut from = 0;
-    while let Some(rest) = head.get(from..).filter(|rest| !matches!(rest, [] | [b'\n', ..] | [b'\r', b'\n', ..])) {
-        // The name, up to the colon, byte by byte: it is short, and each of
-        // its bytes is checked anyway.
-        let name_len = rest.iter().position(|&b| NAME_END[usize::from(b)]).unwrap_or(rest.len());
-        let line_len = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
-        let line = &rest[..line_len];
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        from += line_len + 1;
-        let name = &rest[..name_len];
-        if rest.get(name_len) != Some(&b':') {
-            // White space or a NUL in the name, or no colon at all.
-            let Some(colon) = memchr::memchr(b':', line) else {
-                return Err(format!("malformed header '{}'", shown(line)));
-            };
-            let name = &line[..colon];
-            if has_nul && line.contains(&0) {
-                return Err(format!("NUL byte in header '{}'", shown(name)));
-            }
-            return Err(format!("invalid header name '{}'", shown(name)));
-        }
-        if has_nul && line.contains(&0) {
-            return Err(format!("NUL byte in header '{}'", shown(name)));
-        }
-        if name.is_empty() {
-            return Err(format!("invalid header name '{}'", shown(name)));
-        }
+    match verdict {
+        Err(Flaw::Line(from)) => Err(refusal(&block[..end], from)),
+        Ok(()) | Err(Flaw::BareCr) => Ok(end),
     }
-    Ok(end)
 }
 
-/// The bytes that end a header name in [`sanitize`]'s scan: the colon, and
-/// what a name must not hold before it (white space, CR, LF, NUL).
-const NAME_END: [bool; 256] = {
+/// What [`scan`] found first.
+enum Flaw {
+    /// A CR that does not end a line.
+    BareCr,
+    /// The line starting at this offset cannot be passed on.
+    Line(usize),
+}
+
+/// Checks the header lines of `head` up to its blank line in one pass: a
+/// table lookup per byte, the name up to its colon, the value up to its LF.
+fn scan(head: &[u8]) -> Result<(), Flaw> {
+    let mut from = 0;
+    loop {
+        let rest = head.get(from..).unwrap_or_default();
+        if matches!(rest, [] | [b'\n', ..] | [b'\r', b'\n', ..]) {
+            return Ok(());
+        }
+        let Some(colon) = rest.iter().position(|&b| NAME_END[usize::from(b)]) else {
+            return Err(Flaw::Line(from));
+        };
+        match rest[colon] {
+            b':' if colon > 0 => {}
+            b'\r' if rest.get(colon + 1) != Some(&b'\n') => return Err(Flaw::BareCr),
+            _ => return Err(Flaw::Line(from)),
+        }
+        let mut at = colon + 1;
+        loop {
+            let Some(i) = rest[at..].iter().position(|&b| VALUE_END[usize::from(b)]) else {
+                return Ok(());
+            };
+            at += i;
+            match rest[at] {
+                b'\n' => break,
+                b'\r' if rest.get(at + 1) == Some(&b'\n') => at += 1,
+                b'\r' => return Err(Flaw::BareCr),
+                _ => return Err(Flaw::Line(from)),
+            }
+        }
+        from += at + 1;
+    }
+}
+
+/// Why the line of `head` at `from` is refused (see [`sanitize`]).
+#[cold]
+fn refusal(head: &[u8], from: usize) -> String {
+    let rest = head.get(from..).unwrap_or_default();
+    let line = &rest[..memchr::memchr(b'\n', rest).unwrap_or(rest.len())];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let Some(colon) = memchr::memchr(b':', line) else {
+        return format!("malformed header '{}'", shown(line));
+    };
+    let name = &line[..colon];
+    if line.contains(&0) {
+        return format!("NUL byte in header '{}'", shown(name));
+    }
+    format!("invalid header name '{}'", shown(name))
+}
+
+/// The bytes that end a header name in [`scan`]: the colon, and what a
+/// name must not hold before it (white space, CR, LF, NUL).
+const NAME_END: [bool; 256] = byte_set(b": \t\r\n\0");
+
+/// The bytes that stop [`scan`] in a value: its line's end, and NUL.
+const VALUE_END: [bool; 256] = byte_set(b"\r\n\0");
+
+/// A byte lookup table holding `bytes`.
+const fn byte_set(bytes: &[u8]) -> [bool; 256] {
     let mut t = [false; 256];
     let mut i = 0;
-    let ends = *b": \t\r\n\0";
-    while i < ends.len() {
-        t[ends[i] as usize] = true;
+    while i < bytes.len() {
+        t[bytes[i] as usize] = true;
         i += 1;
     }
     t
-};
+}
 
 /// Removes from `block[..end]` every CR that does not end a line, moving
 /// what follows up; returns the new end.
@@ -173,6 +211,13 @@ mod tests {
         assert_eq!(err(b": \0\r\n\r\n"), "NUL byte in header ''");
         assert_eq!(err(b"A: b\r\nbare\rcr\r\n\r\n"), "malformed header 'barecr'");
         assert_eq!(err(b"A\tB: c\n\n"), "invalid header name 'A\\tB'");
+        // Bare CRs are gone before a line is judged.
+        assert_eq!(err(b"a b\rc: v\n\n"), "invalid header name 'a bc'");
+        assert_eq!(err(b"A: v\r\0\r\n\r\n"), "NUL byte in header 'A'");
+        assert!(clean(b"A: v\rw\r\nB\r: x\n\n").is_ok());
+        // A last line cut short of its LF is judged too.
+        assert_eq!(clean(b"A: b").unwrap(), b"A: b");
+        assert_eq!(err(b"A: b\nno colon"), "malformed header 'no colon'");
         // Only the block is checked: what follows the blank line is body.
         assert!(clean(b"A: b\n\n").is_ok());
         assert_eq!(clean(b"\r\n").unwrap(), b"\r\n");
