@@ -14,6 +14,7 @@ pub(crate) struct Header {
 }
 
 /// Appends a header with arbitrary fields (fault injection needs bad ones).
+#[inline(always)]
 pub(crate) fn put_header(
     out: &mut Vec<u8>,
     version: u8,
@@ -33,8 +34,9 @@ fn padding_for(content_len: usize) -> usize {
 }
 
 /// Appends one padded record. `content` is at most [`MAX_CONTENT_LEN`]
-/// bytes: every caller in this module cuts it to size first.
-#[inline]
+/// bytes: every caller in this module cuts it to size first. Inlined: most
+/// records have a fixed size (empty, or 8 bytes), which then folds away.
+#[inline(always)]
 pub(crate) fn put_record(out: &mut Vec<u8>, t: RecordType, request_id: u16, content: &[u8]) {
     let len = content.len().min(MAX_CONTENT_LEN);
     out.reserve(HEADER_LEN + len + 7);
@@ -46,7 +48,7 @@ pub(crate) fn put_record(out: &mut Vec<u8>, t: RecordType, request_id: u16, cont
 /// Appends the header of a padded record of `len` content bytes (at most
 /// [`MAX_CONTENT_LEN`]: longer is cut) that the caller sends from its own
 /// buffer; returns how many padding bytes must follow them.
-#[inline]
+#[inline(always)]
 pub(crate) fn put_content_header(out: &mut Vec<u8>, t: RecordType, request_id: u16, len: usize) -> usize {
     let len = len.min(MAX_CONTENT_LEN);
     let pad = padding_for(len);
