@@ -9,8 +9,11 @@ gateway configuration:
   ours-keep         the same with -keep-conn
   static            FastCgiServer (our process manager starts the app)
   static-keep       the same with -keep-conn
-  proxy             mod_proxy_fcgi, Unix socket
+  proxy             mod_proxy_fcgi, Unix socket, ProxyPass (a URL prefix:
+                    httpd walks no directory for it)
   proxy-reuse       the same with enablereuse=on
+  proxy-files       mod_proxy_fcgi mapped by file (SetHandler proxy:unix in
+                    <Files>), as Debian's php-fpm package configures it
   fcgid             mod_fcgid (spawns the app itself), when installed
   ours-nosb         ours with FastCgiScoreboard Off: what the scoreboard
                     costs (only when named in --configs)
@@ -161,6 +164,13 @@ def configs(d, fcgid):
             label="mod_proxy_fcgi" + opt, side="theirs", external="theirs.sock",
             urls=theirs_urls,
             conf=proxy_mod + f"ProxyPass /theirs/ \"unix:{sock}/theirs.sock|fcgi://localhost/\"{opt}\n")
+    # mod_proxy_fcgi mapped by file, as Debian's php-fpm configuration does:
+    # httpd walks the file's directories first, as for the file-mapped
+    # gateways (ours, mod_fcgid), where ProxyPass maps a URL.
+    c["proxy-files"] = dict(
+        label="mod_proxy_fcgi, SetHandler proxy:unix in <Files>", side="theirs", external="theirs.sock",
+        urls={k: v.replace("/ours", "/theirs") for k, v in ours_urls.items()},
+        conf=proxy_mod + f"<Files \"theirs\">\n    SetHandler \"proxy:unix:{sock}/theirs.sock|fcgi://localhost\"\n</Files>\n")
     if fcgid:
         c["fcgid"] = dict(
             label="mod_fcgid", side="theirs", external=None,
@@ -840,7 +850,8 @@ def fmt_n(x):
 
 
 # (column title, ours, theirs)
-PAIRS = [("ours/proxy", "ours", "proxy"), ("keep/reuse", "ours-keep", "proxy-reuse"),
+PAIRS = [("ours/proxy", "ours", "proxy"), ("ours/files", "ours", "proxy-files"),
+         ("keep/reuse", "ours-keep", "proxy-reuse"),
          ("ours/fcgid", "ours", "fcgid"), ("ours/nosb", "ours", "ours-nosb")]
 
 
