@@ -104,9 +104,16 @@ fn respond(
                 Err(status) => return Outcome::Status(status),
             }
         };
-        // Only an attempt that can be replayed needs a copy of the head.
+        // Only an attempt that can be replayed needs a copy of the head
+        // (in the thread's spare, kept again with the head below).
         let retry_elsewhere = !pooled && dynamic.is_none() && balance::balanced(server, Some(metrics));
-        let out = if pooled || retry_elsewhere { head.clone() } else { std::mem::take(&mut head) };
+        let out = if pooled || retry_elsewhere {
+            let mut copy = Spare::Replay.take();
+            copy.extend_from_slice(&head);
+            copy
+        } else {
+            std::mem::take(&mut head)
+        };
         let phase = if nph { Phase::Nph } else { Phase::Headers(Spare::HeaderBlock.take()) };
         // Kept only where a failed attempt moves on to another endpoint.
         let kept = retry_elsewhere.then(|| endpoint.clone().into_owned());
@@ -117,7 +124,10 @@ fn respond(
         exchange.hold_memory = config.response_buffer;
         exchange.hold_max = config.response_spool_max.max(config.response_buffer);
         match exchange.run() {
-            Ok(outcome) => return outcome,
+            Ok(outcome) => {
+                Spare::Replay.keep(head);
+                return outcome;
+            }
             Err(stale_body) => body = stale_body,
         }
         if let Body::Spooled(spool) = &mut body {
@@ -580,6 +590,8 @@ enum Spare {
     Records,
     Tail,
     HeaderBlock,
+    /// The copy of BEGIN_REQUEST and PARAMS that a replayable attempt sends.
+    Replay,
 }
 
 /// A spare buffer grown past this goes (a huge environment or header block
@@ -587,8 +599,8 @@ enum Spare {
 const SPARE_MAX: usize = 16 * 1024;
 
 thread_local! {
-    static SPARES: [std::cell::Cell<Vec<u8>>; 3] = const {
-        [std::cell::Cell::new(Vec::new()), std::cell::Cell::new(Vec::new()), std::cell::Cell::new(Vec::new())]
+    static SPARES: [std::cell::Cell<Vec<u8>>; 4] = const {
+        [const { std::cell::Cell::new(Vec::new()) }; 4]
     };
 }
 
@@ -598,9 +610,10 @@ impl Spare {
         SPARES.try_with(|spares| spares[self as usize].take()).unwrap_or_default()
     }
 
-    /// Keeps `buf` as the thread's spare, emptied.
+    /// Keeps `buf` as the thread's spare, emptied (one with no memory would
+    /// only take the place of one that has some).
     fn keep(self, mut buf: Vec<u8>) {
-        if buf.capacity() <= SPARE_MAX {
+        if (1..=SPARE_MAX).contains(&buf.capacity()) {
             buf.clear();
             let _ = SPARES.try_with(|spares| spares[self as usize].set(buf));
         }

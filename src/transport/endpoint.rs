@@ -1,6 +1,7 @@
 //! Where an application listens.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
@@ -9,13 +10,45 @@ pub const MAX_UNIX_PATH: usize = 107;
 
 /// An application's listening address, resolved once at configuration time
 /// (as the original did), so a request never waits on DNS.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug)]
 pub enum Endpoint {
     /// A Unix domain socket path (absolute).
     Unix(PathBuf),
     /// A TCP `host:port` as written, with the addresses it resolved to; a
     /// connect tries them in order.
     Tcp { spec: String, addrs: Vec<SocketAddr> },
+}
+
+/// Two endpoints are the same when written the same: a socket path is
+/// compared as bytes (`Path`'s own comparison walks its components, and
+/// every pooled or balanced request compares endpoints).
+impl PartialEq for Endpoint {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Unix(a), Self::Unix(b)) => a.as_os_str() == b.as_os_str(),
+            (Self::Tcp { spec: a, addrs: x }, Self::Tcp { spec: b, addrs: y }) => a == b && x == y,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Endpoint {}
+
+/// Consistent with [`PartialEq`]: a socket path hashes as bytes.
+impl Hash for Endpoint {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match self {
+            Self::Unix(path) => {
+                state.write_u8(0);
+                path.as_os_str().hash(state);
+            }
+            Self::Tcp { spec, addrs } => {
+                state.write_u8(1);
+                spec.hash(state);
+                addrs.hash(state);
+            }
+        }
+    }
 }
 
 /// Why a `-socket` or `-host` value cannot be an endpoint; the texts are the

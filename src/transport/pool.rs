@@ -3,7 +3,6 @@
 //! connection pins an application process that serves one connection at a
 //! time, so few are kept, briefly.
 
-use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -14,10 +13,12 @@ const MAX_IDLE: usize = 8;
 /// How long an idle connection is kept.
 const MAX_AGE: Duration = Duration::from_secs(10);
 
-/// Idle connections by endpoint, each with the time it went idle.
-type Idle = HashMap<Endpoint, Vec<(Conn, Instant)>>;
+/// Idle connections by endpoint, each with the time it went idle: a list,
+/// searched in order (a child talks to a handful of endpoints; a hash of
+/// the endpoint would cost more than comparing a few).
+type Idle = Vec<(Endpoint, Vec<(Conn, Instant)>)>;
 
-static IDLE: Mutex<Option<Idle>> = Mutex::new(None);
+static IDLE: Mutex<Idle> = Mutex::new(Vec::new());
 
 /// An idle connection to `endpoint` that still looks alive (nothing to read:
 /// a closed peer or stray bytes would show as readable), newest first.
@@ -29,7 +30,7 @@ pub fn checkout(endpoint: &Endpoint) -> Option<Conn> {
 /// and the dead or expired ones dropped), for the scoreboard's gauge.
 pub fn checkout_counted(endpoint: &Endpoint) -> (Option<Conn>, usize) {
     let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
-    let Some(list) = idle.as_mut().and_then(|m| m.get_mut(endpoint)) else { return (None, 0) };
+    let Some((_, list)) = idle.iter_mut().find(|(e, _)| e == endpoint) else { return (None, 0) };
     let mut left = 0;
     while let Some((conn, since)) = list.pop() {
         left += 1;
@@ -45,21 +46,29 @@ pub fn checkout_counted(endpoint: &Endpoint) -> (Option<Conn>, usize) {
 /// and the expired ones); returns how many were dropped.
 pub fn checkin(endpoint: &Endpoint, conn: Conn) -> usize {
     let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
-    let list = idle.get_or_insert_with(HashMap::new).entry(endpoint.clone()).or_default();
+    let at = match idle.iter().position(|(e, _)| e == endpoint) {
+        Some(at) => at,
+        None => {
+            idle.push((endpoint.clone(), Vec::new()));
+            idle.len() - 1
+        }
+    };
+    let list = &mut idle[at].1;
     let before = list.len();
-    list.retain(|(_, since)| since.elapsed() < MAX_AGE);
+    let now = Instant::now();
+    list.retain(|(_, since)| now.duration_since(*since) < MAX_AGE);
     if list.len() >= MAX_IDLE {
         list.remove(0);
     }
     let dropped = before - list.len();
-    list.push((conn, Instant::now()));
+    list.push((conn, now));
     dropped
 }
 
 /// Closes every idle connection (the child is exiting); how many per endpoint.
 pub fn drain() -> Vec<(Endpoint, usize)> {
     let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
-    idle.take().map_or_else(Vec::new, |m| m.into_iter().map(|(e, list)| (e, list.len())).collect())
+    std::mem::take(&mut *idle).into_iter().map(|(e, list)| (e, list.len())).collect()
 }
 
 #[cfg(test)]
