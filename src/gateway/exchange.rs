@@ -344,7 +344,8 @@ fn connect_excluding<'s>(
                         crate::metrics::layout::endpoint::DOWN_UNREACHABLE,
                         c.retry,
                     ) {
-                        let msg = format!("FastCGI: server \"{}\" endpoint {endpoint} is down ({why}: {e})", server.path);
+                        let msg =
+                            format!("FastCGI: server \"{}\" endpoint {endpoint} is down ({why}: {e})", server.path);
                         log(Level::Error, e.raw_os_error().unwrap_or(0), &msg);
                     }
                 }

@@ -178,7 +178,10 @@ mod tests {
         let long = "v".repeat(200_000);
         let block = format!("Content-Type: text/plain\r\nX-Long: {long}\r\nX-Cr: a\rb\r\r\n\r\n");
         let clean = clean(format!("{block}body\r\n").as_bytes()).unwrap();
-        assert_eq!(clean, format!("Content-Type: text/plain\r\nX-Long: {long}\r\nX-Cr: ab\r\n\r\nbody\r\n").into_bytes());
+        assert_eq!(
+            clean,
+            format!("Content-Type: text/plain\r\nX-Long: {long}\r\nX-Cr: ab\r\n\r\nbody\r\n").into_bytes()
+        );
 
         let got: Vec<_> = fields(&clean).collect();
         assert_eq!(got.len(), 3);
