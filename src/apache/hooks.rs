@@ -156,16 +156,17 @@ pub extern "C" fn fcgi_rs_handler(r: *mut request_rec) -> i32 {
         });
         let outcome = match defined {
             Some(server) => gateway::run(&mut client, server, &config),
-            // A dynamic application's path is a str (not UTF-8: none, as before).
-            None => match std::str::from_utf8(name).unwrap_or_default() {
-                filename => match dynamic_check(req, filename) {
+            None => {
+                // A dynamic application's path is a str (not UTF-8: none, as before).
+                let filename = std::str::from_utf8(name).unwrap_or_default();
+                match dynamic_check(req, filename) {
                     Ok(()) => gateway::run_dynamic(&mut client, filename, identity, &config),
                     Err((status, msg)) => {
                         client.log_error(&msg);
                         return status;
                     }
-                },
-            },
+                }
+            }
         };
         match outcome {
             Outcome::Sent => ffi::OK as i32,

@@ -182,7 +182,6 @@ mod tests {
             clean,
             format!("Content-Type: text/plain\r\nX-Long: {long}\r\nX-Cr: ab\r\n\r\nbody\r\n").into_bytes()
         );
-
         let got: Vec<_> = fields(&clean).collect();
         assert_eq!(got.len(), 3);
         assert_eq!(got[1], (&b"X-Long"[..], long.as_bytes()));

@@ -118,7 +118,7 @@ impl ParamsWriter<'_> {
     }
 
     /// [`pair`](Self::pair) for the rest: long lengths, a pair that crosses
-    /// into the next record.
+    /// into the next record, the first pair after a [`flush`](Self::flush).
     #[inline(never)]
     fn pair_anywhere(&mut self, name: &[u8], value: &[u8]) {
         let len = nv_encoded_len(name, value);
