@@ -889,8 +889,13 @@ impl<'c> Exchange<'c> {
                 self.flush()?;
                 let want_write = self.out_pos < self.out_len() && !self.write_closed;
                 let now = Instant::now();
-                let since = *last_io.get_or_insert(now);
-                let left = idle.saturating_sub(now - since);
+                let left = match last_io {
+                    Some(since) => idle.saturating_sub(now - since),
+                    None => {
+                        last_io = Some(now);
+                        idle
+                    }
+                };
                 // A dynamic application that keeps a request waiting gets help:
                 // every -startDelay the manager is asked for another instance.
                 let slice = match self.dynamic {
@@ -900,8 +905,10 @@ impl<'c> Exchange<'c> {
                 // Output waiting for a slow client goes on as it takes it.
                 let watch = self.backlog.as_ref().is_some_and(|b| b.unread() > 0 || self.client.holding());
                 let other = if watch { self.client.socket() } else { None };
-                let ready =
-                    self.conn.wait_with(want_write, other, slice).map_err(|e| self.comm_failed("poll() failed", &e))?;
+                let ready = self
+                    .conn
+                    .wait_with(want_write, other, slice, now)
+                    .map_err(|e| self.comm_failed("poll() failed", &e))?;
                 if ready.other_writable {
                     self.feed(held)?;
                 }

@@ -236,14 +236,20 @@ impl Conn {
     /// passes first. Hang-ups and errors count as readable, so the next read
     /// reports them.
     pub fn wait(&self, want_write: bool, timeout: Duration) -> io::Result<Ready> {
-        self.wait_with(want_write, None, timeout)
+        self.wait_with(want_write, None, timeout, Instant::now())
     }
 
     /// [`Conn::wait`], also waking when `other` (the client's socket, which
     /// has output waiting) can take more: `Ready::other_writable`.
-    pub fn wait_with(&self, want_write: bool, other: Option<RawFd>, timeout: Duration) -> io::Result<Ready> {
-        let deadline = Instant::now() + timeout;
-        // What is left, read again from the clock only after an interruption.
+    /// `timeout` counts from `since`, the caller's own reading of the clock
+    /// (which is read again only after a signal interrupts the wait).
+    pub fn wait_with(
+        &self,
+        want_write: bool,
+        other: Option<RawFd>,
+        timeout: Duration,
+        since: Instant,
+    ) -> io::Result<Ready> {
         let mut left = timeout;
         let mut events = libc::POLLIN;
         if want_write {
@@ -261,7 +267,7 @@ impl Conn {
             if rc < 0 {
                 let err = io::Error::last_os_error();
                 if err.kind() == io::ErrorKind::Interrupted {
-                    left = deadline.saturating_duration_since(Instant::now());
+                    left = timeout.saturating_sub(since.elapsed());
                     continue;
                 }
                 return Err(err);
