@@ -304,7 +304,6 @@ fn connect_excluding<'s>(
         return match transport::connect(&server.endpoint, timeout) {
             Ok(conn) => {
                 metrics.inspect(|m| m.connected(0, 0));
-                metrics.inspect(|m| m.chose_down(false));
                 Ok((conn, Cow::Borrowed(&server.endpoint), None))
             }
             Err(e) => {

@@ -41,8 +41,9 @@ pub(super) fn block_end(buf: &[u8], from: usize) -> Option<usize> {
 pub(super) fn sanitize(block: &mut Vec<u8>, end: usize) -> Result<usize, String> {
     let mut end = end.min(block.len());
     let mut verdict = scan(&block[..end]);
-    // A bare CR goes before anything else is judged, as if never sent.
-    if verdict.is_err() && memchr::memchr_iter(b'\r', &block[..end]).any(|cr| block.get(cr + 1) != Some(&b'\n')) {
+    // A bare CR goes before anything else is judged, as if never sent: a
+    // block that fails is judged again without any.
+    if verdict.is_err() {
         end = drop_bare_crs(block, end);
         verdict = scan(&block[..end]);
     }
