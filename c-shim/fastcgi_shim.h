@@ -35,6 +35,7 @@ int fcgi_rs_auth_checker(request_rec *r);
 int fcgi_rs_access_checker(request_rec *r);
 int fcgi_rs_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp);
 int fcgi_rs_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
+int fcgi_rs_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
 int fcgi_rs_fixups(request_rec *r);
 int fcgi_rs_handler(request_rec *r);
 int fcgi_rs_status_hook(request_rec *r, int flags);

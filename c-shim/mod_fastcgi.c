@@ -91,8 +91,14 @@ static apr_status_t insert_network_bucket(conn_rec *c, apr_bucket_brigade *bb, a
     return fcgi_rs_insert_network_bucket(c, bb, socket) ? APR_SUCCESS : AP_DECLINED;
 }
 
+static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    return fcgi_rs_check_config(pconf, plog, ptemp, s);
+}
+
 static void register_hooks(apr_pool_t *p)
 {
+    ap_hook_check_config(check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_fixups(fcgi_rs_fixups, NULL, NULL, APR_HOOK_MIDDLE);

@@ -264,7 +264,7 @@ fn tutorial_dynamic_flow_with_flup() {
     let stale = dyn_dir.join("0123456789abcdef0123456789abcdef");
     write_file(&stale, "stale");
     if util::is_root() {
-        let (uid, gid) = www_data();
+        let (uid, gid) = util::www_data();
         for p in [t.join("apache/run/fastcgi"), dyn_dir.clone(), stale.clone()] {
             std::os::unix::fs::chown(&p, Some(uid), Some(gid)).expect("chown");
         }
@@ -653,13 +653,4 @@ fn fastcgi_config_parsing() {
          -restart-delay 5 -min-server-life 30 -singleThreshold 0 -startDelay 3 -updateInterval 300",
     );
     assert_eq!(code, 0, "every option with its default:\n{out}");
-}
-
-fn www_data() -> (u32, u32) {
-    // SAFETY: getpwnam with a valid C string; the fields are copied at once.
-    unsafe {
-        let pw = libc::getpwnam(c"www-data".as_ptr());
-        assert!(!pw.is_null(), "no www-data user");
-        ((*pw).pw_uid, (*pw).pw_gid)
-    }
 }

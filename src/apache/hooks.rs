@@ -46,6 +46,39 @@ pub extern "C" fn fcgi_rs_post_config(
     })
 }
 
+/// Refuses a configuration whose directories would let Apache's user
+/// trick root into changing a file it does not own (`pm::dirs`): at
+/// start-up and in `configtest`. On a restart the error is logged and the
+/// manager, which judges again, leaves such a directory alone: a directory
+/// Apache's user can spoil must not be a way to stop Apache.
+#[no_mangle]
+pub extern "C" fn fcgi_rs_check_config(
+    _pconf: *mut apr_pool_t,
+    _plog: *mut apr_pool_t,
+    _ptemp: *mut apr_pool_t,
+    s: *mut server_rec,
+) -> i32 {
+    guard(ffi::HTTP_INTERNAL_SERVER_ERROR as i32, || {
+        let owner = super::pm::identity().map(|id| (id.uid, id.gid));
+        let Ok((warnings, errors)) = state::with_builder(|b| Ok(pm::dirs::check_config(b.config(), owner))) else {
+            return ffi::OK as i32;
+        };
+        for w in &warnings {
+            super::log_server(s, crate::log::Level::Warn, w);
+        }
+        // SAFETY: plain query of httpd's state.
+        let restart = unsafe { ffi::ap_state_query(ffi::AP_SQ_CONFIG_GEN as i32) } > 0;
+        for e in &errors {
+            super::log_server(s, crate::log::Level::Alert, e);
+        }
+        if errors.is_empty() || restart {
+            ffi::OK as i32
+        } else {
+            ffi::HTTP_INTERNAL_SERVER_ERROR as i32
+        }
+    })
+}
+
 /// Gives the `fastcgi-script` handler to requests for a defined server's
 /// path, so they need no SetHandler (as the original did since 2.4.0).
 #[no_mangle]

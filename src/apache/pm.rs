@@ -22,12 +22,29 @@ struct Handle {
     parent: libc::pid_t,
     pconf: *mut apr_pool_t,
     server: *mut server_rec,
-    /// When the current manager started, to refuse a restart loop.
+    /// When the current manager started (after its delay), to tell a
+    /// restart loop.
     started: Option<Instant>,
+    /// How many managers in a row died sooner than [`MIN_LIFETIME`].
+    quick_deaths: u32,
 }
 
-/// A manager that dies sooner than this after its start is not restarted.
+/// A manager that dies sooner than this after its start counts as a quick
+/// death: the next one waits before it starts, longer each time.
 const MIN_LIFETIME: Duration = Duration::from_secs(5);
+/// The longest wait before a manager restarted after quick deaths starts.
+const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
+
+/// The wait before the manager that follows `quick_deaths` quick deaths
+/// starts: none after a normal life, then 1 s, 2 s, 4 s ... up to
+/// [`MAX_RESTART_DELAY`]. A manager is never left dead: without one no
+/// static or dynamic application runs.
+fn restart_delay(quick_deaths: u32) -> Duration {
+    match quick_deaths {
+        0 => Duration::ZERO,
+        n => Duration::from_secs(1u64 << (n - 1).min(5)).min(MAX_RESTART_DELAY),
+    }
+}
 
 /// Starts the process manager: static servers, and dynamic ones on demand.
 /// Called from post-config; skips the first (configuration check) pass.
@@ -51,13 +68,14 @@ pub(super) fn start(pconf: *mut apr_pool_t, s: *mut server_rec, config: &Arc<Con
         pconf,
         server: s,
         started: None,
+        quick_deaths: 0,
     };
     // SAFETY: handle is fresh, aligned pool memory of Handle's size.
     unsafe { handle.write(value) };
     // SAFETY: just initialised; only Apache's parent uses it, from one thread.
     let h = unsafe { &mut *handle };
     watch_retired(s, pconf);
-    if fork_manager(h, config) {
+    if fork_manager(h, config, Duration::ZERO) {
         // SAFETY: the handle outlives pconf's cleanups, which run before the pool's memory goes.
         unsafe {
             ffi::apr_pool_cleanup_register(pconf, handle.cast(), Some(cleanup), Some(ffi::apr_pool_cleanup_null));
@@ -65,7 +83,7 @@ pub(super) fn start(pconf: *mut apr_pool_t, s: *mut server_rec, config: &Arc<Con
     }
 }
 
-fn identity() -> Option<Identity> {
+pub(super) fn identity() -> Option<Identity> {
     // SAFETY: geteuid cannot fail; ap_unixd_config is filled by the User/Group directives.
     unsafe {
         if libc::geteuid() != 0 {
@@ -77,8 +95,9 @@ fn identity() -> Option<Identity> {
     }
 }
 
-/// Forks the manager and registers it; false if the fork failed.
-fn fork_manager(h: &mut Handle, config: &Config) -> bool {
+/// Forks the manager (which waits `delay` before it starts anything) and
+/// registers it; false if the fork failed.
+fn fork_manager(h: &mut Handle, config: &Config, delay: Duration) -> bool {
     let identity = identity();
     let server = h.server;
     // SAFETY: Apache's parent has no threads, so the child may run anything.
@@ -95,13 +114,14 @@ fn fork_manager(h: &mut Handle, config: &Config) -> bool {
             libc::setsid();
             name_process(server);
         }
-        let code =
-            super::guard(1, || pm::run(config, identity, h.parent, &|level, msg| log_server(server, level, msg)));
+        let code = super::guard(1, || {
+            pm::run(config, identity, h.parent, delay, &|level, msg| log_server(server, level, msg))
+        });
         // SAFETY: _exit skips atexit handlers and pool cleanups that belong to Apache.
         unsafe { libc::_exit(code) };
     }
     h.proc_.pid = pid;
-    h.started = Some(Instant::now());
+    h.started = Some(Instant::now() + delay);
     // SAFETY: proc_ and the handle live in pconf; the registration is removed
     // by APR when pconf is cleared.
     unsafe {
@@ -128,14 +148,21 @@ extern "C" fn maintenance(reason: c_int, data: *mut c_void, _status: c_int) {
         unsafe { ffi::apr_proc_other_child_unregister(data) };
         let pid = h.proc_.pid;
         h.proc_.pid = 0;
-        if h.started.is_some_and(|t| t.elapsed() < MIN_LIFETIME) {
-            let msg = format!("FastCGI: process manager (pid {pid}) died right after starting; not restarting it");
-            log_server(h.server, Level::Alert, &msg);
-            return;
-        }
-        log_server(h.server, Level::Error, &format!("FastCGI: process manager (pid {pid}) died, starting a new one"));
+        // A start in the future (still waiting) counts as no life at all.
+        let quick = h.started.is_some_and(|t| Instant::now().saturating_duration_since(t) < MIN_LIFETIME);
+        h.quick_deaths = if quick { h.quick_deaths.saturating_add(1) } else { 0 };
+        let delay = restart_delay(h.quick_deaths);
+        let msg = if delay.is_zero() {
+            format!("FastCGI: process manager (pid {pid}) died, starting a new one")
+        } else {
+            format!(
+                "FastCGI: process manager (pid {pid}) died right after starting, starting a new one in {} s",
+                delay.as_secs()
+            )
+        };
+        log_server(h.server, Level::Error, &msg);
         if let Some(config) = super::state::active() {
-            fork_manager(h, &config);
+            fork_manager(h, &config, delay);
         }
     })
 }
@@ -283,14 +310,17 @@ extern "C" fn cleanup(data: *mut c_void) -> ffi::apr_status_t {
 
 /// Removes the static servers' socket files: the manager (no longer root)
 /// may lack the right to, in a directory only root can write. Only sockets
-/// are removed.
+/// are removed, through [`pm::dirs`] (as Apache's user where that user can
+/// write).
 fn remove_sockets() {
-    use std::os::unix::fs::FileTypeExt;
     let Some(config) = super::state::active() else { return };
+    let owner = identity().map(|id| (id.uid, id.gid));
     for server in config.servers.iter().filter(|s| s.spawn.is_some()) {
         if let crate::transport::Endpoint::Unix(path) = &server.endpoint {
-            if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
-                let _ = std::fs::remove_file(path);
+            if let (Some(parent), Some(name)) = (path.parent(), path.file_name()) {
+                if let Ok(dir) = pm::dirs::open(parent, owner, false, false, &mut Vec::new()) {
+                    dir.remove_socket(name);
+                }
             }
         }
     }

@@ -416,6 +416,11 @@ impl Builder {
         Ok(())
     }
 
+    /// The configuration read so far (for the checks before it is built).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// The finished configuration.
     pub fn build(self) -> Config {
         self.config

@@ -144,7 +144,12 @@ pub fn class_key(path: &[u8], identity: Option<(u32, u32)>) -> Vec<u8> {
 /// Where the dynamic application with `key` ([`class_key`]) listens: a name
 /// derived from it, so every worker computes the same one.
 pub fn socket_path(dynamic_dir: &Path, key: &[u8]) -> PathBuf {
-    dynamic_dir.join(crate::transport::hashed_name(key))
+    dynamic_dir.join(socket_name(key))
+}
+
+/// The file name of [`socket_path`].
+pub fn socket_name(key: &[u8]) -> String {
+    crate::transport::hashed_name(key)
 }
 
 fn seqpacket(flags: libc::c_int) -> io::Result<OwnedFd> {

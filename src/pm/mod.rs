@@ -13,6 +13,7 @@
 //! - Apache's parent gone: as stop.
 
 pub mod control;
+pub mod dirs;
 mod dynamic;
 mod policy;
 mod status;
@@ -21,7 +22,7 @@ mod upkeep;
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use status::{html_escape, json_str};
@@ -61,7 +62,7 @@ type Class = (String, Option<(u32, u32)>);
 struct OnDemand {
     policy: Dynamic,
     opts: DynamicOptions,
-    dir: PathBuf,
+    dir: dirs::Dir,
     wrapper: Option<PathBuf>,
     /// Path and identity of each application key ([`control::class_key`]).
     classes: HashMap<Vec<u8>, Class>,
@@ -72,9 +73,16 @@ struct OnDemand {
 
 /// Runs the manager until Apache stops it; returns the exit code.
 /// `identity` is Apache's User/Group when started as root: sockets are
-/// given to it and the manager becomes it. `log` writes to the main error
-/// log.
-pub fn run(config: &Config, identity: Option<Identity>, parent: libc::pid_t, log: &dyn Fn(Level, &str)) -> i32 {
+/// given to it and the manager becomes it. `delay` is how long to wait
+/// before starting anything (a manager that keeps dying is restarted with
+/// a back-off). `log` writes to the main error log.
+pub fn run(
+    config: &Config,
+    identity: Option<Identity>,
+    parent: libc::pid_t,
+    delay: Duration,
+    log: &dyn Fn(Level, &str),
+) -> i32 {
     unix::become_manager();
     unix::die_with_parent();
     let signals = match unix::signal_fd() {
@@ -84,11 +92,16 @@ pub fn run(config: &Config, identity: Option<Identity>, parent: libc::pid_t, log
             return 1;
         }
     };
+    if !delay.is_zero() && !wait_before_start(&signals, delay, parent) {
+        return 0;
+    }
+    let owner = identity.as_ref().map(|id| (id.uid, id.gid));
+    let mut warnings = Vec::new();
     let mut statics = Vec::new();
     for server in &config.servers {
         let Some(spawn) = &server.spawn else { continue };
         // SAFETY: getuid/getgid cannot fail.
-        let own = identity.as_ref().map_or_else(|| unsafe { (libc::getuid(), libc::getgid()) }, |a| (a.uid, a.gid));
+        let own = owner.unwrap_or_else(|| unsafe { (libc::getuid(), libc::getgid()) });
         let wrapped = match run_as(config, &server.options, own) {
             Ok(w) => w,
             Err(msg) => {
@@ -104,7 +117,7 @@ pub fn run(config: &Config, identity: Option<Identity>, parent: libc::pid_t, log
                 continue;
             }
         };
-        let listener = match open_listener(server, spawn.listen_queue_depth, config, identity.as_ref()) {
+        let listener = match open_listener(server, spawn.listen_queue_depth, config, owner, &mut warnings) {
             Ok(fd) => Some(fd),
             Err(msg) => {
                 log(Level::Crit, &msg);
@@ -113,15 +126,8 @@ pub fn run(config: &Config, identity: Option<Identity>, parent: libc::pid_t, log
         };
         statics.push(StaticEntry { server, schedule: StaticApp::new(spawn), spec, listener });
     }
-    let dir = dynamic_dir(config);
-    let dirs_ok = unix::ensure_dir(&config.ipc_dir, identity.as_ref())
-        .and_then(|()| unix::ensure_dir(&dir, identity.as_ref()))
-        .map_err(|e| {
-            log(
-                Level::Error,
-                &format!("FastCGI: can't create \"{}\": {e}; dynamic servers are disabled", dir.display()),
-            )
-        })
+    let ipc_ok = dirs::open(&config.ipc_dir, owner, true, true, &mut warnings)
+        .map_err(|e| log(Level::Error, &format!("FastCGI: FastCgiIpcDir: {e}; dynamic servers are disabled")))
         .is_ok();
     if let Some(id) = &identity {
         if let Err(why) = unix::drop_privileges(id, config.wrapper.is_some()) {
@@ -131,14 +137,20 @@ pub fn run(config: &Config, identity: Option<Identity>, parent: libc::pid_t, log
         // A change of credentials clears the parent-death signal.
         unix::die_with_parent();
     }
-    let on_demand = dirs_ok
+    // From here on the manager is Apache's user: what it creates is that user's.
+    let dir = dynamic_dir(config);
+    let on_demand = ipc_ok
         .then(|| {
-            unix::clear_dir(&dir);
-            match control::listen(&dir.join(control::CONTROL_NAME)) {
-                Ok(control) => Some(OnDemand {
+            let opened = dirs::open(&dir, owner, true, true, &mut warnings);
+            let control = opened.and_then(|d| {
+                d.clear();
+                control::listen(&d.path().join(control::CONTROL_NAME)).map(|c| (d, c)).map_err(|e| e.to_string())
+            });
+            match control {
+                Ok((dir, control)) => Some(OnDemand {
                     policy: Dynamic::new(config.dynamic.clone(), Instant::now()),
                     opts: config.dynamic.clone(),
-                    dir: dir.clone(),
+                    dir,
                     wrapper: config.wrapper.clone(),
                     classes: HashMap::new(),
                     control,
@@ -155,13 +167,41 @@ pub fn run(config: &Config, identity: Option<Identity>, parent: libc::pid_t, log
             }
         })
         .flatten();
+    for w in &warnings {
+        log(Level::Warn, w);
+    }
     log(Level::Notice, &format!("FastCGI: process manager initialized (pid {})", std::process::id()));
     let upkeep = upkeep::start(config, log);
-    let rc = Manager { statics, on_demand, signals, log }.serve(parent);
+    // SAFETY: geteuid cannot fail.
+    let apache_uid = owner.map_or_else(|| unsafe { libc::geteuid() }, |o| o.0);
+    let mut manager = Manager { config, statics, on_demand, signals, log, apache_uid, refusals: Refusals::default() };
+    let rc = manager.serve(parent);
     if let Some(pid) = upkeep {
         upkeep::stop(pid);
     }
     rc
+}
+
+/// Waits `delay` before a restarted manager starts anything; false when
+/// it was told to stop (or Apache went away) meanwhile.
+fn wait_before_start(signals: &OwnedFd, delay: Duration, parent: libc::pid_t) -> bool {
+    let deadline = Instant::now() + delay;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        if !unix::wait_readable(&[signals.as_raw_fd()], left.min(TICK)).is_empty()
+            && unix::take_signals(signals)
+                .iter()
+                .any(|s| matches!(*s, libc::SIGTERM | libc::SIGINT | libc::SIGHUP | libc::SIGUSR1))
+        {
+            return false;
+        }
+        if orphaned(parent) {
+            return false;
+        }
+    }
 }
 
 /// The uid/gid a server runs as under a FastCgiWrapper (`-user`, `-group`;
@@ -185,20 +225,80 @@ pub fn run_as(config: &Config, options: &AppOptions, own: (u32, u32)) -> Result<
     Ok(((uid, gid) != own).then_some((uid, gid)))
 }
 
-fn open_listener(server: &Server, backlog: u32, config: &Config, owner: Option<&Identity>) -> Result<OwnedFd, String> {
-    if let Endpoint::Unix(path) = &server.endpoint {
-        if path.parent() == Some(config.ipc_dir.as_path()) {
-            unix::ensure_dir(&config.ipc_dir, owner)
-                .map_err(|e| format!("FastCGI: can't create FastCgiIpcDir \"{}\": {e}", config.ipc_dir.display()))?;
+fn open_listener(
+    server: &Server,
+    backlog: u32,
+    config: &Config,
+    owner: Option<dirs::Owner>,
+    warnings: &mut Vec<String>,
+) -> Result<OwnedFd, String> {
+    let what = match &server.endpoint {
+        Endpoint::Unix(p) => format!("bind() failed [{}]", p.display()),
+        Endpoint::Tcp { spec, .. } => format!("bind() failed [{spec}]"),
+    };
+    let failed = |e: String| format!("FastCGI: can't create server \"{}\": {what}: {e}", server.path);
+    let backlog = backlog.min(libc::c_int::MAX as u32) as libc::c_int;
+    match &server.endpoint {
+        Endpoint::Unix(path) => {
+            let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+                return Err(failed("not a socket path".into()));
+            };
+            // The IPC directory is made if missing; another directory must exist.
+            let ipc = parent == config.ipc_dir.as_path();
+            let dir = dirs::open(parent, owner, ipc, ipc, warnings).map_err(failed)?;
+            dir.listen(name, backlog).map_err(|e| failed(e.to_string()))
+        }
+        Endpoint::Tcp { .. } => unix::listen_tcp(&server.endpoint, backlog).map_err(|e| failed(e.to_string())),
+    }
+}
+
+/// The checks a worker makes before it asks for a dynamic application,
+/// made again by the manager: its control socket can be reached by any
+/// process of Apache's user (a PHP bug, say), which must get no more from
+/// the manager than a request could. What the manager cannot see (the
+/// directory's ExecCGI option) stays the worker's; a FastCgiWrapper
+/// (suexec) checks the rest again.
+fn admissible(config: &Config, req: &control::Request) -> Result<(), String> {
+    let path = std::str::from_utf8(&req.path).map_err(|_| "the path is not UTF-8".to_string())?;
+    let normal = Path::new(path).components().all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+    if !path.starts_with('/') || !normal || path.contains("//") || path.ends_with('/') {
+        return Err(format!("\"{path}\" is not an absolute, normalised path"));
+    }
+    match req.identity {
+        None if config.find(path).is_some() => {
+            return Err(format!("\"{path}\" is a defined server, never started on demand"));
+        }
+        Some(_) if config.wrapper.is_none() => return Err("an identity was asked for without FastCgiWrapper".into()),
+        Some((uid, gid)) if uid == 0 || gid == 0 => return Err("FastCGI never runs an application as root".into()),
+        _ => {}
+    }
+    let meta = std::fs::metadata(path).map_err(|e| format!("stat() of \"{path}\" failed: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("\"{path}\" is not a regular file"));
+    }
+    let c = std::ffi::CString::new(path).map_err(|_| "NUL in the path".to_string())?;
+    // SAFETY: c is a valid C path; the check uses the effective ids (Apache's user).
+    if unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::X_OK, libc::AT_EACCESS) } != 0 {
+        return Err(format!("\"{path}\" is not executable by the server's user"));
+    }
+    if let Some((uid, gid)) = req.identity {
+        use std::os::unix::fs::MetadataExt;
+        if (meta.uid(), meta.gid()) != (uid, gid) {
+            return Err(format!(
+                "\"{path}\" belongs to {}:{}, not to the {uid}:{gid} asked for (suexec refuses that too)",
+                meta.uid(),
+                meta.gid()
+            ));
         }
     }
-    unix::listen(&server.endpoint, backlog, owner).map_err(|e| {
-        let what = match &server.endpoint {
-            Endpoint::Unix(p) => format!("bind() failed [{}]", p.display()),
-            Endpoint::Tcp { spec, .. } => format!("bind() failed [{spec}]"),
-        };
-        format!("FastCGI: can't create server \"{}\": {what}: {e}", server.path)
-    })
+    Ok(())
+}
+
+/// Refused control requests, logged at most once a second.
+#[derive(Default)]
+struct Refusals {
+    last: Option<Instant>,
+    quiet: u64,
 }
 
 /// Whether Apache's parent is gone (we were re-parented).
@@ -228,10 +328,15 @@ fn exit_line(kind: &str, path: &str, pid: i32, how: Exit) -> String {
 }
 
 struct Manager<'c, 'l> {
+    config: &'c Config,
     statics: Vec<StaticEntry<'c>>,
     on_demand: Option<OnDemand>,
     signals: OwnedFd,
     log: &'l dyn Fn(Level, &str),
+    /// Apache's workers' uid: the only caller (besides root) the control
+    /// socket answers.
+    apache_uid: libc::uid_t,
+    refusals: Refusals,
 }
 
 /// What the main loop was told to do.
@@ -345,7 +450,7 @@ impl Manager<'_, '_> {
         }
         for path in actions.close {
             od.listeners.remove(&path);
-            let _ = std::fs::remove_file(control::socket_path(&od.dir, &path));
+            od.dir.remove_socket(control::socket_name(&path).as_ref());
         }
         for path in actions.start {
             let now = Instant::now();
@@ -376,11 +481,16 @@ impl Manager<'_, '_> {
     /// Reads and handles the requests of workers that connected.
     fn serve_control(&mut self) {
         while let Some(conn) = self.on_demand.as_ref().and_then(|od| unix::accept(&od.control)) {
+            let peer = unix::peer(&conn);
+            if !peer.is_some_and(|(_, uid)| uid == 0 || uid == self.apache_uid) {
+                self.refuse(&conn, peer, "only Apache's user may use the control socket");
+                continue;
+            }
             let Some(packet) = unix::recv_packet(&conn, control::MAX_MESSAGE, Duration::from_millis(200)) else {
                 continue;
             };
             let Some(req) = control::Request::decode(&packet) else {
-                (self.log)(Level::Error, "FastCGI: bogus message from a worker, ignored");
+                self.refuse(&conn, peer, "a malformed message");
                 continue;
             };
             if let control::Op::Status | control::Op::StatusHtml = req.op {
@@ -392,14 +502,13 @@ impl Manager<'_, '_> {
                 unix::send_packet(&conn, &control::encode_reply(Ok(doc.as_bytes())));
                 continue;
             }
+            if let Err(why) = admissible(self.config, &req) {
+                self.refuse(&conn, peer, &why);
+                continue;
+            }
             let now = Instant::now();
             let mut actions = Actions::default();
             let Some(od) = self.on_demand.as_mut() else { return };
-            if req.identity.is_some_and(|(uid, gid)| uid == 0 || gid == 0) {
-                let why = "FastCGI never runs an application as root".to_string();
-                unix::send_packet(&conn, &control::encode_reply(Err(&why)));
-                continue;
-            }
             let key = control::class_key(&req.path, req.identity);
             let path = String::from_utf8_lossy(&req.path).into_owned();
             od.classes.entry(key.clone()).or_insert_with(|| (path.clone(), req.identity));
@@ -428,7 +537,7 @@ impl Manager<'_, '_> {
                             // request must not reach an old instance that is
                             // about to exit.
                             od.listeners.remove(&key);
-                            let _ = std::fs::remove_file(control::socket_path(&od.dir, &key));
+                            od.dir.remove_socket(control::socket_name(&key).as_ref());
                         }
                     }
                     Some(od.policy.start(&key, now, &mut actions))
@@ -437,7 +546,7 @@ impl Manager<'_, '_> {
             self.apply(actions);
             let Some(od) = self.on_demand.as_mut() else { return };
             if req.op == control::Op::Restart {
-                unix::touch(&control::socket_path(&od.dir, &key));
+                unix::touch(&od.dir.path().join(control::socket_name(&key)));
             }
             match answer {
                 None => {}
@@ -446,6 +555,24 @@ impl Manager<'_, '_> {
             }
         }
         self.answer_waiters(Instant::now());
+    }
+
+    /// Answers a control request with a refusal and logs it (once a
+    /// second at most, with how many were not logged).
+    fn refuse(&mut self, conn: &OwnedFd, peer: Option<(libc::pid_t, libc::uid_t)>, why: &str) {
+        unix::send_packet(conn, &control::encode_reply(Err(why)));
+        let now = Instant::now();
+        if self.refusals.last.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+            self.refusals.quiet += 1;
+            return;
+        }
+        let who = peer.map_or_else(|| "an unknown process".to_string(), |(pid, uid)| format!("pid {pid} (uid {uid})"));
+        let more = match std::mem::take(&mut self.refusals.quiet) {
+            0 => String::new(),
+            n => format!(" ({n} more refused since the last line)"),
+        };
+        (self.log)(Level::Error, &format!("FastCGI: process manager refused a request from {who}: {why}{more}"));
+        self.refusals.last = Some(now);
     }
 
     /// Answers workers whose application is now listening (or will not be).
@@ -593,7 +720,7 @@ impl Manager<'_, '_> {
                 }
             }
             if let Some(od) = &self.on_demand {
-                unix::clear_dir(&od.dir);
+                od.dir.clear();
             }
         }
         0
@@ -642,8 +769,8 @@ impl OnDemand {
         let unknown = || std::io::Error::new(std::io::ErrorKind::InvalidInput, "unknown application");
         let (path, identity) = self.classes.get(key).ok_or_else(unknown)?;
         if !self.listeners.contains_key(key) {
-            let endpoint = Endpoint::Unix(control::socket_path(&self.dir, key));
-            let fd = unix::listen(&endpoint, self.opts.spawn.listen_queue_depth, None)?;
+            let backlog = self.opts.spawn.listen_queue_depth.min(libc::c_int::MAX as u32) as libc::c_int;
+            let fd = self.dir.listen(control::socket_name(key).as_ref(), backlog)?;
             self.listeners.insert(key.to_vec(), fd);
         }
         let wrapper = self.wrapper.as_deref().zip(*identity).map(|(w, (uid, gid))| (w, uid, gid));

@@ -2,7 +2,7 @@
 //! applications as fd 0, spawning with the FastCGI conventions, privileges,
 //! and signals. Nothing here decides policy.
 
-use std::ffi::{CString, OsStr};
+use std::ffi::CString;
 use std::io;
 use std::mem;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -35,66 +35,36 @@ pub struct Identity {
     pub name: CString,
 }
 
-/// Creates an application's listening socket. A Unix socket is bound under
-/// a temporary name, given mode 0600 and `owner`, then renamed over `path`,
-/// so a socket left by a previous generation is replaced without a moment
-/// in which connects fail. TCP listens with SO_REUSEADDR on the first
-/// configured address.
-pub fn listen(endpoint: &Endpoint, backlog: u32, owner: Option<&Identity>) -> io::Result<OwnedFd> {
-    let backlog = backlog.min(libc::c_int::MAX as u32) as libc::c_int;
-    match endpoint {
-        Endpoint::Unix(path) => {
-            let tmp = path.with_file_name(format!(
-                ".{}.{}.tmp",
-                path.file_name().unwrap_or(OsStr::new("sock")).to_string_lossy(),
-                std::process::id()
-            ));
-            let _ = std::fs::remove_file(&tmp);
-            let listener = std::os::unix::net::UnixListener::bind(&tmp)?;
-            let fd = OwnedFd::from(listener);
-            let ctmp = cstring(tmp.as_os_str().as_bytes())?;
-            let result = (|| {
-                // SAFETY: ctmp is a valid C path.
-                check(unsafe { libc::chmod(ctmp.as_ptr(), 0o600) })?;
-                if let Some(id) = owner {
-                    // SAFETY: ctmp is a valid C path.
-                    check(unsafe { libc::chown(ctmp.as_ptr(), id.uid, id.gid) })?;
-                }
-                // SAFETY: fd is a bound socket we own.
-                check(unsafe { libc::listen(fd.as_raw_fd(), backlog) })?;
-                std::fs::rename(&tmp, path)
-            })();
-            if result.is_err() {
-                let _ = std::fs::remove_file(&tmp);
-            }
-            result.map(|()| fd)
-        }
-        Endpoint::Tcp { addrs, .. } => {
-            let addr = addrs.first().ok_or_else(|| io::Error::from_raw_os_error(libc::EADDRNOTAVAIL))?;
-            // std sets SO_REUSEADDR on Unix before binding.
-            let listener = std::net::TcpListener::bind(addr)?;
-            let fd = OwnedFd::from(listener);
-            // SAFETY: fd is a bound socket we own; re-listen sets our backlog.
-            check(unsafe { libc::listen(fd.as_raw_fd(), backlog) })?;
-            Ok(fd)
-        }
-    }
+/// A TCP listening socket for a static application, with SO_REUSEADDR on
+/// the first configured address (Unix sockets: [`super::dirs::Dir::listen`]).
+pub fn listen_tcp(endpoint: &Endpoint, backlog: libc::c_int) -> io::Result<OwnedFd> {
+    let Endpoint::Tcp { addrs, .. } = endpoint else {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    };
+    let addr = addrs.first().ok_or_else(|| io::Error::from_raw_os_error(libc::EADDRNOTAVAIL))?;
+    // std sets SO_REUSEADDR on Unix before binding.
+    let listener = std::net::TcpListener::bind(addr)?;
+    let fd = OwnedFd::from(listener);
+    // SAFETY: fd is a bound socket we own; re-listen sets our backlog.
+    check(unsafe { libc::listen(fd.as_raw_fd(), backlog) })?;
+    Ok(fd)
 }
 
-/// Creates `dir` (and parents) with mode 0700 owned by `owner` if missing.
-pub fn ensure_dir(dir: &Path, owner: Option<&Identity>) -> io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    std::fs::create_dir_all(dir)?;
-    let c = cstring(dir.as_os_str().as_bytes())?;
-    // SAFETY: c is a valid C path.
-    check(unsafe { libc::chmod(c.as_ptr(), 0o700) })?;
-    if let Some(id) = owner {
-        // SAFETY: c is a valid C path.
-        check(unsafe { libc::chown(c.as_ptr(), id.uid, id.gid) })?;
-    }
-    Ok(())
+/// The pid and uid of the process at the other end of a Unix socket.
+pub fn peer(conn: &OwnedFd) -> Option<(libc::pid_t, libc::uid_t)> {
+    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut len = mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: cred and len are live and sized for SO_PEERCRED.
+    let rc = unsafe {
+        libc::getsockopt(
+            conn.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some((cred.pid, cred.uid))
 }
 
 /// Becomes `id`: group, supplementary groups, then user. With
@@ -395,16 +365,6 @@ pub fn touch(path: &Path) {
     if let Ok(c) = cstring(path.as_os_str().as_bytes()) {
         // SAFETY: c is a valid C path; NULL times mean now.
         unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), std::ptr::null(), 0) };
-    }
-}
-
-/// Removes every entry of `dir` (stale dynamic sockets of an earlier run;
-/// the original meant to and never did on httpd 2.x).
-pub fn clear_dir(dir: &Path) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let _ = std::fs::remove_file(e.path());
-        }
     }
 }
 

@@ -12,6 +12,7 @@ pub mod fault;
 pub mod http;
 pub mod json;
 pub mod netns;
+pub mod procs;
 pub mod sha256;
 pub mod util;
 

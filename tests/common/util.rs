@@ -177,3 +177,13 @@ pub fn numbers_after(log: &str, prefix: &str) -> Vec<i32> {
         })
         .collect()
 }
+
+/// The uid and gid of `www-data`, the user Apache's workers run as in the tests.
+pub fn www_data() -> (u32, u32) {
+    // SAFETY: getpwnam with a valid C string; the fields are copied at once.
+    unsafe {
+        let pw = libc::getpwnam(c"www-data".as_ptr());
+        assert!(!pw.is_null(), "no www-data user");
+        ((*pw).pw_uid, (*pw).pw_gid)
+    }
+}
