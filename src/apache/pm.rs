@@ -100,12 +100,11 @@ pub(super) fn identity() -> Option<Identity> {
 fn fork_manager(h: &mut Handle, config: &Config, delay: Duration) -> bool {
     let identity = identity();
     let server = h.server;
-    // SAFETY: Apache's parent has no threads, so the child may run anything.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
+    // Apache's parent has no threads, so the child may run anything.
+    let Ok(pid) = pm::fork_manager() else {
         log_server(server, Level::Crit, "FastCGI: can't start the process manager: fork() failed");
         return false;
-    }
+    };
     if pid == 0 {
         // SAFETY: in the new child: leave Apache's process group (prefork
         // signals it on restarts), take the name users grep for, run, and

@@ -26,7 +26,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use status::{html_escape, json_str};
-pub use unix::Identity;
+pub use unix::{fork_manager, Identity};
 
 use crate::config::{AppOptions, Config, DynamicOptions, Server};
 use crate::log::Level;
@@ -69,6 +69,9 @@ struct OnDemand {
     control: OwnedFd,
     listeners: HashMap<Vec<u8>, OwnedFd>,
     waiters: Vec<(OwnedFd, Vec<u8>, Instant)>,
+    /// A newer generation owns the socket names now: this manager starts
+    /// nothing and removes no socket (the name may be the new one's).
+    retiring: bool,
 }
 
 /// Runs the manager until Apache stops it; returns the exit code.
@@ -156,6 +159,7 @@ pub fn run(
                     control,
                     listeners: HashMap::new(),
                     waiters: Vec::new(),
+                    retiring: false,
                 }),
                 Err(e) => {
                     log(
@@ -450,7 +454,12 @@ impl Manager<'_, '_> {
         }
         for path in actions.close {
             od.listeners.remove(&path);
-            od.dir.remove_socket(control::socket_name(&path).as_ref());
+            if !od.retiring {
+                od.dir.remove_socket(control::socket_name(&path).as_ref());
+            }
+        }
+        if od.retiring {
+            return;
         }
         for path in actions.start {
             let now = Instant::now();
@@ -521,7 +530,20 @@ impl Manager<'_, '_> {
                     od.policy.done(&key, req.micros);
                     None
                 }
-                control::Op::Start => Some(od.policy.start(&key, now, &mut actions)),
+                control::Op::Start => {
+                    // Its socket is gone (removed by hand, or by anyone who
+                    // can write the directory): the instances listening on
+                    // the old one are unreachable, so they are replaced.
+                    let name = control::socket_name(&key);
+                    if od.listeners.contains_key(&key) && !od.dir.path().join(&name).exists() {
+                        actions
+                            .log
+                            .push(format!("FastCGI: (dynamic) server \"{path}\" lost its socket, starting it again"));
+                        actions.kill.extend(od.policy.outdated(&key, std::time::SystemTime::now(), now));
+                        od.listeners.remove(&key);
+                    }
+                    Some(od.policy.start(&key, now, &mut actions))
+                }
                 // Answered above.
                 control::Op::Status | control::Op::StatusHtml => None,
                 control::Op::Restart => {
@@ -740,6 +762,7 @@ impl Manager<'_, '_> {
         }
         let mut linger = self.statics.iter().map(|a| a.server.options.idle_timeout).max().unwrap_or(0);
         if let Some(od) = &mut self.on_demand {
+            od.retiring = true;
             od.listeners.clear();
             od.waiters.clear();
             if !od.policy.pids().is_empty() {

@@ -263,6 +263,41 @@ pub fn manager_signals() -> libc::sigset_t {
     }
 }
 
+/// Forks the process that becomes the manager. Every signal is held over
+/// the fork, and the child drops the handlers it inherited before it lets
+/// any but the manager's own through: a retire or stop signal sent the
+/// moment the manager is born (a restart right after a restart) then waits
+/// for [`signal_fd`] instead of running Apache's handler in the child,
+/// where it would be lost and leave a manager no generation owns.
+pub fn fork_manager() -> io::Result<libc::pid_t> {
+    // SAFETY: signal mask and disposition calls on local sets; fork in
+    // Apache's parent, which has one thread.
+    unsafe {
+        let mut all: libc::sigset_t = mem::zeroed();
+        let mut old: libc::sigset_t = mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_SETMASK, &all, &mut old);
+        let pid = libc::fork();
+        if pid == 0 {
+            for sig in 1..libc::SIGRTMIN() {
+                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
+            }
+            let keep = manager_signals();
+            libc::sigprocmask(libc::SIG_SETMASK, &keep, std::ptr::null_mut());
+            return Ok(0);
+        }
+        let err = io::Error::last_os_error();
+        libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        if pid < 0 {
+            Err(err)
+        } else {
+            Ok(pid)
+        }
+    }
+}
+
 /// Blocks the manager's signals and makes it the reaper of its
 /// applications' orphans.
 pub fn become_manager() {

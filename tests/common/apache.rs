@@ -469,6 +469,17 @@ impl Apache {
         assert!(ok, "Apache does not serve after signal {sig}:\n{}", self.error_log());
     }
 
+    /// Waits up to `timeout` for the parent to exit by itself (after a
+    /// graceful-stop, SIGWINCH); true when it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let Some(child) = self.child.as_mut() else { return true };
+        let exited = util::wait_until(timeout, || matches!(child.try_wait(), Ok(Some(_))));
+        if exited {
+            self.child = None;
+        }
+        exited
+    }
+
     /// Stops Apache by its PID: SIGTERM, wait up to 10 s, then SIGKILL.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

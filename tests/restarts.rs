@@ -1,0 +1,304 @@
+//! Restarts never crash a child (issue 20): a storm of graceful (USR1) and
+//! hard (HUP) restarts, some a few milliseconds apart, and graceful stops
+//! (WINCH), on event and prefork, under load on every kind of server
+//! (static, dynamic, external with two endpoints and `-keep-conn`, the
+//! status page) with two CPU hogs beside it. No child may die of a signal,
+//! every answer is its application's or a documented 5xx, and no process
+//! of an old generation stays long after its retirement. A crash leaves a
+//! core in `CoreDumpDirectory`; the test prints its backtrace.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::backends::compile_fcgi_app;
+use common::util::{self, wait_until};
+use common::{procs, Apache, FlupApp, Mpm, Request, TestDir};
+
+/// Restarts in one Apache's life, and lives (each ends in a graceful stop).
+const RESTARTS_PER_LIFE: usize = 55;
+const LIVES: usize = 4;
+
+/// Busy threads beside the storm, as the whole suite is beside it in CI.
+struct Hogs {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Hogs {
+    fn start(n: usize) -> Hogs {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..n)
+            .map(|_| {
+                let stop = Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    let mut x = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        for i in 0..100_000u64 {
+                            x = x.wrapping_mul(31).wrapping_add(i);
+                        }
+                        std::hint::black_box(x);
+                    }
+                })
+            })
+            .collect();
+        Hogs { stop, threads }
+    }
+}
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What a URL must answer with 200.
+const EXPECTED: &[(&str, &str)] = &[
+    ("/static.fcgi", "Hello from libfcgi"),
+    ("/hello.fcgi", "Hello from libfcgi"),
+    ("/ext.fcgi", "<h1>Hello world!</h1>"),
+    ("/fcgi-status?json", "\"applications\""),
+];
+
+/// Clients hammering [`EXPECTED`] on whatever port is current (0: none).
+struct Load {
+    port: Arc<AtomicU16>,
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    errors: Arc<AtomicU64>,
+    fives: Arc<Mutex<std::collections::BTreeMap<u16, u64>>>,
+    wrong: Arc<Mutex<Vec<String>>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(clients: usize) -> Load {
+        let mut load = Load {
+            port: Arc::default(),
+            stop: Arc::default(),
+            ok: Arc::default(),
+            errors: Arc::default(),
+            fives: Arc::default(),
+            wrong: Arc::default(),
+            threads: Vec::new(),
+        };
+        for c in 0..clients {
+            let (port, stop, ok, errors) =
+                (Arc::clone(&load.port), Arc::clone(&load.stop), Arc::clone(&load.ok), Arc::clone(&load.errors));
+            let (fives, wrong) = (Arc::clone(&load.fives), Arc::clone(&load.wrong));
+            load.threads.push(std::thread::spawn(move || {
+                let mut i = c;
+                while !stop.load(Ordering::Relaxed) {
+                    let p = port.load(Ordering::Relaxed);
+                    if p == 0 {
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    }
+                    let (path, want) = EXPECTED[i % EXPECTED.len()];
+                    i += 1;
+                    match Request::get(path).timeout(Duration::from_secs(10)).send(p) {
+                        Ok(r) if r.status == 200 && r.text().contains(want) => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        // The documented ones: 500 (a process gone before
+                        // its headers), 503 (not reachable), 504 (idle timeout).
+                        Ok(r) if matches!(r.status, 500 | 503 | 504) => {
+                            *fives.lock().unwrap().entry(r.status).or_default() += 1;
+                        }
+                        Ok(r) => wrong.lock().unwrap().push(format!("{path}: {} {:?}", r.status, r.text())),
+                        // A connection a hard restart or a stop cut.
+                        Err(_) => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }));
+        }
+        load
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A small deterministic generator: the storm is the same on every run.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// Processes of this test's generations: managers started from its
+/// configuration, and applications under its htdocs (the external flup apps are
+/// the test's own, in `sock/`).
+fn ours(conf_marker: &str, htdocs: &Path) -> Vec<String> {
+    let htdocs = htdocs.display().to_string();
+    let Ok(dir) = fs::read_dir("/proc") else { return Vec::new() };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let p = procs::info(pid)?;
+            if p.state == 'Z' {
+                return None;
+            }
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let mine = (p.comm == "fcgi-pm" && cmdline.contains(conf_marker)) || cmdline.starts_with(&htdocs);
+            mine.then(|| format!("pid {pid} ppid {} [{}] {cmdline}", p.ppid, p.comm))
+        })
+        .collect()
+}
+
+/// The backtraces of the cores in `dir`, for the failure message.
+fn backtraces(dir: &Path) -> String {
+    let mut out = String::new();
+    for core in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let bt = std::process::Command::new("gdb")
+            .args(["-batch", "-ex", "thread apply all bt 30", "/usr/sbin/apache2"])
+            .arg(core.path())
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_else(|e| format!("gdb: {e}"));
+        out.push_str(&format!("--- {} ---\n{}\n", core.path().display(), &bt[..bt.len().min(20_000)]));
+    }
+    out
+}
+
+fn site(t: &TestDir, sockets: &[PathBuf], cores: &Path) -> String {
+    let htdocs = t.htdocs();
+    format!(
+        "CoreDumpDirectory {cores}\n\
+         GracefulShutdownTimeout 5\n\
+         FastCgiServer {htdocs}/static.fcgi -processes 2 -init-start-delay 0 -idle-timeout 2\n\
+         FastCgiExternalServer {htdocs}/ext.fcgi -socket {a} -socket {b} -keep-conn -idle-timeout 5\n\
+         FastCgiConfig -idle-timeout 2 -restart-delay 0 -killInterval 5\n\
+         <Directory \"{htdocs}\">\n    Options +FollowSymLinks +ExecCGI\n    AddHandler fastcgi-script .fcgi\n</Directory>\n\
+         <Location /fcgi-status>\n    SetHandler fastcgi-status\n</Location>\n",
+        cores = cores.display(),
+        htdocs = htdocs.display(),
+        a = sockets[0].display(),
+        b = sockets[1].display(),
+    )
+}
+
+fn storm(mpm: Mpm, name: &str) {
+    let t = TestDir::new(name);
+    // Cores of Apache's children land in CoreDumpDirectory.
+    let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: setrlimit with a valid struct; children inherit the limit.
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &unlimited) };
+    let cores = t.join("cores");
+    util::mkdir_0755(&cores);
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&cores, fs::Permissions::from_mode(0o1777)).unwrap();
+    compile_fcgi_app("dyn_hello.c", &t.htdocs().join("static.fcgi"));
+    fs::copy(t.htdocs().join("static.fcgi"), t.htdocs().join("hello.fcgi")).unwrap();
+    util::write_file(&t.htdocs().join("ext.fcgi"), "");
+    // flup serves each connection in a thread of its own, so connections
+    // kept by `-keep-conn` never starve it.
+    let apps = [FlupApp::start(&t, "a"), FlupApp::start(&t, "b")];
+    let sockets = [apps[0].socket.clone(), apps[1].socket.clone()];
+    let conf = site(&t, &sockets, &cores);
+    let conf_marker = t.path().display().to_string();
+
+    let _hogs = Hogs::start(2);
+    let load = Load::start(4);
+    let mut rng = Lcg(0x2026_1207);
+    let mut logs = String::new();
+    let (mut usr1, mut hup, mut quick) = (0, 0, 0);
+    let started = Instant::now();
+    for life in 0..LIVES {
+        let mut apache = Apache::builder(&t).mpm(mpm).config(&conf).start();
+        load.port.store(apache.port, Ordering::Relaxed);
+        for i in 0..RESTARTS_PER_LIFE {
+            if rng.next(3) == 0 {
+                apache.signal(libc::SIGHUP);
+                hup += 1;
+            } else {
+                apache.signal(libc::SIGUSR1);
+                usr1 += 1;
+            }
+            let gap = [5, 15, 30, 120, 300, 600][rng.next(6) as usize];
+            if gap < 50 {
+                quick += 1;
+            }
+            std::thread::sleep(Duration::from_millis(gap));
+            if i % 10 == 9 {
+                let serving = wait_until(Duration::from_secs(20), || {
+                    Request::get(common::apache::PROBE_PATH)
+                        .timeout(Duration::from_secs(2))
+                        .send(apache.port)
+                        .is_ok_and(|r| r.status == 200)
+                });
+                assert!(serving, "life {life}, restart {i}: Apache stopped serving:\n{}", apache.error_log());
+            }
+        }
+        // Settled: the retired generations leave (idle timeouts of 2 s,
+        // then the 3 s stop grace), one manager stays.
+        let parent = apache.pid().expect("pid") as i32;
+        let one = wait_until(Duration::from_secs(20), || procs::managers(parent).len() == 1);
+        assert!(
+            one,
+            "life {life}: old managers stay after the storm: {:?}\n{:#?}\n{}",
+            procs::managers(parent),
+            ours(&conf_marker, &t.htdocs()),
+            apache.error_log()
+        );
+        // httpd forgets a SIGWINCH that lands while it is still finishing
+        // a restart (its own race, not the module's): send it again.
+        let stopped = (0..3).any(|_| {
+            apache.signal(libc::SIGWINCH);
+            apache.wait_exit(Duration::from_secs(12))
+        });
+        assert!(stopped, "life {life}: graceful stop did not end Apache:\n{}", apache.error_log());
+        load.port.store(0, Ordering::Relaxed);
+        let gone = wait_until(Duration::from_secs(10), || ours(&conf_marker, &t.htdocs()).is_empty());
+        logs.push_str(&apache.error_log());
+        assert!(gone, "life {life}: processes left after a graceful stop:\n{:#?}", ours(&conf_marker, &t.htdocs()));
+    }
+    load_stats(&load, started, usr1, hup, quick);
+    let crashes: Vec<&str> = logs.lines().filter(|l| l.contains("exit signal")).collect();
+    assert!(crashes.is_empty(), "children died of a signal:\n{crashes:#?}\n{}", backtraces(&cores));
+    let wrong = load.wrong.lock().unwrap().clone();
+    assert!(wrong.is_empty(), "wrong answers during the storm:\n{wrong:#?}");
+    assert!(load.ok.load(Ordering::Relaxed) > 500, "too few requests served for a storm under load");
+}
+
+fn load_stats(load: &Load, started: Instant, usr1: usize, hup: usize, quick: usize) {
+    eprintln!(
+        "{} restarts ({usr1} graceful, {hup} hard, {quick} within 50 ms of the next) and {LIVES} graceful stops in {:.0?}; \
+         {} answers ok, 5xx {:?}, {} connections cut",
+        usr1 + hup,
+        started.elapsed(),
+        load.ok.load(Ordering::Relaxed),
+        load.fives.lock().unwrap(),
+        load.errors.load(Ordering::Relaxed)
+    );
+}
+
+#[test]
+fn restart_storm_event() {
+    storm(Mpm::Event, "storm_event");
+}
+
+#[test]
+fn restart_storm_prefork() {
+    storm(Mpm::Prefork, "storm_prefork");
+}
