@@ -246,12 +246,45 @@ pub extern "C" fn fcgi_rs_child_init(pchild: *mut apr_pool_t, _s: *mut server_re
 
 extern "C" fn child_exit(_data: *mut std::os::raw::c_void) -> ffi::apr_status_t {
     guard(0, || {
-        let board = crate::metrics::board();
-        for (endpoint, n) in crate::transport::pool::drain() {
-            if let (Some(b), Ok(n)) = (board, i64::try_from(n)) {
-                b.pool_idle(&endpoint.to_string(), -n);
+        let Some(board) = crate::metrics::board() else { return 0 };
+        crate::transport::pool::forget_at_exit(|endpoint, n| {
+            let mut name = StackName::default();
+            if std::fmt::Write::write_fmt(&mut name, format_args!("{endpoint}")).is_ok() {
+                if let (Ok(name), Ok(n)) = (std::str::from_utf8(name.bytes()), i64::try_from(n)) {
+                    board.pool_idle(name, -n);
+                }
             }
-        }
+        });
         0
     })
+}
+
+/// An endpoint's name written without the heap, for [`child_exit`] (which
+/// may run in a signal handler); a longer name than the scoreboard keeps is
+/// refused, and then matches no slot anyway.
+struct StackName {
+    buf: [u8; crate::metrics::layout::ENDPOINT_NAME_BYTES],
+    len: usize,
+}
+
+impl Default for StackName {
+    fn default() -> Self {
+        StackName { buf: [0; crate::metrics::layout::ENDPOINT_NAME_BYTES], len: 0 }
+    }
+}
+
+impl StackName {
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl std::fmt::Write for StackName {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let slot = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        slot.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
 }

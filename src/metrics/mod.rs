@@ -440,6 +440,18 @@ impl Board {
         String::from_utf8_lossy(&bytes).into_owned()
     }
 
+    /// Whether the name at `at` is `name`, compared word by word: no
+    /// allocation, so a child that exits (from a signal handler under
+    /// prefork) may call it.
+    fn name_is(&self, at: usize, max: usize, name: &[u8]) -> bool {
+        let len = (self.words[at].load(Relaxed) as usize).min(max);
+        len == name.len()
+            && name.chunks(8).enumerate().all(|(i, chunk)| {
+                let word = self.words[at + 1 + i].load(Relaxed).to_le_bytes();
+                word[..chunk.len()] == *chunk
+            })
+    }
+
     /// The slot holding `key`, without claiming one.
     fn find(&self, key: u64) -> Option<usize> {
         let start = (key % self.app_slots as u64) as usize;
@@ -521,10 +533,11 @@ impl Board {
             // An address the manager found later: by its name in the slot.
             (0..self.endpoint_slots).find(|&ep| {
                 self.ep_active(ep) != 0
-                    && self.read_name(
+                    && self.name_is(
                         self.endpoints_base + ep * endpoint::WORDS + endpoint::NAME_LEN,
                         layout::ENDPOINT_NAME_BYTES,
-                    ) == name
+                        name.as_bytes(),
+                    )
             })
         });
         if let Some(ep) = found {

@@ -65,10 +65,23 @@ pub fn checkin(endpoint: &Endpoint, conn: Conn) -> usize {
     dropped
 }
 
-/// Closes every idle connection (the child is exiting); how many per endpoint.
-pub fn drain() -> Vec<(Endpoint, usize)> {
-    let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
-    std::mem::take(&mut *idle).into_iter().map(|(e, list)| (e, list.len())).collect()
+/// The child is exiting: tells `each` how many idle connections each
+/// endpoint had, and empties the pool without closing or freeing anything
+/// (the kernel closes the descriptors a moment later). Under prefork this
+/// runs in a signal handler (httpd's `just_die`) that may have interrupted
+/// a request holding the pool or inside `malloc`: so the lock is only
+/// tried, and nothing is allocated or freed.
+pub fn forget_at_exit(mut each: impl FnMut(&Endpoint, usize)) {
+    let mut idle = match IDLE.try_lock() {
+        Ok(idle) => idle,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return,
+    };
+    let taken = std::mem::take(&mut *idle);
+    for (endpoint, list) in &taken {
+        each(endpoint, list.len());
+    }
+    std::mem::forget(taken);
 }
 
 #[cfg(test)]
