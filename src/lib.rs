@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod pm;
 pub mod protocol;
 pub mod transport;
+pub mod upstream;
 
 #[cfg(feature = "apache")]
 mod apache;

@@ -247,7 +247,7 @@ pub extern "C" fn fcgi_rs_child_init(pchild: *mut apr_pool_t, _s: *mut server_re
 extern "C" fn child_exit(_data: *mut std::os::raw::c_void) -> ffi::apr_status_t {
     guard(0, || {
         let Some(board) = crate::metrics::board() else { return 0 };
-        crate::transport::pool::forget_at_exit(|endpoint, n| {
+        crate::upstream::pool::forget_at_exit(|endpoint, n| {
             let mut name = StackName::default();
             if std::fmt::Write::write_fmt(&mut name, format_args!("{endpoint}")).is_ok() {
                 if let (Ok(name), Ok(n)) = (std::str::from_utf8(name.bytes()), i64::try_from(n)) {

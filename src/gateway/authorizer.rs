@@ -7,12 +7,12 @@
 
 use std::time::Instant;
 
-use super::dynamic::target;
-use super::exchange::run_authorizer;
+use super::attempt::run_authorizer;
 use super::headers::{block_end, fields, sanitize};
 use super::Client;
 use crate::config::Config;
 use crate::log::Level;
+use crate::upstream::target;
 
 /// The httpd phase an authorizer application runs in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

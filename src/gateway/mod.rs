@@ -8,9 +8,11 @@
 //! the `apache` layer and by in-memory fakes in tests, so this module never
 //! touches FFI.
 
+mod attempt;
 mod authorizer;
-mod balance;
-mod dynamic;
+mod backlog;
+mod body;
+mod buffers;
 mod environment;
 mod exchange;
 mod headers;
@@ -19,10 +21,9 @@ mod status;
 
 use std::io;
 
+pub use attempt::{run, run_dynamic};
 pub use authorizer::{authorize, AuthPhase, AuthResult};
-pub use dynamic::run_dynamic;
 pub use environment::variable as cgi_variable;
-pub use exchange::run;
 pub use spool::Spool;
 pub use status::{mod_status_section, status_page, StatusFormat};
 

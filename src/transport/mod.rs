@@ -4,8 +4,6 @@
 
 mod conn;
 mod endpoint;
-pub mod health;
-pub mod pool;
 
 pub use conn::{connect, unix_sockaddr, writable_now, Conn, Ready};
 pub use endpoint::{hashed_name, is_literal, resolve, split_host_port, Endpoint, EndpointError};

@@ -8,8 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::exchange::{connect, run_with, Connected};
-use super::{Client, Outcome};
+use super::connect::{connect, Connected};
 use crate::config::{Config, Server};
 use crate::pm::{self, control};
 use crate::transport::Endpoint;
@@ -18,30 +17,18 @@ use crate::transport::Endpoint;
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What a request needs to talk to the manager.
-pub(super) struct OnDemand {
+pub struct OnDemand {
     control: PathBuf,
     /// The uid/gid the application runs as through the wrapper.
-    pub(super) identity: Option<(u32, u32)>,
+    pub identity: Option<(u32, u32)>,
     /// `-startDelay`.
-    pub(super) start_delay: Duration,
+    pub start_delay: Duration,
     auto_update: bool,
-}
-
-/// Runs one request against the dynamic application `path` (an existing,
-/// executable file: the caller checked, as the original did). `identity`
-/// is the request's suexec uid/gid when a FastCgiWrapper is set and it
-/// differs from Apache's own; one application runs per path and identity.
-pub fn run_dynamic(client: &mut dyn Client, path: &str, identity: Option<(u32, u32)>, config: &Config) -> Outcome {
-    let (server, on_demand) = target(path, identity, config);
-    let began = Instant::now();
-    let outcome = run_with(client, &server, config, Some(&on_demand));
-    on_demand.done(path, began);
-    outcome
 }
 
 /// The server record and manager channel of the dynamic application
 /// `path` run as `identity`.
-pub(super) fn target(path: &str, identity: Option<(u32, u32)>, config: &Config) -> (Server, OnDemand) {
+pub fn target(path: &str, identity: Option<(u32, u32)>, config: &Config) -> (Server, OnDemand) {
     let dir = pm::dynamic_dir(config);
     let key = control::class_key(path.as_bytes(), identity);
     let server = Server {
@@ -69,19 +56,19 @@ impl OnDemand {
 
     /// A request that began at `began` finished: load statistics for the
     /// kill policy (the answer does not matter).
-    pub(super) fn done(&self, path: &str, began: Instant) {
+    pub fn done(&self, path: &str, began: Instant) {
         let micros = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
         let _ = self.tell(control::Op::Done, path, micros);
     }
 
     /// A request waited `-startDelay`: ask for another instance.
-    pub(super) fn more(&self, path: &str) {
+    pub fn more(&self, path: &str) {
         let _ = self.tell(control::Op::More, path, 0);
     }
 
     /// Connects to a running instance, having the manager start one (or
     /// replace outdated ones, `-autoUpdate`) first when needed.
-    pub(super) fn connect<'s>(&self, server: &'s Server) -> Result<Connected<'s>, (i32, String)> {
+    pub fn connect<'s>(&self, server: &'s Server) -> Result<Connected<'s>, (i32, String)> {
         let Endpoint::Unix(socket) = &server.endpoint else { return connect(server, None, &mut |_, _, _| {}) };
         let refused =
             |why: String| (0, format!("FastCGI: failed to connect to (dynamic) server \"{}\": {why}", server.path));

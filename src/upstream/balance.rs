@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use crate::config::{Balance, Server};
 use crate::metrics::{now_ms, Slot, Tracker, SLOW_START_MS};
-use crate::transport::{self, Endpoint};
+use crate::transport::Endpoint;
 
 /// One endpoint to try, with its place among the server's endpoint slots.
-pub(super) struct Candidate<'s> {
+pub struct Candidate<'s> {
     pub order: usize,
     pub endpoint: Cow<'s, Endpoint>,
     /// Its scoreboard slot (None without a scoreboard).
@@ -30,7 +30,7 @@ static TURN: AtomicUsize = AtomicUsize::new(0);
 
 /// Whether `server` is balanced: several endpoints, or names the process
 /// manager re-resolves. A lone fixed endpoint keeps the plain path.
-pub(super) fn balanced(server: &Server, metrics: Option<&Tracker>) -> bool {
+pub fn balanced(server: &Server, metrics: Option<&Tracker>) -> bool {
     if !server.fallbacks.is_empty() {
         return true;
     }
@@ -42,14 +42,14 @@ pub(super) fn balanced(server: &Server, metrics: Option<&Tracker>) -> bool {
 /// down endpoint whose back-off passed is tried first, by one request in
 /// all children, unless `-health-check` brings endpoints back). `advance`
 /// moves the turn on (false: only looking, for the pool).
-pub(super) fn candidates<'s>(server: &'s Server, metrics: Option<&Tracker>, advance: bool) -> Vec<Candidate<'s>> {
+pub fn candidates<'s>(server: &'s Server, metrics: Option<&Tracker>, advance: bool) -> Vec<Candidate<'s>> {
     let configured: Vec<&Endpoint> = server.endpoints().collect();
     let Some((board, app)) = metrics.and_then(Tracker::board_slot) else {
         // Per child: health::order puts recent failures last.
-        let mut order = transport::health::order(&configured);
+        let mut order = super::health::order(&configured);
         if server.options.balance != Balance::Failover && configured.len() > 1 {
             let turn = if advance { TURN.fetch_add(1, Relaxed) } else { TURN.load(Relaxed) };
-            let healthy = order.iter().take_while(|&&i| !transport::health::is_down(configured[i])).count().max(1);
+            let healthy = order.iter().take_while(|&&i| !super::health::is_down(configured[i])).count().max(1);
             order[..healthy].rotate_left(turn % healthy);
         }
         return order

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::Endpoint;
+use crate::transport::Endpoint;
 
 /// How long an endpoint that refused a connection is tried last.
 const DOWN_FOR: Duration = Duration::from_secs(10);

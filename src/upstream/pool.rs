@@ -3,10 +3,14 @@
 //! connection pins an application process that serves one connection at a
 //! time, so few are kept, briefly.
 
+use std::borrow::Cow;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::{Conn, Endpoint};
+use super::balance;
+use crate::config::Server;
+use crate::metrics::Tracker;
+use crate::transport::{Conn, Endpoint};
 
 /// Idle connections kept per endpoint.
 const MAX_IDLE: usize = 8;
@@ -21,14 +25,10 @@ type Idle = Vec<(Endpoint, Vec<(Conn, Instant)>)>;
 static IDLE: Mutex<Idle> = Mutex::new(Vec::new());
 
 /// An idle connection to `endpoint` that still looks alive (nothing to read:
-/// a closed peer or stray bytes would show as readable), newest first.
-pub fn checkout(endpoint: &Endpoint) -> Option<Conn> {
-    checkout_counted(endpoint).0
-}
-
-/// [`checkout`], and how many connections left the pool (the one returned
-/// and the dead or expired ones dropped), for the scoreboard's gauge.
-pub fn checkout_counted(endpoint: &Endpoint) -> (Option<Conn>, usize) {
+/// a closed peer or stray bytes would show as readable), newest first; and
+/// how many connections left the pool (the one returned and the dead or
+/// expired ones dropped), for the scoreboard's gauge.
+fn checkout_counted(endpoint: &Endpoint) -> (Option<Conn>, usize) {
     let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
     let Some((_, list)) = idle.iter_mut().find(|(e, _)| e == endpoint) else { return (None, 0) };
     let mut left = 0;
@@ -84,6 +84,44 @@ pub fn forget_at_exit(mut each: impl FnMut(&Endpoint, usize)) {
     std::mem::forget(taken);
 }
 
+/// A pooled connection to one of `server`'s endpoints, healthy ones first;
+/// for a balanced server only to the endpoint the balancer picks next.
+pub fn checkout<'s>(server: &'s Server, metrics: &Tracker) -> Option<(Conn, Cow<'s, Endpoint>)> {
+    if balance::balanced(server, Some(metrics)) {
+        let first = balance::candidates(server, Some(metrics), false).into_iter().next()?;
+        let (conn, left) = checkout_counted(&first.endpoint);
+        metrics.left_pool(first.order, left);
+        let conn = conn?;
+        metrics.reused(first.order);
+        return Some((conn, first.endpoint));
+    }
+    // Not balanced: the server's one endpoint.
+    let (conn, left) = checkout_counted(&server.endpoint);
+    metrics.left_pool(0, left);
+    let conn = conn?;
+    metrics.reused(0);
+    Some((conn, Cow::Borrowed(&server.endpoint)))
+}
+
+/// Whether a connection that ended its request cleanly may wait in the
+/// pool. With reuse on by default (`keep_conn_safe`) only when the
+/// endpoint serves several connections at once (FCGI_MAX_CONNS, learned
+/// by the manager) and one stays free for a new connection from any
+/// child after this one goes idle: an idle connection pins a worker.
+pub fn may_pool(server: &Server, metrics: Option<&Tracker>) -> bool {
+    if !server.options.keep_conn_safe {
+        return true;
+    }
+    let Some((board, ep)) = metrics.and_then(Tracker::current_endpoint) else { return false };
+    let capacity = board.capacity(ep);
+    if capacity < 2 || capacity == crate::metrics::layout::endpoint::CAPACITY_NONE {
+        return false;
+    }
+    let (idle, busy) = board.idle_and_busy(ep);
+    // This request still counts as busy: after it, idle + 1 and busy - 1.
+    idle + busy < capacity
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,18 +135,18 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).unwrap();
         let ep = Endpoint::Unix(path.clone());
-        assert!(checkout(&ep).is_none());
-        let a = super::super::connect(&ep, None).unwrap();
+        assert!(checkout_counted(&ep).0.is_none());
+        let a = crate::transport::connect(&ep, None).unwrap();
         let (peer_a, _) = listener.accept().unwrap();
-        let b = super::super::connect(&ep, None).unwrap();
+        let b = crate::transport::connect(&ep, None).unwrap();
         let (_peer_b, _) = listener.accept().unwrap();
         checkin(&ep, a);
         checkin(&ep, b);
         // b is newest and alive.
-        assert!(checkout(&ep).is_some());
+        assert!(checkout_counted(&ep).0.is_some());
         // a's peer closed: it is readable (EOF) and dropped.
         drop(peer_a);
-        assert!(checkout(&ep).is_none());
+        assert!(checkout_counted(&ep).0.is_none());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

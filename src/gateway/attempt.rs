@@ -1,0 +1,221 @@
+//! One request's attempts: the body prepared, BEGIN_REQUEST and PARAMS
+//! encoded once, then a connection from `upstream` (pooled or new) and an
+//! [`Exchange`] on it, again on a fresh connection or another endpoint when
+//! the first closed before any answer and the request may be sent again.
+
+use std::borrow::Cow;
+use std::time::Instant;
+
+use super::body::{prepare_body, Body};
+use super::buffers::Spare;
+use super::exchange::{Exchange, Phase, Setup, REQUEST_ID};
+use super::{Client, Outcome};
+use crate::config::{Config, Server};
+use crate::log::Level;
+use crate::metrics::{Outcome as Cause, Tracker};
+use crate::protocol::{RequestEncoder, Role};
+use crate::transport::{Conn, Endpoint};
+use crate::upstream::{self, OnDemand};
+
+/// Runs one FastCGI request against `server` (static or external) for
+/// `client`.
+pub fn run(client: &mut dyn Client, server: &Server, config: &Config) -> Outcome {
+    run_with(client, server, config, None)
+}
+
+/// Runs one request against the dynamic application `path` (an existing,
+/// executable file: the caller checked, as the original did). `identity`
+/// is the request's suexec uid/gid when a FastCgiWrapper is set and it
+/// differs from Apache's own; one application runs per path and identity.
+pub fn run_dynamic(client: &mut dyn Client, path: &str, identity: Option<(u32, u32)>, config: &Config) -> Outcome {
+    let (server, on_demand) = upstream::target(path, identity, config);
+    let began = Instant::now();
+    let outcome = run_with(client, &server, config, Some(&on_demand));
+    on_demand.done(path, began);
+    outcome
+}
+
+/// Runs one request; `dynamic` is set for dynamic applications, which are
+/// started on demand through the process manager. Counted on the
+/// scoreboard (`metrics`) from start to end.
+fn run_with(client: &mut dyn Client, server: &Server, config: &Config, dynamic: Option<&OnDemand>) -> Outcome {
+    let metrics =
+        Tracker::begin(&server.path, dynamic.and_then(|d| d.identity), dynamic.is_some(), config.index_of(server));
+    let outcome = respond(client, server, config, dynamic, &metrics);
+    let (status, bytes_in, bytes_out) = client.traffic();
+    let status = match &outcome {
+        Outcome::Status(s) => *s,
+        Outcome::LocalRedirect(_) => 302,
+        Outcome::Sent => status,
+    };
+    metrics.finish(status, bytes_in, bytes_out);
+    outcome
+}
+
+fn respond(
+    client: &mut dyn Client,
+    server: &Server,
+    config: &Config,
+    dynamic: Option<&OnDemand>,
+    metrics: &Tracker,
+) -> Outcome {
+    let body = match prepare_body(client, config) {
+        Ok(body) => body,
+        Err(status) => {
+            metrics.cause(if status == 400 { Cause::ClientGone } else { Cause::GatewayError });
+            return Outcome::Status(status);
+        }
+    };
+    let mut overrides = Vec::new();
+    if let Body::Spooled(spool) = &body {
+        overrides.push(("CONTENT_LENGTH".to_string(), spool.len().to_string().into_bytes()));
+    }
+    let mut head = params_head(client, server, None, overrides);
+    let keep = server.options.keep_conn && dynamic.is_none();
+    // As in the original and mod_cgi: per request, by the script's name.
+    let nph = server.options.nph
+        || client
+            .filename()
+            .is_some_and(|f| memchr::memrchr(b'/', f).map_or(f, |slash| &f[slash + 1..]).starts_with(b"nph-"));
+    let mut body = body;
+    // A pooled connection may have been closed by the application while it
+    // sat idle: then the request is replayed once on a fresh one. A fresh
+    // connection that an endpoint closes or resets before any answer, with
+    // nothing of the client's body read yet, is tried once on each other
+    // endpoint of a server that has several.
+    let mut try_pool = keep;
+    let mut tried: Vec<Endpoint> = Vec::new();
+    loop {
+        let pooled = std::mem::take(&mut try_pool);
+        let (conn, endpoint) = if pooled {
+            match upstream::checkout(server, metrics) {
+                Some(found) => found,
+                None => continue,
+            }
+        } else {
+            match open(client, server, dynamic, metrics, &tried) {
+                Ok(found) => found,
+                Err(status) => return Outcome::Status(status),
+            }
+        };
+        // Only an attempt that can be replayed needs a copy of the head
+        // (in the thread's spare, kept again with the head below).
+        let retry_elsewhere = !pooled && dynamic.is_none() && upstream::balanced(server, Some(metrics));
+        let out = if pooled || retry_elsewhere {
+            let mut copy = Spare::Replay.take();
+            copy.extend_from_slice(&head);
+            copy
+        } else {
+            std::mem::take(&mut head)
+        };
+        let phase = if nph { Phase::Nph } else { Phase::Headers(Spare::HeaderBlock.take()) };
+        // Kept only where a failed attempt moves on to another endpoint.
+        let kept = retry_elsewhere.then(|| endpoint.clone().into_owned());
+        let setup = Setup {
+            reused: pooled,
+            retry_elsewhere,
+            metrics: Some(metrics),
+            hold_memory: config.response_buffer,
+            hold_max: config.response_spool_max.max(config.response_buffer),
+            dynamic,
+            phase,
+        };
+        match Exchange::new(client, server, conn, endpoint, body, out, setup).run() {
+            Ok(outcome) => {
+                Spare::Replay.keep(head);
+                return outcome;
+            }
+            Err(stale_body) => body = stale_body,
+        }
+        if let Body::Spooled(spool) = &mut body {
+            if spool.rewind().is_err() {
+                metrics.cause(Cause::GatewayError);
+                return Outcome::Status(500);
+            }
+        }
+        if let Some(endpoint) = kept {
+            tried.push(endpoint.clone());
+            let others = upstream::candidates(server, Some(metrics), false);
+            if !others.iter().any(|c| !tried.contains(&*c.endpoint)) {
+                let msg = format!(
+                    "FastCGI: incomplete headers (0 bytes) received from server \"{}\" (every endpoint closed the connection)",
+                    server.path
+                );
+                client.log(Level::Error, 0, &msg);
+                metrics.cause(Cause::IncompleteHeaders);
+                return Outcome::Status(500);
+            }
+            let msg = format!(
+                "FastCGI: server \"{}\": {endpoint} closed the connection before answering; trying another endpoint",
+                server.path
+            );
+            client.log(Level::Warn, 0, &msg);
+        }
+    }
+}
+
+/// A new connection to `server` (a dynamic one through the manager),
+/// failovers and failures logged; Err is the status to answer with.
+fn open<'s>(
+    client: &mut dyn Client,
+    server: &'s Server,
+    dynamic: Option<&OnDemand>,
+    metrics: &Tracker,
+    tried: &[Endpoint],
+) -> Result<(Conn, Cow<'s, Endpoint>), u16> {
+    let mut log = |level: Level, errno: i32, msg: &str| client.log(level, errno, msg);
+    upstream::open(server, dynamic, metrics, tried, &mut log).map_err(|(errno, msg)| {
+        client.log(Level::Error, errno, &msg);
+        metrics.cause(Cause::ConnectRefused);
+        503
+    })
+}
+
+/// Runs an AUTHORIZER-role request (`role`: the FCGI_APACHE_ROLE value) and
+/// returns the application's whole output (bounded), or the status to
+/// answer with when talking to it failed (already logged).
+pub(super) fn run_authorizer(
+    client: &mut dyn Client,
+    server: &Server,
+    dynamic: Option<&OnDemand>,
+    role: &str,
+    overrides: Vec<(String, Vec<u8>)>,
+) -> Result<Vec<u8>, u16> {
+    let head = params_head(client, server, Some(role), overrides);
+    let (conn, endpoint) = open(client, server, dynamic, &Tracker::off(), &[])?;
+    Exchange::new(client, server, conn, endpoint, Body::None, head, Setup::authorizer(dynamic)).collect()
+}
+
+/// BEGIN_REQUEST and the PARAMS stream: the responder's CGI variables, or
+/// with `auth_role` the authorizer's, plus `-pass-header` values and
+/// `overrides`. FCGI_KEEP_CONN for responders of `-keep-conn` servers.
+fn params_head(
+    client: &mut dyn Client,
+    server: &Server,
+    auth_role: Option<&str>,
+    mut overrides: Vec<(String, Vec<u8>)>,
+) -> Vec<u8> {
+    for name in &server.options.pass_headers {
+        if let Some(value) = client.request_header(name) {
+            overrides.push((cgi_header_name(name), value));
+        }
+    }
+    let enc = RequestEncoder::new(REQUEST_ID);
+    let mut out = Spare::Records.take();
+    out.reserve(4096);
+    let role = if auth_role.is_some() { Role::Authorizer } else { Role::Responder };
+    enc.begin_request(&mut out, role, server.options.keep_conn && auth_role.is_none());
+    let mut params = enc.params(&mut out);
+    client.cgi_vars(auth_role, &overrides, &mut params);
+    params.finish();
+    out
+}
+
+/// `-pass-header Name` travels as `HTTP_NAME`: upper case, every other
+/// non-alphanumeric character as `_` (what `ap_create_environment` does).
+fn cgi_header_name(header: &str) -> String {
+    let mut name = String::with_capacity(5 + header.len());
+    name.push_str("HTTP_");
+    name.extend(header.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }));
+    name
+}

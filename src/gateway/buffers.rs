@@ -1,0 +1,100 @@
+//! The buffers a request works with, kept per worker thread between
+//! requests so that a plain request allocates and zero-fills none.
+
+/// Bytes of the request body handled at a time.
+pub(super) const IO_CHUNK: usize = 64 * 1024;
+
+/// Bytes read from the application per system call. Its STDOUT goes to
+/// httpd in one pass, and httpd's core output filter writes up to 64 KiB
+/// (its FlushMaxThreshold) without ever waiting for the client: a larger
+/// pass could wait for a slow client, holding the application.
+const INPUT_CHUNK: usize = 64 * 1024;
+
+/// The two I/O buffers of an exchange, kept per thread between requests so
+/// that no request allocates or zero-fills them.
+pub(super) struct Scratch {
+    /// What one read from the application brings.
+    pub input: Vec<u8>,
+    /// One piece of the request body, written to the application from
+    /// here (STDIN records are built around it, not copied).
+    pub body: Vec<u8>,
+    /// One piece of a held response on its way to the client.
+    pub held: Vec<u8>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Option<Box<Scratch>>> = const { std::cell::Cell::new(None) };
+}
+
+impl Scratch {
+    /// This thread's buffers (new ones when they are in use or not made
+    /// yet); they go back when the guard drops.
+    pub(super) fn take() -> ScratchGuard {
+        let kept = SCRATCH.try_with(|cell| cell.take()).ok().flatten();
+        ScratchGuard(Some(kept.unwrap_or_else(|| {
+            Box::new(Scratch { input: vec![0; INPUT_CHUNK], body: vec![0; IO_CHUNK], held: vec![0; IO_CHUNK] })
+        })))
+    }
+}
+
+/// Borrowed [`Scratch`], returned to the thread on drop.
+pub(super) struct ScratchGuard(Option<Box<Scratch>>);
+
+impl std::ops::Deref for ScratchGuard {
+    type Target = Scratch;
+    fn deref(&self) -> &Scratch {
+        self.0.as_deref().unwrap_or_else(|| unreachable!("taken only on drop"))
+    }
+}
+
+impl std::ops::DerefMut for ScratchGuard {
+    fn deref_mut(&mut self) -> &mut Scratch {
+        self.0.as_deref_mut().unwrap_or_else(|| unreachable!("taken only on drop"))
+    }
+}
+
+impl Drop for ScratchGuard {
+    fn drop(&mut self) {
+        let buffers = self.0.take();
+        let _ = SCRATCH.try_with(|cell| cell.set(buffers));
+    }
+}
+
+/// The buffers that go with one request from start to end (its PARAMS and
+/// STDIN records, the end of STDIN, the header block), kept per thread
+/// between requests so that a request allocates none. [`Scratch`] holds
+/// those one run of the pump borrows.
+#[derive(Clone, Copy)]
+pub(super) enum Spare {
+    Records,
+    Tail,
+    HeaderBlock,
+    /// The copy of BEGIN_REQUEST and PARAMS that a replayable attempt sends.
+    Replay,
+}
+
+/// A spare buffer grown past this goes (a huge environment or header block
+/// is no reason to keep memory).
+const SPARE_MAX: usize = 16 * 1024;
+
+thread_local! {
+    static SPARES: [std::cell::Cell<Vec<u8>>; 4] = const {
+        [const { std::cell::Cell::new(Vec::new()) }; 4]
+    };
+}
+
+impl Spare {
+    /// An empty buffer: the thread's spare when it has one.
+    pub(super) fn take(self) -> Vec<u8> {
+        SPARES.try_with(|spares| spares[self as usize].take()).unwrap_or_default()
+    }
+
+    /// Keeps `buf` as the thread's spare, emptied (one with no memory would
+    /// only take the place of one that has some).
+    pub(super) fn keep(self, mut buf: Vec<u8>) {
+        if (1..=SPARE_MAX).contains(&buf.capacity()) {
+            buf.clear();
+            let _ = SPARES.try_with(|spares| spares[self as usize].set(buf));
+        }
+    }
+}

@@ -1,0 +1,569 @@
+//! One FastCGI exchange on one connection: the state machine that writes
+//! the request's records and body and reads the application's records,
+//! from the first byte to END_REQUEST (or a failure mapped to a status).
+//! What happens to STDOUT and STDERR on their way to the client and the
+//! log is in [`response`].
+
+mod request;
+mod response;
+
+use std::borrow::Cow;
+use std::io;
+use std::time::{Duration, Instant};
+
+use super::backlog::deliver_backlog;
+use super::body::Body;
+use super::buffers::{Scratch, Spare};
+use super::{Client, Outcome, Spool};
+use crate::config::Server;
+use crate::log::Level;
+use crate::metrics::{Outcome as Cause, Tracker};
+use crate::protocol::{ProtocolError, ResponseDecoder, ResponseEvent, CANT_MPX_CONN, OVERLOADED, REQUEST_COMPLETE};
+use crate::transport::{Conn, Endpoint};
+use crate::upstream::{self, OnDemand};
+
+/// Longest stderr line logged as one message: longer ones are logged in
+/// pieces of this size, each with the prefix, so that every piece fits in
+/// httpd's log line (MAX_STRING_LEN, 8 KiB, with its own prefix) uncut.
+const MAX_STDERR_LINE: usize = 4 * 1024;
+
+/// The request id of our one request on a connection.
+pub(super) const REQUEST_ID: u16 = 1;
+
+/// Where the response stands.
+pub(super) enum Phase {
+    /// An authorizer: keep the whole output (bounded) for the caller.
+    Collect(Vec<u8>),
+    /// Collecting the CGI header block.
+    Headers(Vec<u8>),
+    /// Streaming the body to the client.
+    Body,
+    /// Reading the application's output to its end without sending it.
+    Discard(Outcome),
+    /// `-nph`: everything goes to the client as is.
+    Nph,
+}
+
+/// Why the loop stops early.
+enum Stop {
+    /// The client went away; nothing more to send.
+    ClientGone,
+    /// A pooled connection turned out closed before any answer, and the
+    /// request can be replayed on a new one.
+    Stale,
+    /// The application misbehaved; already logged. The status applies if
+    /// nothing was sent yet.
+    Failed(u16),
+}
+
+/// How an exchange runs, fixed before it starts.
+pub(super) struct Setup<'c> {
+    /// The connection came from the pool.
+    pub reused: bool,
+    /// A fresh connection whose request may go to another endpoint if this
+    /// one closes it before any answer.
+    pub retry_elsewhere: bool,
+    /// The request's accounting (not for authorizers).
+    pub metrics: Option<&'c Tracker>,
+    /// `FastCgiResponseBuffer` and `FastCgiResponseSpoolMax` (0: the
+    /// application is paced to the client).
+    pub hold_memory: u64,
+    pub hold_max: u64,
+    /// Set for dynamic applications: ask for more instances while waiting.
+    pub dynamic: Option<&'c OnDemand>,
+    pub phase: Phase,
+}
+
+impl<'c> Setup<'c> {
+    /// An authorizer's exchange: its whole output collected, nothing held.
+    pub(super) fn authorizer(dynamic: Option<&'c OnDemand>) -> Self {
+        Setup {
+            reused: false,
+            retry_elsewhere: false,
+            metrics: None,
+            hold_memory: 0,
+            hold_max: 0,
+            dynamic,
+            phase: Phase::Collect(Vec::new()),
+        }
+    }
+}
+
+pub(super) struct Exchange<'c> {
+    client: &'c mut dyn Client,
+    server: &'c Server,
+    /// Set for dynamic applications: ask for more instances while waiting.
+    dynamic: Option<&'c OnDemand>,
+    /// Whether any byte came from the application yet.
+    answered: bool,
+    /// The connection came from the pool.
+    reused: bool,
+    /// A fresh connection whose request may go to another endpoint if
+    /// this one closes it before any answer.
+    retry_elsewhere: bool,
+    /// Which of the server's endpoints the connection reached.
+    endpoint: Cow<'c, Endpoint>,
+    /// The request's accounting (not for authorizers).
+    metrics: Option<&'c Tracker>,
+    /// Whether request body bytes were read from the client (then the
+    /// request cannot be replayed).
+    body_read: bool,
+    /// The application ended the request cleanly with the connection
+    /// clean too: it can go back to the pool.
+    reusable: bool,
+    conn: Conn,
+    body: Body,
+    /// What goes to the application, in order: `out` (records, ending
+    /// with a STDIN record's header), `body_len` bytes of the body buffer
+    /// (that record's content), then `tail` (its padding, the end of
+    /// STDIN); written up to `out_pos`.
+    out: Vec<u8>,
+    out_pos: usize,
+    body_len: usize,
+    tail: Vec<u8>,
+    stdin_done: bool,
+    /// The application stopped reading (it answered without the whole body).
+    write_closed: bool,
+    phase: Phase,
+    /// Whether any response byte has been passed to httpd's filters.
+    sent: bool,
+    /// Passed since the last flush.
+    unflushed: bool,
+    /// Bytes queued for the client but not passed yet, and how many the
+    /// last pass handed on.
+    queued: usize,
+    last_pass: usize,
+    /// `FastCgiResponseBuffer` and `FastCgiResponseSpoolMax` (0: the
+    /// application is paced to the client).
+    hold_memory: u64,
+    hold_max: u64,
+    /// Set while the client is slower than the application: response bytes
+    /// wait here instead of in the application's socket.
+    backlog: Option<Spool>,
+    /// Bytes that waited in a backlog, and the most that went to its file.
+    held: u64,
+    held_in_file: u64,
+    /// The backlog reached `hold_max` (logged once).
+    paced: bool,
+    stderr: Vec<u8>,
+}
+
+impl<'c> Exchange<'c> {
+    /// An exchange of `out` (BEGIN_REQUEST, PARAMS) and `body` over `conn`,
+    /// which reached `endpoint` of `server`.
+    pub(super) fn new(
+        client: &'c mut dyn Client,
+        server: &'c Server,
+        conn: Conn,
+        endpoint: Cow<'c, Endpoint>,
+        body: Body,
+        out: Vec<u8>,
+        setup: Setup<'c>,
+    ) -> Self {
+        let Setup { reused, retry_elsewhere, metrics, hold_memory, hold_max, dynamic, phase } = setup;
+        Exchange {
+            client,
+            server,
+            dynamic,
+            answered: false,
+            reused,
+            retry_elsewhere,
+            endpoint,
+            metrics,
+            body_read: false,
+            reusable: false,
+            conn,
+            body,
+            out,
+            out_pos: 0,
+            body_len: 0,
+            tail: Spare::Tail.take(),
+            stdin_done: false,
+            write_closed: false,
+            phase,
+            sent: false,
+            unflushed: false,
+            queued: 0,
+            last_pass: 0,
+            hold_memory,
+            hold_max,
+            backlog: None,
+            held: 0,
+            held_in_file: 0,
+            paced: false,
+            stderr: Vec::new(),
+        }
+    }
+
+    /// Runs the exchange; Err gives the body back when a pooled connection
+    /// was stale and the request can be replayed.
+    pub(super) fn run(mut self) -> Result<Outcome, Body> {
+        let result = self.pump();
+        self.flush_stderr();
+        if let Err(Stop::Stale) = result {
+            return Err(self.body);
+        }
+        if let Err(Stop::ClientGone) = result {
+            self.note(Cause::ClientGone);
+        }
+        let metrics = self.metrics;
+        let Exchange {
+            client,
+            server,
+            conn,
+            reusable,
+            endpoint,
+            backlog,
+            sent,
+            phase,
+            held,
+            held_in_file,
+            paced,
+            out,
+            tail,
+            ..
+        } = self;
+        Spare::Records.keep(out);
+        Spare::Tail.keep(tail);
+        if held > 0 {
+            metrics.inspect(|m| m.held(held, held_in_file, paced));
+        }
+        // The application is free before the client has its answer.
+        if reusable && upstream::may_pool(server, metrics) {
+            let dropped = upstream::pool::checkin(&endpoint, conn);
+            metrics.inspect(|m| m.pooled(dropped));
+        } else {
+            drop(conn);
+        }
+        let failed = match result {
+            Ok(()) => false,
+            Err(Stop::ClientGone) => return Ok(Outcome::Sent),
+            Err(Stop::Failed(status)) if !sent => return Ok(Outcome::Status(status)),
+            Err(Stop::Failed(_) | Stop::Stale) => true,
+        };
+        if let Some(backlog) = backlog {
+            if deliver_backlog(client, server, backlog).is_err() {
+                return Ok(Outcome::Sent);
+            }
+            let msg = format!(
+                "FastCGI: server \"{}\": the client read slower than the application wrote; {held} bytes waited for it ({held_in_file} in a temporary file)",
+                server.path
+            );
+            client.log(Level::Info, 0, &msg);
+        }
+        if failed {
+            client.send_broken();
+            return Ok(Outcome::Sent);
+        }
+        Ok(match phase {
+            Phase::Discard(outcome) => outcome,
+            _ => Outcome::Sent,
+        })
+    }
+
+    /// Runs an authorizer exchange to its end: the collected output, or the
+    /// status to answer with.
+    pub(super) fn collect(mut self) -> Result<Vec<u8>, u16> {
+        let result = self.pump();
+        self.flush_stderr();
+        match (result, std::mem::replace(&mut self.phase, Phase::Body)) {
+            (Ok(()), Phase::Collect(output)) if !output.is_empty() => Ok(output),
+            (Ok(()), _) => {
+                let msg =
+                    format!("FastCGI: incomplete headers (0 bytes) received from server \"{}\"", self.server.path);
+                self.log(Level::Error, 0, &msg);
+                Err(500)
+            }
+            (Err(Stop::Failed(status)), _) => Err(status),
+            (Err(Stop::ClientGone | Stop::Stale), _) => Err(400),
+        }
+    }
+
+    fn pump(&mut self) -> Result<(), Stop> {
+        let idle = Duration::from_secs(self.server.options.idle_timeout.into());
+        let mut decoder = ResponseDecoder::new(REQUEST_ID);
+        let mut scratch = Scratch::take();
+        let Scratch { input, body, held } = &mut *scratch;
+        let (input, body, held) = (input.as_mut_slice(), body.as_mut_slice(), held.as_mut_slice());
+        // BEGIN_REQUEST, PARAMS and the first piece of STDIN (all of it for
+        // a request without a body) go out in one write. Not on a pooled
+        // connection with a body: if it turns out closed, the request is
+        // replayed, which needs the body unread.
+        if !self.reused || matches!(self.body, Body::None) {
+            self.refill_stdin(body)?;
+        }
+        // Readiness as last seen: a new connection takes a first write; the
+        // application has nothing to read before it got the request, and
+        // more is likely waiting after a read that filled the buffer.
+        let (mut may_write, mut may_read) = (true, false);
+        // When the application last made progress: read from the clock
+        // only when about to wait (None: progress since the last wait).
+        let mut last_io: Option<Instant> = None;
+        loop {
+            if self.backlog.as_ref().is_some_and(|b| b.unread() >= self.hold_max) {
+                self.pace(held)?;
+                // The application waited on purpose: that is no idle time.
+                last_io = None;
+            }
+            if self.out_pos == self.out_len() && !self.stdin_done && !self.write_closed {
+                self.refill_stdin(body)?;
+            }
+            let want_write = self.out_pos < self.out_len() && !self.write_closed;
+            if want_write && may_write {
+                let parts = [&self.out[..], &body[..self.body_len], &self.tail[..]];
+                match self.conn.write_parts(&parts, self.out_pos) {
+                    Ok(n) => {
+                        self.out_pos += n;
+                        last_io = None;
+                        may_write = self.out_pos == self.out_len();
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => may_write = false,
+                    // The application closed its side: it answers without
+                    // the rest of the body. Keep reading its reply.
+                    Err(_) => self.write_closed = true,
+                }
+                if may_write && !self.stdin_done && !may_read {
+                    continue;
+                }
+            }
+            if !may_read {
+                // About to wait: the application paused, so what it sent
+                // so far goes to the client now.
+                self.flush()?;
+                let want_write = self.out_pos < self.out_len() && !self.write_closed;
+                let now = Instant::now();
+                let left = match last_io {
+                    Some(since) => idle.saturating_sub(now - since),
+                    None => {
+                        last_io = Some(now);
+                        idle
+                    }
+                };
+                // A dynamic application that keeps a request waiting gets help:
+                // every -startDelay the manager is asked for another instance.
+                let slice = match self.dynamic {
+                    Some(d) if !self.answered => left.min(d.start_delay),
+                    _ => left,
+                };
+                // Output waiting for a slow client goes on as it takes it.
+                let watch = self.backlog.as_ref().is_some_and(|b| b.unread() > 0 || self.client.holding());
+                let other = if watch { self.client.socket() } else { None };
+                let ready = self
+                    .conn
+                    .wait_with(want_write, other, slice, now)
+                    .map_err(|e| self.comm_failed("poll() failed", &e))?;
+                if ready.other_writable {
+                    self.feed(held)?;
+                }
+                if !ready.readable && !ready.writable {
+                    if ready.other_writable {
+                        continue;
+                    }
+                    if let Some(d) = self.dynamic.filter(|_| last_io.is_some_and(|t| t.elapsed() < idle)) {
+                        d.more(&self.server.path);
+                        continue;
+                    }
+                    let msg = match self.dynamic {
+                        Some(_) if !self.answered => format!(
+                            "FastCGI: comm with (dynamic) server \"{}\" aborted: (first read) idle timeout ({} sec)",
+                            self.server.path, self.server.options.idle_timeout
+                        ),
+                        _ => format!(
+                            "FastCGI: comm with server \"{}\" aborted: idle timeout ({} sec)",
+                            self.server.path, self.server.options.idle_timeout
+                        ),
+                    };
+                    self.log(Level::Error, 0, &msg);
+                    self.note(Cause::IdleTimeout);
+                    if let Some(m) = self.metrics.filter(|_| !self.answered && !self.reused) {
+                        upstream::endpoint_silent(self.server, m, &self.endpoint, &mut |l, e, t| {
+                            self.client.log(l, e, t)
+                        });
+                    }
+                    return Err(Stop::Failed(504));
+                }
+                may_write |= ready.writable;
+                may_read = ready.readable;
+                if !may_read {
+                    continue;
+                }
+            }
+            let n = match self.conn.read(input) {
+                Ok(0) if decoder.in_record() => {
+                    let msg = format!(
+                        "FastCGI: comm with server \"{}\" aborted: the connection closed in the middle of a record",
+                        self.server.path
+                    );
+                    self.log(Level::Error, 0, &msg);
+                    self.note(Cause::ProtocolError);
+                    return Err(Stop::Failed(502));
+                }
+                Ok(0) if self.replayable() => return Err(Stop::Stale),
+                Ok(0) => return self.end_of_output(),
+                Ok(n) => {
+                    last_io = None;
+                    if let Some(m) = self.metrics.filter(|_| !self.answered) {
+                        m.first_byte(Instant::now());
+                        upstream::endpoint_answered(self.server, m, &self.endpoint, &mut |l, e, t| {
+                            self.client.log(l, e, t)
+                        });
+                    }
+                    self.answered = true;
+                    may_read = n == input.len();
+                    n
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    may_read = false;
+                    continue;
+                }
+                Err(_) if self.replayable() => return Err(Stop::Stale),
+                // An application that dies with request bytes unread resets
+                // the connection instead of closing it: before the headers
+                // that is the same incomplete answer as a close.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset && matches!(self.phase, Phase::Headers(_)) => {
+                    return self.end_of_output()
+                }
+                Err(e) => return Err(self.comm_failed("read failed", &e)),
+            };
+            // A client that has not taken what it got so far gets the rest
+            // through a backlog, so the application never waits for it.
+            if self.backlog.is_none() && self.hold_memory > 0 && self.sent && self.client_behind() {
+                self.start_backlog();
+            }
+            // Everything this read brought goes to httpd's filters in one
+            // pass, also when the response ends or fails inside it.
+            let ended = self.on_input(&mut decoder, &input[..n]);
+            let passed = self.pass();
+            if ended? {
+                return passed;
+            }
+            passed?;
+            if self.backlog.is_some() {
+                self.feed(held)?;
+            }
+        }
+    }
+
+    /// Decodes one read's worth of records, queueing STDOUT for the client;
+    /// true when the response ended (END_REQUEST).
+    fn on_input(&mut self, decoder: &mut ResponseDecoder, mut input: &[u8]) -> Result<bool, Stop> {
+        while !input.is_empty() {
+            let (used, event) = match decoder.decode(input) {
+                Ok(r) => r,
+                Err(e) => return Err(self.protocol_error(&e)),
+            };
+            input = &input[used..];
+            match event {
+                None => {}
+                Some(ResponseEvent::Stdout(data)) => self.on_stdout(data)?,
+                Some(ResponseEvent::Stderr(data)) => self.on_stderr(data),
+                Some(ResponseEvent::EndRequest { protocol_status, .. }) => {
+                    self.reusable = self.server.options.keep_conn
+                        && input.is_empty()
+                        && !decoder.in_record()
+                        && self.stdin_done
+                        && self.out_pos == self.out_len()
+                        && !self.write_closed;
+                    self.on_end_request(protocol_status)?;
+                    return Ok(true);
+                }
+                Some(ResponseEvent::StdoutEnd)
+                | Some(ResponseEvent::StderrEnd)
+                | Some(ResponseEvent::GetValuesResult(_))
+                | Some(ResponseEvent::UnknownType(_)) => {}
+            }
+        }
+        Ok(false)
+    }
+
+    fn on_end_request(&mut self, protocol_status: u8) -> Result<(), Stop> {
+        if protocol_status != REQUEST_COMPLETE {
+            self.log(
+                Level::Error,
+                0,
+                &format!(
+                    "FastCGI: comm with server \"{}\" aborted: protocol error: invalid FCGI_END_REQUEST status: {protocol_status} != FCGI_REQUEST_COMPLETE({REQUEST_COMPLETE})",
+                    self.server.path
+                ),
+            );
+            let status = if matches!(protocol_status, CANT_MPX_CONN | OVERLOADED) { 503 } else { 502 };
+            self.note(Cause::ProtocolError);
+            return Err(Stop::Failed(status));
+        }
+        self.end_of_output()
+    }
+
+    /// The application finished (END_REQUEST or end of stream).
+    fn end_of_output(&mut self) -> Result<(), Stop> {
+        if let Phase::Headers(block) = &self.phase {
+            let msg = format!(
+                "FastCGI: incomplete headers ({} bytes) received from server \"{}\"",
+                block.len(),
+                self.server.path
+            );
+            self.log(Level::Error, 0, &msg);
+            let status = self.no_answer_status(500);
+            self.note(if status == 503 { Cause::ConnectRefused } else { Cause::IncompleteHeaders });
+            return Err(Stop::Failed(status));
+        }
+        // No flush of our own at the end: httpd flushes when it finishes
+        // the request (and the event MPM then writes without a worker).
+        Ok(())
+    }
+
+    /// A header block that cannot be passed on: 500, as with the original
+    /// and mod_cgi.
+    fn bad_headers(&self, why: &str) -> Stop {
+        let msg = format!("FastCGI: comm with server \"{}\" aborted: error parsing headers: {why}", self.server.path);
+        self.log(Level::Error, 0, &msg);
+        self.note(Cause::BadHeaders);
+        Stop::Failed(500)
+    }
+
+    fn protocol_error(&self, e: &ProtocolError) -> Stop {
+        self.log(
+            Level::Error,
+            0,
+            &format!("FastCGI: comm with server \"{}\" aborted: protocol error: {e}", self.server.path),
+        );
+        self.note(Cause::ProtocolError);
+        Stop::Failed(502)
+    }
+
+    fn comm_failed(&self, what: &str, e: &io::Error) -> Stop {
+        self.log(
+            Level::Error,
+            e.raw_os_error().unwrap_or(0),
+            &format!("FastCGI: comm with server \"{}\" aborted: {what}", self.server.path),
+        );
+        self.note(Cause::ProtocolError);
+        Stop::Failed(self.no_answer_status(502))
+    }
+
+    /// A pooled connection that closed before any answer, when nothing of
+    /// the client's body was consumed.
+    fn replayable(&self) -> bool {
+        (self.reused || self.retry_elsewhere) && !self.answered && !self.body_read
+    }
+
+    /// A dynamic application that went away without a byte could not start
+    /// (or crashed at once): unavailable, 503. Otherwise `status`.
+    fn no_answer_status(&self, status: u16) -> u16 {
+        if self.dynamic.is_some() && !self.answered {
+            503
+        } else {
+            status
+        }
+    }
+
+    fn log(&self, level: Level, errno: i32, msg: &str) {
+        self.client.log(level, errno, msg);
+    }
+
+    /// Why the gateway answers this request itself, for the scoreboard.
+    fn note(&self, cause: Cause) {
+        if let Some(m) = self.metrics {
+            m.cause(cause);
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! What goes to the application: BEGIN_REQUEST and PARAMS (encoded once
+//! per request, before the exchange), then the request body as STDIN
+//! records built around the body buffer, so that the body is never copied,
+//! and the end of STDIN.
+
+use super::{Exchange, Stop, REQUEST_ID};
+use crate::gateway::body::{fill_from_client, Body, STDIN_PIECE};
+use crate::log::Level;
+use crate::metrics::Outcome as Cause;
+use crate::protocol::RequestEncoder;
+
+impl Exchange<'_> {
+    /// Bytes of the current write to the application (see `out`).
+    #[inline]
+    pub(super) fn out_len(&self) -> usize {
+        self.out.len() + self.body_len + self.tail.len()
+    }
+
+    /// Appends the next piece of the request body, as STDIN records, to
+    /// what is still to be written: what the client has sent so far, up to
+    /// one record's worth, so the application gets few large writes; the
+    /// end of the body goes in the same write when it has come.
+    pub(super) fn refill_stdin(&mut self, buf: &mut [u8]) -> Result<(), Stop> {
+        if self.out_pos == self.out_len() {
+            self.out.clear();
+            self.tail.clear();
+            self.body_len = 0;
+            self.out_pos = 0;
+        }
+        let piece = STDIN_PIECE.min(buf.len());
+        let buf = &mut buf[..piece];
+        let (n, end) = match &mut self.body {
+            Body::None => Ok((0, true)),
+            Body::Streamed => {
+                self.body_read = true;
+                fill_from_client(&mut *self.client, buf)
+            }
+            Body::Spooled(spool) => spool.read(buf).map(|n| (n, n == 0)),
+        }
+        .map_err(|e| {
+            self.log(
+                Level::Info,
+                e.raw_os_error().unwrap_or(0),
+                "FastCGI: client stopped connection before send body completed",
+            );
+            self.note(Cause::ClientGone);
+            Stop::Failed(400)
+        })?;
+        // The record's header ends `out`, its content stays in `buf`, and
+        // its padding (and the end of STDIN) follow in `tail`.
+        let enc = RequestEncoder::new(REQUEST_ID);
+        if n > 0 {
+            let padding = enc.stdin_header(&mut self.out, n);
+            self.body_len = n;
+            self.tail.extend_from_slice(&[0; 8][..padding]);
+        }
+        if end {
+            enc.stdin_end(&mut self.tail);
+            self.stdin_done = true;
+        }
+        Ok(())
+    }
+}
