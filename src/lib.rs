@@ -13,6 +13,7 @@ pub mod log;
 pub mod metrics;
 pub mod pm;
 pub mod protocol;
+pub mod status;
 pub mod transport;
 pub mod upstream;
 

@@ -7,7 +7,7 @@ use super::ffi::{self, apr_pool_t, request_rec, server_rec};
 use super::request::ApacheRequest;
 use super::{c_bytes, c_str, guard, state};
 use crate::gateway::{self, Client, Outcome};
-use crate::pm;
+use crate::{pm, status};
 
 /// The handler name, as in the original.
 const HANDLER: &std::ffi::CStr = c"fastcgi-script";
@@ -162,8 +162,13 @@ pub extern "C" fn fcgi_rs_handler(r: *mut request_rec) -> i32 {
         };
         if handler == STATUS_HANDLER {
             // SAFETY: NULL or a pool string.
-            let format = gateway::StatusFormat::from_query(unsafe { c_str(req.args) });
-            gateway::status_page(&mut ApacheRequest::new(r), &config, format);
+            let format = status::StatusFormat::from_query(unsafe { c_str(req.args) });
+            let (doc, content_type) = status::page(&config, format);
+            let mut client = ApacheRequest::new(r);
+            client.set_content_type(content_type);
+            // A client that went away needs nothing more.
+            client.queue(doc.as_bytes());
+            let _ = client.pass(true);
             return ffi::OK as i32;
         }
         // SAFETY: NULL or a pool string.
@@ -219,7 +224,7 @@ pub extern "C" fn fcgi_rs_status_hook(r: *mut request_rec, flags: i32) -> i32 {
     guard(ffi::DECLINED, || {
         let Some(config) = state::active() else { return ffi::DECLINED };
         let short = flags & ffi::AP_STATUS_SHORT as i32 != 0;
-        let text = gateway::mod_status_section(&config, short);
+        let text = status::mod_status_section(&config, short);
         let Ok(len) = i32::try_from(text.len()) else { return ffi::DECLINED };
         // SAFETY: r is the live request mod_status is answering; text lives across the call.
         unsafe { ffi::ap_rwrite(text.as_ptr().cast(), len, r) };

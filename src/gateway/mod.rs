@@ -17,7 +17,6 @@ mod environment;
 mod exchange;
 mod headers;
 mod spool;
-mod status;
 
 use std::io;
 
@@ -25,7 +24,6 @@ pub use attempt::{run, run_dynamic};
 pub use authorizer::{authorize, AuthPhase, AuthResult};
 pub use environment::variable as cgi_variable;
 pub use spool::Spool;
-pub use status::{mod_status_section, status_page, StatusFormat};
 
 use crate::log::Level;
 use crate::protocol::ParamsWriter;

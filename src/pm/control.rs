@@ -29,10 +29,9 @@ pub enum Op {
     /// The application's file is newer than its instances (`-autoUpdate`):
     /// replace them (reply follows).
     Restart,
-    /// What runs (for the status page): the reply carries a JSON document.
+    /// What runs (for the status page): the reply carries
+    /// [`encode_status`]'s record.
     Status,
-    /// The same as an HTML table.
-    StatusHtml,
 }
 
 impl Op {
@@ -43,13 +42,12 @@ impl Op {
             Op::Done => b'C',
             Op::Restart => b'R',
             Op::Status => b'Q',
-            Op::StatusHtml => b'H',
         }
     }
 
     /// Whether the manager answers this op.
     pub fn wants_reply(self) -> bool {
-        matches!(self, Op::Start | Op::Restart | Op::Status | Op::StatusHtml)
+        matches!(self, Op::Start | Op::Restart | Op::Status)
     }
 }
 
@@ -90,7 +88,6 @@ impl Request {
             b'C' => Op::Done,
             b'R' => Op::Restart,
             b'Q' => Op::Status,
-            b'H' => Op::StatusHtml,
             _ => return None,
         };
         let micros = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
@@ -109,8 +106,83 @@ impl Request {
     }
 }
 
+/// One application as the manager reports it for the status page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppStatus {
+    pub path: String,
+    /// Started on demand (else a FastCgiServer).
+    pub dynamic: bool,
+    /// The uid/gid of a dynamic application run through the wrapper.
+    pub identity: Option<(u32, u32)>,
+    /// Static: its socket is open. Dynamic: always.
+    pub listening: bool,
+    pub failures: u32,
+    pub backed_off: bool,
+    /// Running instances: pid and seconds up.
+    pub instances: Vec<(i32, u64)>,
+}
+
+/// The payload of the answer to [`Op::Status`]: the manager's pid, then
+/// each application (binary, so any path travels as it is; the status
+/// page renders it).
+pub fn encode_status(manager_pid: u32, apps: &[AppStatus]) -> Vec<u8> {
+    let mut out = manager_pid.to_be_bytes().to_vec();
+    for a in apps {
+        let flags = u8::from(a.dynamic) | u8::from(a.listening) << 1 | u8::from(a.backed_off) << 2;
+        let (flags, (uid, gid)) = match a.identity {
+            Some(id) => (flags | 8, id),
+            None => (flags, (0, 0)),
+        };
+        out.push(flags);
+        for n in [uid, gid, a.failures, u32::try_from(a.path.len()).unwrap_or(u32::MAX)] {
+            out.extend_from_slice(&n.to_be_bytes());
+        }
+        out.extend_from_slice(a.path.as_bytes());
+        out.extend_from_slice(&u32::try_from(a.instances.len()).unwrap_or(0).to_be_bytes());
+        for (pid, up) in &a.instances {
+            out.extend_from_slice(&pid.to_be_bytes());
+            out.extend_from_slice(&up.to_be_bytes());
+        }
+    }
+    out
+}
+
+/// Reads [`encode_status`]'s payload; None for anything malformed.
+pub fn decode_status(mut bytes: &[u8]) -> Option<(u32, Vec<AppStatus>)> {
+    fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = (bytes.get(..n)?, bytes.get(n..)?);
+        *bytes = rest;
+        Some(head)
+    }
+    let word = |bytes: &mut &[u8]| take(bytes, 4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes);
+    let pid = word(&mut bytes)?;
+    let mut apps = Vec::new();
+    while let Some((&flags, rest)) = bytes.split_first() {
+        bytes = rest;
+        let (uid, gid, failures, len) = (word(&mut bytes)?, word(&mut bytes)?, word(&mut bytes)?, word(&mut bytes)?);
+        let path = String::from_utf8_lossy(take(&mut bytes, usize::try_from(len).ok()?)?).into_owned();
+        let count = word(&mut bytes)?;
+        let mut instances = Vec::new();
+        for _ in 0..count {
+            let pid = i32::from_be_bytes(take(&mut bytes, 4)?.try_into().ok()?);
+            let up = u64::from_be_bytes(take(&mut bytes, 8)?.try_into().ok()?);
+            instances.push((pid, up));
+        }
+        apps.push(AppStatus {
+            path,
+            dynamic: flags & 1 != 0,
+            identity: (flags & 8 != 0).then_some((uid, gid)),
+            listening: flags & 2 != 0,
+            failures,
+            backed_off: flags & 4 != 0,
+            instances,
+        });
+    }
+    Some((pid, apps))
+}
+
 /// The manager's answer: Ok with a payload (empty for Start/Restart: an
-/// instance is listening; JSON for Status), or why not.
+/// instance is listening; [`encode_status`]'s for Status), or why not.
 pub fn encode_reply(result: Result<&[u8], &str>) -> Vec<u8> {
     let (flag, bytes) = match result {
         Ok(payload) => (0, payload),
@@ -242,7 +314,7 @@ mod tests {
     #[test]
     fn requests_round_trip_any_path() {
         for path in [&b"/a b/*x\nnl"[..], b"/srv/app.fcgi"] {
-            for op in [Op::Start, Op::More, Op::Done, Op::Restart, Op::Status, Op::StatusHtml] {
+            for op in [Op::Start, Op::More, Op::Done, Op::Restart, Op::Status] {
                 for identity in [None, Some((1000, 100))] {
                     let r = Request { op, micros: 123_456, identity, path: path.to_vec() };
                     assert_eq!(Request::decode(&r.encode()), Some(r));
@@ -255,6 +327,34 @@ mod tests {
         assert_eq!(Request::decode(b"S12345678\x02uid.gid./p"), None);
         assert_eq!(Request::decode(b"S12345678\0uid.gid./a\0b"), None);
         assert_ne!(class_key(b"/a", None), class_key(b"/a", Some((1, 1))));
+    }
+
+    #[test]
+    fn status_round_trips() {
+        let apps = vec![
+            AppStatus {
+                path: "/a \"b\"\n<c>".into(),
+                dynamic: false,
+                identity: None,
+                listening: true,
+                failures: 2,
+                backed_off: false,
+                instances: vec![(10, 5), (11, 7)],
+            },
+            AppStatus {
+                path: "/d".into(),
+                dynamic: true,
+                identity: Some((1000, 100)),
+                listening: true,
+                failures: 0,
+                backed_off: true,
+                instances: Vec::new(),
+            },
+        ];
+        let bytes = encode_status(42, &apps);
+        assert_eq!(decode_status(&bytes), Some((42, apps)));
+        assert_eq!(decode_status(&bytes[..bytes.len() - 1]), None);
+        assert_eq!(decode_status(&[0, 0]), None);
     }
 
     #[test]

@@ -1,0 +1,217 @@
+//! `?prometheus`: the Prometheus text exposition format.
+
+use std::fmt::Write as _;
+
+use super::{identity_text, le};
+use crate::metrics::{self, layout::BOUNDS_US, AppView, Outcome as Cause, Snapshot};
+
+/// A label value, escaped as the exposition format wants.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn app_labels(a: &AppView) -> String {
+    match identity_text(a) {
+        Some(id) => format!("app=\"{}\",identity=\"{id}\"", label(&a.path)),
+        None => format!("app=\"{}\"", label(&a.path)),
+    }
+}
+
+/// The text exposition format (version 0.0.4), every family with HELP and TYPE.
+pub(super) fn doc(snapshot: Option<&Snapshot>) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    let Some(s) = snapshot else {
+        out.push_str("# The FastCGI scoreboard is off (FastCgiScoreboard Off).\n");
+        return out;
+    };
+    let family = |out: &mut String, name: &str, kind: &str, help: &str, samples: &mut dyn FnMut(&mut String)| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        samples(out);
+    };
+    let per_app = |out: &mut String, name: &str, value: &dyn Fn(&AppView) -> u64| {
+        for a in &s.apps {
+            let _ = writeln!(out, "{name}{{{}}} {}", app_labels(a), value(a));
+        }
+    };
+    family(&mut out, "fastcgi_requests_total", "counter", "Requests routed to the application, by outcome: the application's status class (2xx, 3xx, 4xx, 5xx) or why the gateway answered itself.", &mut |out| {
+        for a in &s.apps {
+            for &o in &Cause::ALL {
+                let _ = writeln!(out, "fastcgi_requests_total{{{},outcome=\"{}\"}} {}", app_labels(a), o.name(), a.outcome(o));
+            }
+        }
+    });
+    family(&mut out, "fastcgi_requests_in_flight", "gauge", "Requests being served now.", &mut |out| {
+        per_app(out, "fastcgi_requests_in_flight", &|a| a.in_flight)
+    });
+    family(
+        &mut out,
+        "fastcgi_request_body_bytes_total",
+        "counter",
+        "Request body bytes read from clients.",
+        &mut |out| per_app(out, "fastcgi_request_body_bytes_total", &|a| a.bytes_in),
+    );
+    family(
+        &mut out,
+        "fastcgi_response_body_bytes_total",
+        "counter",
+        "Response body bytes sent to clients.",
+        &mut |out| per_app(out, "fastcgi_response_body_bytes_total", &|a| a.bytes_out),
+    );
+    for (name, help, pick) in [
+        ("fastcgi_held_responses_total", "Responses that waited in a backlog for a slow client.", 0),
+        ("fastcgi_held_bytes_total", "Response bytes that waited in a backlog for a slow client.", 1),
+        ("fastcgi_held_file_bytes_total", "Response bytes that waited in a temporary file.", 2),
+        ("fastcgi_paced_responses_total", "Held responses that reached FastCgiResponseSpoolMax.", 3),
+    ] {
+        let value = move |a: &AppView| [a.held, a.held_bytes, a.held_file_bytes, a.paced][pick];
+        family(&mut out, name, "counter", help, &mut |out| per_app(out, name, &value));
+    }
+    for (name, help, pick) in [
+        ("fastcgi_request_duration_seconds", "Time from the start of the request to its end.", 0),
+        (
+            "fastcgi_time_to_first_byte_seconds",
+            "Time from the start of the request to the application's first byte.",
+            1,
+        ),
+    ] {
+        family(&mut out, name, "histogram", help, &mut |out| {
+            for a in &s.apps {
+                let h = if pick == 0 { &a.total } else { &a.ttfb };
+                let labels = app_labels(a);
+                let mut cumulative = 0;
+                for (i, n) in h.buckets.iter().enumerate() {
+                    cumulative += n;
+                    let bound = BOUNDS_US.get(i).map_or_else(|| "+Inf".to_string(), |&b| le(b));
+                    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
+                }
+                let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum_us as f64 / 1e6);
+                let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
+            }
+        });
+    }
+    family(&mut out, "fastcgi_processes", "gauge", "Application processes the process manager runs.", &mut |out| {
+        per_app(out, "fastcgi_processes", &|a| a.processes)
+    });
+    family(
+        &mut out,
+        "fastcgi_process_starts_total",
+        "counter",
+        "Application processes started (first starts and restarts).",
+        &mut |out| per_app(out, "fastcgi_process_starts_total", &|a| a.starts),
+    );
+    family(&mut out, "fastcgi_process_failures", "gauge", "Quick exits counted towards the back-off.", &mut |out| {
+        per_app(out, "fastcgi_process_failures", &|a| a.failures)
+    });
+    family(
+        &mut out,
+        "fastcgi_process_backed_off",
+        "gauge",
+        "1 while starts of the application are refused after repeated failures.",
+        &mut |out| per_app(out, "fastcgi_process_backed_off", &|a| u64::from(a.backed_off)),
+    );
+    family(
+        &mut out,
+        "fastcgi_process_start_time_seconds",
+        "gauge",
+        "Unix time each application process started.",
+        &mut |out| {
+            for a in &s.apps {
+                for p in &a.process_list {
+                    let _ = writeln!(
+                        out,
+                        "fastcgi_process_start_time_seconds{{{},pid=\"{}\"}} {}",
+                        app_labels(a),
+                        p.pid,
+                        p.started
+                    );
+                }
+            }
+        },
+    );
+    type EpPick = fn(&metrics::EndpointView) -> u64;
+    let endpoint_families: [(&str, &str, &str, EpPick); 9] = [
+        ("fastcgi_endpoint_requests_total", "counter", "Requests that reached the endpoint.", |e| e.requests),
+        ("fastcgi_endpoint_in_flight", "gauge", "Requests on the endpoint now.", |e| e.in_flight),
+        (
+            "fastcgi_endpoint_connect_failures_total",
+            "counter",
+            "Connections the endpoint did not accept (refused, missing, timed out).",
+            |e| e.connect_failures,
+        ),
+        ("fastcgi_endpoint_connect_timeouts_total", "counter", "Connections that timed out (-appConnTimeout).", |e| {
+            e.connect_timeouts
+        }),
+        (
+            "fastcgi_endpoint_failovers_total",
+            "counter",
+            "Requests that reached the endpoint after an earlier one failed.",
+            |e| e.failovers,
+        ),
+        (
+            "fastcgi_endpoint_up",
+            "gauge",
+            "1 when the endpoint's last connect succeeded (or none failed), else 0.",
+            |e| u64::from(e.health == "up" || e.health == "slow-start"),
+        ),
+        (
+            "fastcgi_endpoint_last_failure_timestamp_seconds",
+            "gauge",
+            "Unix time of the endpoint's last failed connect (0: never).",
+            |e| e.last_failure,
+        ),
+        (
+            "fastcgi_pool_idle_connections",
+            "gauge",
+            "Pooled (-keep-conn) connections idle now, all Apache children together.",
+            |e| e.pool_idle,
+        ),
+        ("fastcgi_pool_reused_total", "counter", "Requests that reused a pooled (-keep-conn) connection.", |e| {
+            e.pool_reused
+        }),
+    ];
+    for (name, kind, help, pick) in endpoint_families {
+        family(&mut out, name, kind, help, &mut |out| {
+            for a in &s.apps {
+                for e in &a.endpoints {
+                    let _ = writeln!(out, "{name}{{{},endpoint=\"{}\"}} {}", app_labels(a), label(&e.name), pick(e));
+                }
+            }
+        });
+    }
+    family(
+        &mut out,
+        "fastcgi_scoreboard_created_timestamp_seconds",
+        "gauge",
+        "Unix time the counters started (kept across restarts that change no application).",
+        &mut |out| {
+            let _ = writeln!(out, "fastcgi_scoreboard_created_timestamp_seconds {}", s.created);
+        },
+    );
+    family(
+        &mut out,
+        "fastcgi_scoreboard_restarts_total",
+        "counter",
+        "Restarts of Apache the counters were kept across.",
+        &mut |out| {
+            let _ = writeln!(out, "fastcgi_scoreboard_restarts_total {}", s.restarts);
+        },
+    );
+    family(
+        &mut out,
+        "fastcgi_scoreboard_overflow_total",
+        "counter",
+        "Requests of dynamic applications counted together because every slot was taken.",
+        &mut |out| {
+            let _ = writeln!(out, "fastcgi_scoreboard_overflow_total {}", s.overflow);
+        },
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn labels() {
+        assert_eq!(super::label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
