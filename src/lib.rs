@@ -1,11 +1,14 @@
 //! mod_fastcgi_rs: Apache httpd 2.4's FastCGI gateway, a drop-in for the old
 //! `mod_fastcgi`, in Rust behind a thin C shim (`c-shim/mod_fastcgi.c`).
 //!
-//! Layers know only the layers below them (see the README's architecture):
+//! One room per concern, and a room knows only the rooms below it
+//! (docs/development.md has the map; `tests/rooms.rs` keeps it):
 //! `protocol` (FastCGI 1.0 records, sans-IO) and `config` (directives into
-//! typed structs) are pure; `transport` owns sockets; `gateway` runs one
-//! FastCGI exchange for one request against the [`gateway::Client`] trait;
-//! `apache` is the only place that touches httpd through FFI.
+//! typed structs) are pure; `transport` owns sockets; `metrics` the shared
+//! scoreboard; `pm` the process manager; `upstream` which connection a
+//! request gets; `gateway` one FastCGI exchange for one request against
+//! the [`gateway::Client`] trait; `status` the pages; `apache` is the only
+//! place that touches httpd through FFI.
 
 pub mod config;
 pub mod gateway;

@@ -2,7 +2,7 @@
 //! once through mod_cgi and once through our module, on the same Apache, and
 //! the two answers must be the same: raw status line, header lines (less
 //! Date, Server, Keep-Alive, Connection) and body. The only allowed
-//! differences are the ones listed in README.md, "Differences from mod_cgi";
+//! differences are the ones listed in docs/behaviour.md, "Differences from mod_cgi";
 //! each is declared in the table below ([`Doc`]) with the fields it may change,
 //! and the test checks that the documented behaviour is still what we see.
 //!
@@ -55,7 +55,7 @@ const IGNORED_HEADERS: &[&str] = &["date", "server", "keep-alive", "connection"]
 /// the head goes out, else chunked. That depends on timing (mod_cgi reads the
 /// script's pipe, we forward FastCGI records as they come, fcgiwrap buffers),
 /// not on what the script said, so the framing is not compared; the decoded
-/// body and whether it arrived complete are (README: [`FRAMING_ROW`]).
+/// body and whether it arrived complete are (docs/behaviour.md: [`FRAMING_ROW`]).
 const FRAMING_HEADERS: &[&str] = &["content-length", "transfer-encoding"];
 const FRAMING_ROW: &str = "framing of a response whose head httpd writes";
 
@@ -268,11 +268,11 @@ impl Site {
 
 // ------------------------------------------------------------------ the cases
 
-/// A documented difference (README.md, "Differences from mod_cgi"): what our
+/// A documented difference (docs/behaviour.md, "Differences from mod_cgi"): what our
 /// side answers instead, and which fields are not compared for it.
 #[derive(Clone, Copy)]
 struct Doc {
-    /// The README row this is: how its first column begins.
+    /// The docs/behaviour.md row this is: how its first column begins.
     row: &'static str,
     /// Our status, checked (it is documented); the status line is then not compared.
     status: Option<u16>,
@@ -716,7 +716,7 @@ fn run_suite(name: &str, mpm: Mpm) {
     drop(wrap);
     assert!(
         report.is_empty(),
-        "{} of {} cases differ from mod_cgi ({mpm:?} MPM) beyond README's \"Differences from mod_cgi\":\n{}\n\
+        "{} of {} cases differ from mod_cgi ({mpm:?} MPM) beyond docs/behaviour.md's \"Differences from mod_cgi\":\n{}\n\
          (error log: {}; fcgiwrap log: {})",
         report.len(),
         all.len(),
@@ -738,18 +738,23 @@ fn equivalent_to_mod_cgi_prefork() {
     run_suite("equiv_prefork", Mpm::Prefork);
 }
 
-/// Every difference the suite allows is a row of README.md's "Differences
+/// Every difference the suite allows is a row of docs/behaviour.md's "Differences
 /// from mod_cgi" table.
 #[test]
 fn allowed_differences_are_in_the_readme() {
-    let readme = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("README.md");
-    let start =
-        readme.find("\n## Differences from mod_cgi\n").expect("README.md has no \"Differences from mod_cgi\" section");
+    let readme =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/behaviour.md")).expect("docs/behaviour.md");
+    let start = readme
+        .find("\n## Differences from mod_cgi\n")
+        .expect("docs/behaviour.md has no \"Differences from mod_cgi\" section");
     let rest = &readme[start + 1..];
     let section = &rest[..rest[3..].find("\n## ").map_or(rest.len(), |i| i + 3)];
     let mut rows: Vec<&str> = cases().iter().filter_map(|c| c.doc.map(|d| d.row)).collect();
     rows.push(FRAMING_ROW);
     for row in rows {
-        assert!(section.contains(&format!("\n| {row}")), "README's \"Differences from mod_cgi\" lacks the row {row:?}");
+        assert!(
+            section.contains(&format!("\n| {row}")),
+            "docs/behaviour.md's \"Differences from mod_cgi\" lacks the row {row:?}"
+        );
     }
 }
