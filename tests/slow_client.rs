@@ -318,8 +318,14 @@ fn a_client_that_leaves_frees_its_backlog() {
     // Give the application time to hand over much of the response.
     std::thread::sleep(Duration::from_millis(1500));
     d.abandon();
+    // No more descriptors than before and no deleted file among them (one
+    // fewer happens: a keep-alive connection of the harness's probe that
+    // closed meanwhile).
     let freed = common::util::wait_until(Duration::from_secs(10), || {
-        pids.iter().enumerate().all(|(i, &p)| fds(p) == fds_before[i])
+        pids.iter().enumerate().all(|(i, &p)| {
+            let (total, deleted) = fds(p);
+            total <= fds_before[i].0 && deleted == 0
+        })
     });
     assert!(
         freed,
