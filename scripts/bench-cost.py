@@ -146,7 +146,7 @@ def configs(d, fcgid):
                     label="mod_fastcgi_rs, FastCgiServer" + opt, side="ours", external=None,
                     urls=static_urls,
                     conf=ours_mod + f"FastCgiServer \"{d}/htdocs/static.fcgi\" -processes 1 "
-                                    f"-socket \"{sock}/static.sock\" -init-start-delay 0{opt}\n")
+                                    f"-socket static.sock -init-start-delay 0{opt}\n")
             else:
                 c[name] = dict(
                     label="mod_fastcgi_rs, FastCgiExternalServer" + opt, side="ours", external="ours.sock",
