@@ -70,6 +70,13 @@ fn run(r: *mut request_rec, phase: AuthPhase) -> c_int {
             for (name, value) in vars {
                 client.set_env(&name, &value);
             }
+            // An authorizer's grant is one voice, not the verdict: httpd's
+            // own authorization (mod_authz_core, after us) still applies
+            // the admin's Require lines, so `Require user bob` keeps alice
+            // out whatever the application says. A denial stays final.
+            if phase == AuthPhase::Authorizer {
+                return ffi::DECLINED as c_int;
+            }
             ffi::OK as c_int
         }
         AuthResult::Denied(headers) => {

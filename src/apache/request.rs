@@ -192,20 +192,37 @@ impl Client for ApacheRequest {
 
     fn cgi_vars(&mut self, auth_role: Option<&str>, overrides: &[(String, Vec<u8>)], params: &mut ParamsWriter<'_>) {
         // SAFETY: r is live; subprocess_env is its table.
-        let env = unsafe { (*self.r).subprocess_env };
+        let own = unsafe { (*self.r).subprocess_env };
         // Every name httpd's helpers write is already a clean CGI name (they
         // are literals, or `HTTP_` + a header name whose every byte is an
         // ASCII letter, digit or `-`, turned into `_`); so when they fill
         // an empty table and nothing else is added, no name is checked.
-        // SAFETY: env is the request's live table.
-        let httpds_own = overrides.is_empty() && auth_role.is_none() && unsafe { ffi::apr_is_empty_table(env) } != 0;
-        // SAFETY: r is live; these fill r->subprocess_env from the request.
-        unsafe {
+        // SAFETY: own is the request's live table.
+        let httpds_own = overrides.is_empty() && auth_role.is_none() && unsafe { ffi::apr_is_empty_table(own) } != 0;
+        // Nothing of this exchange may stay in the request's environment,
+        // where later handlers, SSI, logs and internal redirects would see
+        // it: an authorizer's variables (REMOTE_PASSWD, the role) and the
+        // `-pass-header` values go into a copy, as the original restored
+        // its saved table after an authorizer. A responder leaves what
+        // mod_cgi leaves (httpd's CGI variables).
+        // SAFETY: r is live; the helpers fill r->subprocess_env from the
+        // request, and a copy lives in the request's pool.
+        let env = unsafe {
+            if auth_role.is_some() {
+                (*self.r).subprocess_env = ffi::apr_table_copy((*self.r).pool, own);
+            }
             ffi::ap_add_common_vars(self.r);
             if auth_role.is_none() {
                 ffi::ap_add_cgi_vars(self.r);
             }
-        }
+            let env = (*self.r).subprocess_env;
+            (*self.r).subprocess_env = own;
+            if auth_role.is_none() && !overrides.is_empty() {
+                ffi::apr_table_copy((*self.r).pool, env)
+            } else {
+                env
+            }
+        };
         let mut vars: Vec<(String, Vec<u8>)> = Vec::new();
         if let Some(role) = auth_role {
             vars = self.authorizer_vars(role);
@@ -244,6 +261,12 @@ impl Client for ApacheRequest {
                 crate::gateway::cgi_variable(key, val, &mut scratch, |name, value| params.pair(name, value));
             }
         }
+    }
+
+    fn idempotent(&self) -> bool {
+        // SAFETY: r is the live request.
+        let method = u32::try_from(unsafe { (*self.r).method_number }).unwrap_or(u32::MAX);
+        matches!(method, ffi::M_GET | ffi::M_PUT | ffi::M_DELETE | ffi::M_OPTIONS | ffi::M_TRACE)
     }
 
     fn body_length(&mut self) -> Result<BodyLength, u16> {

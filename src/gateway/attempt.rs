@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::body::{prepare_body, Body};
 use super::buffers::Spare;
-use super::exchange::{Exchange, Phase, Setup, REQUEST_ID};
+use super::exchange::{next_request_id, Exchange, Phase, Setup};
 use super::{Client, Outcome};
 use crate::config::{Config, Server};
 use crate::log::Level;
@@ -70,7 +70,8 @@ fn respond(
     if let Body::Spooled(spool) = &body {
         overrides.push(("CONTENT_LENGTH".to_string(), spool.len().to_string().into_bytes()));
     }
-    let mut head = params_head(client, server, None, overrides);
+    let request_id = next_request_id();
+    let mut head = params_head(client, server, None, overrides, request_id);
     let keep = server.options.keep_conn && dynamic.is_none();
     // As in the original and mod_cgi: per request, by the script's name.
     let nph = server.options.nph
@@ -112,6 +113,7 @@ fn respond(
         // Kept only where a failed attempt moves on to another endpoint.
         let kept = retry_elsewhere.then(|| endpoint.clone().into_owned());
         let setup = Setup {
+            request_id,
             reused: pooled,
             retry_elsewhere,
             metrics: Some(metrics),
@@ -181,26 +183,29 @@ pub(super) fn run_authorizer(
     role: &str,
     overrides: Vec<(String, Vec<u8>)>,
 ) -> Result<Vec<u8>, u16> {
-    let head = params_head(client, server, Some(role), overrides);
+    let request_id = next_request_id();
+    let head = params_head(client, server, Some(role), overrides, request_id);
     let (conn, endpoint) = open(client, server, dynamic, &Tracker::off(), &[])?;
-    Exchange::new(client, server, conn, endpoint, Body::None, head, Setup::authorizer(dynamic)).collect()
+    Exchange::new(client, server, conn, endpoint, Body::None, head, Setup::authorizer(request_id, dynamic)).collect()
 }
 
 /// BEGIN_REQUEST and the PARAMS stream: the responder's CGI variables, or
 /// with `auth_role` the authorizer's, plus `-pass-header` values and
-/// `overrides`. FCGI_KEEP_CONN for responders of `-keep-conn` servers.
+/// `overrides`, as records of `request_id`. FCGI_KEEP_CONN for responders
+/// of `-keep-conn` servers.
 fn params_head(
     client: &mut dyn Client,
     server: &Server,
     auth_role: Option<&str>,
     mut overrides: Vec<(String, Vec<u8>)>,
+    request_id: u16,
 ) -> Vec<u8> {
     for name in &server.options.pass_headers {
         if let Some(value) = client.request_header(name) {
             overrides.push((cgi_header_name(name), value));
         }
     }
-    let enc = RequestEncoder::new(REQUEST_ID);
+    let enc = RequestEncoder::new(request_id);
     let mut out = Spare::Records.take();
     out.reserve(4096);
     let role = if auth_role.is_some() { Role::Authorizer } else { Role::Responder };

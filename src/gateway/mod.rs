@@ -84,6 +84,10 @@ pub trait Client {
     /// no PATH_TRANSLATED (its sub-request would run the auth phases again),
     /// and FCGI_APACHE_ROLE.
     fn cgi_vars(&mut self, auth_role: Option<&str>, overrides: &[(String, Vec<u8>)], params: &mut ParamsWriter<'_>);
+    /// Whether the request's method is idempotent (GET, HEAD, PUT, DELETE,
+    /// OPTIONS, TRACE): only such a request may be sent again after some of
+    /// its body went to an application that then closed without answering.
+    fn idempotent(&self) -> bool;
     /// Prepares to read the body; `Err(status)` for a request httpd rejects.
     fn body_length(&mut self) -> Result<BodyLength, u16>;
     /// Reads request body bytes (de-chunked); `Ok(0)` at its end. Without

@@ -27,6 +27,7 @@
 //! | `/big?rec=N`           | [`big_body`] (10 MB) in STDOUT records of N bytes (default 1000) |
 //! | `/hdr?CASE`            | the header block [`header_case`] gives for CASE, then `hdr body\n` |
 //! | `/stderr-long?N`       | one stderr line of N bytes (`0123456789` repeated), then a normal response |
+//! | `/late?TOKEN`          | `token=TOKEN`, then (a buggy app) a second whole response `token=LATE-TOKEN` for the same request id, written on the kept connection just before the answer to the next request on it |
 //!
 //! In the AUTHORIZER role every request is granted, with the variables
 //! [`header_case`] gives for `auth-CASE` in the query string (none without).
@@ -226,6 +227,8 @@ fn serve_connection(mut stream: UnixStream, shared: &Shared) -> io::Result<()> {
     let mut dec = RequestDecoder::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut cur: Option<Pending> = None;
+    // `/late`'s stray response, written before the next request's answer.
+    let mut late: Option<Vec<u8>> = None;
     loop {
         let n = match read_some(&mut stream, &mut buf, shared) {
             Some(0) | None => return Ok(()),
@@ -244,7 +247,7 @@ fn serve_connection(mut stream: UnixStream, shared: &Shared) -> io::Result<()> {
             };
             input = &input[used..];
             let Some(ev) = ev else { continue };
-            match on_event(ev, &mut cur, &mut stream, shared) {
+            match on_event(ev, &mut cur, &mut late, &mut stream, shared) {
                 Next::Continue => {}
                 Next::Close => return Ok(()),
             }
@@ -324,7 +327,13 @@ fn hold(stream: &mut UnixStream, shared: &Shared, limit: Option<Duration>) {
     }
 }
 
-fn on_event(ev: Ev, cur: &mut Option<Pending>, stream: &mut UnixStream, shared: &Shared) -> Next {
+fn on_event(
+    ev: Ev,
+    cur: &mut Option<Pending>,
+    late: &mut Option<Vec<u8>>,
+    stream: &mut UnixStream,
+    shared: &Shared,
+) -> Next {
     match ev {
         Ev::Begin { id, role, keep_conn } => {
             *cur = Some(Pending {
@@ -386,7 +395,12 @@ fn on_event(ev: Ev, cur: &mut Option<Pending>, stream: &mut UnixStream, shared: 
             if let Ok(mut v) = shared.requests.lock() {
                 v.push(Recorded { stdin: Vec::new(), ..rec.clone() });
             }
-            respond(&rec, id, stream, shared)
+            if let Some(stray) = late.take() {
+                if !send(stream, &stray) {
+                    return Next::Close;
+                }
+            }
+            respond(&rec, id, late, stream, shared)
         }
         Ev::Abort(id) => {
             let enc = ResponseEncoder::new(id);
@@ -451,7 +465,7 @@ pub fn header_case(case: &str) -> Option<Vec<u8>> {
     })
 }
 
-fn respond(rec: &Recorded, id: u16, stream: &mut UnixStream, shared: &Shared) -> Next {
+fn respond(rec: &Recorded, id: u16, late: &mut Option<Vec<u8>>, stream: &mut UnixStream, shared: &Shared) -> Next {
     let enc = ResponseEncoder::new(id);
     let path = rec.param("PATH_INFO").unwrap_or_default();
     let query = rec.param("QUERY_STRING").unwrap_or_default();
@@ -602,6 +616,15 @@ fn respond(rec: &Recorded, id: u16, stream: &mut UnixStream, shared: &Shared) ->
                 }
             }
             finish(&mut out);
+        }
+        "/late" => {
+            enc.stdout(&mut out, format!("Content-Type: text/plain\r\n\r\ntoken={query}\n").as_bytes());
+            finish(&mut out);
+            let mut stray = Vec::new();
+            enc.stdout(&mut stray, format!("Content-Type: text/plain\r\n\r\ntoken=LATE-{query}\n").as_bytes());
+            enc.stdout_end(&mut stray);
+            enc.end_request(&mut stray, 0, 0);
+            *late = Some(stray);
         }
         "/mirror" => {
             let head = format!("Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n", rec.stdin.len());

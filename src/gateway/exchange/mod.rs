@@ -9,6 +9,7 @@ mod response;
 
 use std::borrow::Cow;
 use std::io;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use super::backlog::deliver_backlog;
@@ -27,8 +28,15 @@ use crate::upstream::{self, OnDemand};
 /// httpd's log line (MAX_STRING_LEN, 8 KiB, with its own prefix) uncut.
 const MAX_STDERR_LINE: usize = 4 * 1024;
 
-/// The request id of our one request on a connection.
-pub(super) const REQUEST_ID: u16 = 1;
+/// The request id for a new request: each differs from the one before it
+/// in this process, so the records a buggy application writes after the
+/// end of a request on a kept connection carry an id the next request on
+/// that connection refuses (a protocol error that closes it): they never
+/// become another request's answer.
+pub(super) fn next_request_id() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    (NEXT.fetch_add(1, Relaxed) % u32::from(u16::MAX)) as u16 + 1
+}
 
 /// Where the response stands.
 pub(super) enum Phase {
@@ -58,6 +66,8 @@ enum Stop {
 
 /// How an exchange runs, fixed before it starts.
 pub(super) struct Setup<'c> {
+    /// The id of this request's records ([`next_request_id`]).
+    pub request_id: u16,
     /// The connection came from the pool.
     pub reused: bool,
     /// A fresh connection whose request may go to another endpoint if this
@@ -76,8 +86,9 @@ pub(super) struct Setup<'c> {
 
 impl<'c> Setup<'c> {
     /// An authorizer's exchange: its whole output collected, nothing held.
-    pub(super) fn authorizer(dynamic: Option<&'c OnDemand>) -> Self {
+    pub(super) fn authorizer(request_id: u16, dynamic: Option<&'c OnDemand>) -> Self {
         Setup {
+            request_id,
             reused: false,
             retry_elsewhere: false,
             metrics: None,
@@ -90,6 +101,8 @@ impl<'c> Setup<'c> {
 }
 
 pub(super) struct Exchange<'c> {
+    /// The id of this request's records.
+    request_id: u16,
     client: &'c mut dyn Client,
     server: &'c Server,
     /// Set for dynamic applications: ask for more instances while waiting.
@@ -105,8 +118,9 @@ pub(super) struct Exchange<'c> {
     endpoint: Cow<'c, Endpoint>,
     /// The request's accounting (not for authorizers).
     metrics: Option<&'c Tracker>,
-    /// Whether request body bytes were read from the client (then the
-    /// request cannot be replayed).
+    /// Whether request body bytes went out that the request cannot send
+    /// again: read from the client, or spooled but for a method that is
+    /// not idempotent (then the request is not replayed).
     body_read: bool,
     /// The application ended the request cleanly with the connection
     /// clean too: it can go back to the pool.
@@ -160,8 +174,9 @@ impl<'c> Exchange<'c> {
         out: Vec<u8>,
         setup: Setup<'c>,
     ) -> Self {
-        let Setup { reused, retry_elsewhere, metrics, hold_memory, hold_max, dynamic, phase } = setup;
+        let Setup { request_id, reused, retry_elsewhere, metrics, hold_memory, hold_max, dynamic, phase } = setup;
         Exchange {
+            request_id,
             client,
             server,
             dynamic,
@@ -281,7 +296,7 @@ impl<'c> Exchange<'c> {
 
     fn pump(&mut self) -> Result<(), Stop> {
         let idle = Duration::from_secs(self.server.options.idle_timeout.into());
-        let mut decoder = ResponseDecoder::new(REQUEST_ID);
+        let mut decoder = ResponseDecoder::new(self.request_id);
         let mut scratch = Scratch::take();
         let Scratch { input, body, held } = &mut *scratch;
         let (input, body, held) = (input.as_mut_slice(), body.as_mut_slice(), held.as_mut_slice());

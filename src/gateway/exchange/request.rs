@@ -3,7 +3,7 @@
 //! records built around the body buffer, so that the body is never copied,
 //! and the end of STDIN.
 
-use super::{Exchange, Stop, REQUEST_ID};
+use super::{Exchange, Stop};
 use crate::gateway::body::{fill_from_client, Body, STDIN_PIECE};
 use crate::log::Level;
 use crate::metrics::Outcome as Cause;
@@ -35,7 +35,15 @@ impl Exchange<'_> {
                 self.body_read = true;
                 fill_from_client(&mut *self.client, buf)
             }
-            Body::Spooled(spool) => spool.read(buf).map(|n| (n, n == 0)),
+            // A spooled body can be read again, but what went out may have
+            // been acted on: it counts as sent unless the method is idempotent.
+            Body::Spooled(spool) => {
+                let read = spool.read(buf);
+                if read.as_ref().is_ok_and(|&n| n > 0) && !self.client.idempotent() {
+                    self.body_read = true;
+                }
+                read.map(|n| (n, n == 0))
+            }
         }
         .map_err(|e| {
             self.log(
@@ -48,7 +56,7 @@ impl Exchange<'_> {
         })?;
         // The record's header ends `out`, its content stays in `buf`, and
         // its padding (and the end of STDIN) follow in `tail`.
-        let enc = RequestEncoder::new(REQUEST_ID);
+        let enc = RequestEncoder::new(self.request_id);
         if n > 0 {
             let padding = enc.stdin_header(&mut self.out, n);
             self.body_len = n;
