@@ -365,7 +365,10 @@ fn exec_cgi_missing_not_executable_directory_and_script_alias() {
 
     let r = s.get("/exec/missing.fcgi");
     assert_eq!(r.status, 404, "missing script: {}", r.text());
-    s.wait_log(&format!("FastCGI: stat() of \"{}\" failed", exec.join("missing.fcgi").display()));
+    s.wait_log(&format!(
+        "FastCGI: stat() of \"{}\" failed: No such file or directory",
+        exec.join("missing.fcgi").display()
+    ));
 
     let r = s.get("/exec/plain.fcgi");
     assert_eq!(r.status, 403, "non-executable script: {}", r.text());
@@ -572,12 +575,22 @@ fn app_that_exits_at_once_gives_503_fast() {
     assert!(s.get_ok("/hello.fcgi").starts_with("Hello from libfcgi"));
     s.apache.assert_alive();
 
-    // Failures until the back-off (4 attempts), each one bounded.
+    // Requests do not wait for it to be started again: four in a row each
+    // get 503 at once, and the log line says how it ended.
+    for _ in 0..4 {
+        get_503("/die.fcgi", Duration::from_millis(500));
+    }
+    let line = format!("FastCGI: failed to connect to (dynamic) server \"{}\": it exited with status 1", die.display());
+    assert!(s.log().contains(&line), "no line naming the exit status:\n{}", s.log());
+
+    // Failures until the back-off (4 attempts), each one bounded: a request
+    // after each -restart-delay starts it again.
     let backoff = format!("FastCGI: (dynamic) server \"{}\" has failed to remain running for ", die.display());
-    for _ in 0..5 {
+    for _ in 0..8 {
         if s.log().contains(&backoff) {
             break;
         }
+        std::thread::sleep(Duration::from_millis(1100));
         get_503("/die.fcgi", Duration::from_secs(4));
     }
     s.wait_log(&backoff);

@@ -331,7 +331,12 @@ fn missing_socket_is_503() {
         .start();
     let r = apache.get("/gone/x");
     assert_eq!(r.status, 503, "{}", r.text());
-    let needle = format!("FastCGI: failed to connect to server \"{}\": connect() failed", server.display());
+    // The line names the socket, which the server's path does not say.
+    let needle = format!(
+        "FastCGI: failed to connect to server \"{}\": connect() failed (tried unix:{})",
+        server.display(),
+        sock.display()
+    );
     assert!(apache.wait_for_log(&needle, LOG_WAIT), "error log lacks {needle:?}:\n{}", apache.error_log());
     apache.assert_alive();
     // And it keeps answering 503, not worse.

@@ -302,3 +302,95 @@ fn restart_storm_event() {
 fn restart_storm_prefork() {
     storm(Mpm::Prefork, "storm_prefork");
 }
+
+/// The inode of the socket Apache listens on at `port` (from /proc/net/tcp).
+fn listen_inode(port: u16) -> Option<String> {
+    let table = fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let local_port = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
+        (local_port == port && f.get(3) == Some(&"0A")).then(|| f.get(9).map(|s| s.to_string())).flatten()
+    })
+}
+
+/// Whether process `pid` holds a descriptor of socket `inode`.
+fn holds_socket(pid: i32, inode: &str) -> bool {
+    let want = format!("socket:[{inode}]");
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy() == want))
+}
+
+/// A graceful restart with idle applications: the old manager and its
+/// applications leave at once, not after the longest -idle-timeout (30 s
+/// here); three in a row leave one generation; no manager holds Apache's
+/// listening socket; a disabled module leaves no socket behind.
+#[test]
+fn a_graceful_restart_leaves_no_old_generation() {
+    let t = TestDir::new("graceful_drain");
+    compile_fcgi_app("dyn_hello.c", &t.htdocs().join("static.fcgi"));
+    fs::copy(t.htdocs().join("static.fcgi"), t.htdocs().join("hello.fcgi")).unwrap();
+    let ipc = t.join("apache/run/fastcgi");
+    let conf = format!(
+        "FastCgiServer {htdocs}/static.fcgi -processes 2 -init-start-delay 0 -idle-timeout 30\n\
+         FastCgiConfig -idle-timeout 30\n\
+         <Directory \"{htdocs}\">\n    Options +ExecCGI\n    AddHandler fastcgi-script .fcgi\n</Directory>\n",
+        htdocs = t.htdocs().display()
+    );
+    let apache = Apache::builder(&t).config(&conf).start();
+    let parent = apache.pid().expect("pid") as i32;
+    assert!(apache.get("/static.fcgi").text().contains("Hello from libfcgi"));
+    assert!(apache.get("/hello.fcgi").text().contains("Hello from libfcgi"));
+    let listening = listen_inode(apache.port).expect("Apache's listening socket in /proc/net/tcp");
+    let old = procs::managers(parent);
+    assert_eq!(old.len(), 1, "{old:?}");
+    assert!(!holds_socket(old[0], &listening), "the manager holds Apache's listening socket");
+    let old_apps: Vec<i32> = procs::children_of(old[0]).iter().map(|p| p.pid).collect();
+    assert!(old_apps.len() >= 3, "static and dynamic instances expected: {old_apps:?}");
+
+    let began = Instant::now();
+    apache.restart(libc::SIGUSR1);
+    let gone = wait_until(Duration::from_secs(4), || {
+        procs::info(old[0]).is_none_or(|p| p.state == 'Z')
+            && old_apps.iter().all(|&a| procs::info(a).is_none_or(|p| p.state == 'Z'))
+    });
+    assert!(gone, "the old generation stayed {:?} after a graceful restart:\n{}", began.elapsed(), apache.error_log());
+    assert!(apache.get("/static.fcgi").text().contains("Hello from libfcgi"), "{}", apache.error_log());
+    assert!(apache.get("/hello.fcgi").text().contains("Hello from libfcgi"), "{}", apache.error_log());
+
+    for _ in 0..3 {
+        apache.restart(libc::SIGUSR1);
+    }
+    assert!(apache.get("/static.fcgi").text().contains("Hello from libfcgi"));
+    let one = wait_until(Duration::from_secs(5), || procs::managers(parent).len() == 1);
+    assert!(one, "generations left after three gracefuls: {:?}", procs::managers(parent));
+    for pm in procs::managers(parent) {
+        assert!(!holds_socket(pm, &listening), "manager {pm} holds Apache's listening socket");
+    }
+
+    // The module goes (a2dismod + graceful): the retiring manager takes its
+    // sockets with it.
+    let conf_path = t.join("apache/conf/httpd.conf");
+    let text = fs::read_to_string(&conf_path).unwrap();
+    let without: String = text
+        .lines()
+        .filter(|l| !l.contains("fastcgi_module") && !l.starts_with("FastCgi") && !l.contains("fastcgi-script"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(&conf_path, without).unwrap();
+    let last = procs::managers(parent);
+    apache.signal(libc::SIGUSR1);
+    let empty = wait_until(Duration::from_secs(10), || {
+        last.iter().all(|&m| procs::info(m).is_none_or(|p| p.state == 'Z'))
+            && fs::read_dir(&ipc).map_or(true, |d| d.flatten().all(|e| e.path().is_dir()))
+            && fs::read_dir(ipc.join("dynamic")).map_or(true, |mut d| d.next().is_none())
+    });
+    let left: Vec<String> = ["", "dynamic"]
+        .iter()
+        .flat_map(|sub| fs::read_dir(ipc.join(sub)).into_iter().flatten().flatten())
+        .map(|e| e.path().display().to_string())
+        .collect();
+    assert!(empty, "after the module was disabled: managers {last:?}, files left {left:#?}");
+}

@@ -113,6 +113,19 @@ fn own_identity() -> (u32, u32) {
     (own.user_id, own.group_id)
 }
 
+/// Why `path` cannot be stat()ed ("No such file or directory"), for the
+/// log line of a dynamic application that is missing.
+fn stat_error(path: &str) -> String {
+    std::fs::metadata(path).err().map_or_else(
+        || "it appeared meanwhile".to_string(),
+        |e| {
+            let text = e.to_string();
+            // io::Error's Display adds " (os error N)"; the log line wants the text.
+            text.split(" (os error").next().unwrap_or(&text).to_string()
+        },
+    )
+}
+
 /// The original's checks before a dynamic application runs: ExecCGI (unless
 /// ScriptAlias'd), the file exists, is no directory, may be executed.
 fn dynamic_check(req: &mut request_rec, filename: &str) -> Result<(), (i32, String)> {
@@ -130,7 +143,10 @@ fn dynamic_check(req: &mut request_rec, filename: &str) -> Result<(), (i32, Stri
         |why: &str| (ffi::HTTP_FORBIDDEN as i32, format!("FastCGI: invalid (dynamic) server \"{filename}\": {why}"));
     match req.finfo.filetype {
         ffi::apr_filetype_e_APR_NOFILE => {
-            return Err((ffi::HTTP_NOT_FOUND as i32, format!("FastCGI: stat() of \"{filename}\" failed")));
+            return Err((
+                ffi::HTTP_NOT_FOUND as i32,
+                format!("FastCGI: stat() of \"{filename}\" failed: {}", stat_error(filename)),
+            ));
         }
         ffi::apr_filetype_e_APR_DIR => return Err(invalid("script is a directory")),
         _ => {}

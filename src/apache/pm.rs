@@ -112,6 +112,9 @@ fn fork_manager(h: &mut Handle, config: &Config, delay: Duration) -> bool {
         unsafe {
             libc::setsid();
             name_process(server);
+            // Apache's listening sockets are not the manager's: held open
+            // by a retiring one, a disabled module would keep port 80.
+            ffi::ap_close_listeners();
         }
         let code = super::guard(1, || {
             pm::run(config, identity, h.parent, delay, &|level, msg| log_server(server, level, msg))

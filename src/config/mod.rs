@@ -155,6 +155,10 @@ impl Default for DirConfig {
 pub struct Builder {
     config: Config,
     ipc_dir_set: bool,
+    /// Socket names that live in the IPC directory, by server index and
+    /// place (0: the endpoint, k: fallback k - 1): resolved again when a
+    /// later `FastCgiIpcDir` moves it.
+    in_ipc_dir: Vec<(usize, usize, String)>,
     server_root: PathBuf,
     host: Box<dyn Host + Send>,
     warnings: Vec<String>,
@@ -183,6 +187,7 @@ impl Builder {
                 wrapper: None,
             },
             ipc_dir_set: false,
+            in_ipc_dir: Vec::new(),
             server_root,
             host,
             warnings: Vec::new(),
@@ -221,6 +226,14 @@ impl Builder {
             return Err(format!("{directive}: redefinition of a previously defined FastCGI server \"{path}\""));
         }
         self.note_identity(&parsed.app);
+        let in_ipc = match (parsed.sockets.last(), parsed.port) {
+            (Some(sock), None) => Path::new(sock).is_relative().then(|| sock.clone()),
+            (None, None) => Some(format!("{}.sock", hashed_name(path.as_bytes()))),
+            _ => None,
+        };
+        if let Some(name) = in_ipc {
+            self.in_ipc_dir.push((self.config.servers.len(), 0, name));
+        }
         self.config.servers.push(Server {
             path,
             endpoint,
@@ -284,6 +297,12 @@ impl Builder {
         let Some(endpoint) = endpoints.next() else { return Err("-socket or -host option missing".into()) };
         let fallbacks = endpoints.collect();
         let hosts = parsed.hosts.clone();
+        let index = self.config.servers.len();
+        for (place, sock) in parsed.sockets.iter().enumerate() {
+            if Path::new(sock).is_relative() {
+                self.in_ipc_dir.push((index, place, sock.clone()));
+            }
+        }
         self.config.servers.push(Server { path, endpoint, fallbacks, options: parsed.app, hosts, spawn: None });
         Ok(())
     }
@@ -361,20 +380,37 @@ impl Builder {
         Ok(())
     }
 
-    /// `FastCgiIpcDir dir`: once, and before any server definition.
+    /// `FastCgiIpcDir dir`: once (the same directory again is no error, as
+    /// when the old package's configuration is read beside ours), and
+    /// wherever it stands: the sockets of servers defined before it move
+    /// into it.
     pub fn ipc_dir(&mut self, directive: &str, args: &str) -> Result<(), String> {
         let dir = one_word(directive, args)?;
-        if self.ipc_dir_set {
-            return Err(format!("{directive} {dir}: already defined as \"{}\"", self.config.ipc_dir.display()));
-        }
-        if !self.config.servers.is_empty() {
-            return Err(format!("The {directive} command must preceed static FastCGI server definitions"));
-        }
         let mut path = self.absolute(&dir);
         while path.len() > 1 && path.ends_with('/') {
             path.pop();
         }
-        self.config.ipc_dir = PathBuf::from(path);
+        let path = PathBuf::from(path);
+        if self.ipc_dir_set {
+            if path == self.config.ipc_dir {
+                return Ok(());
+            }
+            return Err(format!("{directive} {dir}: already defined as \"{}\"", self.config.ipc_dir.display()));
+        }
+        for (index, place, name) in &self.in_ipc_dir {
+            let endpoint = Endpoint::unix(path.join(name)).map_err(|e| format!("{directive} {dir}: {e}"))?;
+            if let Some(server) = self.config.servers.get_mut(*index) {
+                match place {
+                    0 => server.endpoint = endpoint,
+                    k => {
+                        if let Some(slot) = server.fallbacks.get_mut(k - 1) {
+                            *slot = endpoint;
+                        }
+                    }
+                }
+            }
+        }
+        self.config.ipc_dir = path;
         self.ipc_dir_set = true;
         Ok(())
     }

@@ -75,12 +75,16 @@ fn ipc_dir_rules() {
     let mut b = builder();
     b.ipc_dir("FastCgiIpcDir", "run/fcgi//").unwrap();
     assert!(b.ipc_dir("FastCgiIpcDir", "/other").unwrap_err().contains("already defined as \"/etc/apache2/run/fcgi\""));
+    // The same directory again is accepted.
+    b.ipc_dir("FastCgiIpcDir", "/etc/apache2/run/fcgi/").unwrap();
+    // After server definitions, their sockets in the IPC directory move there.
     let mut b = builder();
-    b.external_server("E", "/a -socket s").unwrap();
-    assert_eq!(
-        b.ipc_dir("FastCgiIpcDir", "/x").unwrap_err(),
-        "The FastCgiIpcDir command must preceed static FastCGI server definitions"
-    );
+    b.external_server("E", "/a -socket s -socket /abs/t -socket u").unwrap();
+    b.ipc_dir("FastCgiIpcDir", "/x").unwrap();
+    let a = &b.config.servers[0];
+    assert_eq!(a.endpoint, Endpoint::unix(PathBuf::from("/x/s")).unwrap());
+    assert_eq!(a.fallbacks[0], Endpoint::unix(PathBuf::from("/abs/t")).unwrap());
+    assert_eq!(a.fallbacks[1], Endpoint::unix(PathBuf::from("/x/u")).unwrap());
     assert_eq!(builder().ipc_dir("FastCgiIpcDir", "a b").unwrap_err(), "FastCgiIpcDir takes one argument");
 }
 

@@ -32,12 +32,26 @@ struct App {
     pending: Option<Instant>,
     failures: u32,
     backoff_until: Option<Instant>,
+    /// How the last instance that failed ended ("exit status 3"), for the
+    /// requests refused while it waits to be started again.
+    last_exit: Option<String>,
     /// Request time (µs) reported since the last smoothing.
     conn_micros: u64,
     smooth: f64,
 }
 
 impl App {
+    /// An application whose last instance failed waits for -restart-delay
+    /// before it is started again (`at`): a request does not wait with it,
+    /// it is refused now with how the instance ended (503 at once).
+    fn refused_while_failed(&self, at: Instant, now: Instant) -> Option<StartAnswer> {
+        let why = self.last_exit.as_ref().filter(|_| self.failures > 0)?;
+        Some(StartAnswer::Refused(format!(
+            "it {why} when it was started; it is started again in {} s",
+            at.saturating_duration_since(now).as_secs().max(1)
+        )))
+    }
+
     fn live(&self) -> usize {
         self.instances.iter().filter(|i| !i.dying).count()
     }
@@ -130,7 +144,7 @@ impl Dynamic {
             app.failures = MAX_FAILED_STARTS;
         }
         if let Some(at) = app.pending {
-            return StartAnswer::Later(at);
+            return app.refused_while_failed(at, now).unwrap_or(StartAnswer::Later(at));
         }
         if total + 1 > self.opts.max_processes as usize {
             let msg = format!(
@@ -151,7 +165,19 @@ impl Dynamic {
             StartAnswer::Ready
         } else {
             app.pending = Some(due);
-            StartAnswer::Later(due)
+            app.refused_while_failed(due, now).unwrap_or(StartAnswer::Later(due))
+        }
+    }
+
+    /// How the last failed instance of `path` ended, when one did.
+    pub fn last_exit(&self, path: &[u8]) -> Option<&str> {
+        self.apps.get(path).and_then(|a| a.last_exit.as_deref())
+    }
+
+    /// Records how an instance of `path` that failed ended.
+    pub fn set_last_exit(&mut self, path: &[u8], how: String) {
+        if let Some(app) = self.apps.get_mut(path) {
+            app.last_exit = Some(how);
         }
     }
 
@@ -334,9 +360,12 @@ impl Dynamic {
     }
 
     /// Whether `path` has no instance and none coming (its last start
-    /// failed or it is backed off).
+    /// failed or it is backed off), or only one after -restart-delay
+    /// following a failure.
     pub fn is_failed(&self, path: &[u8]) -> bool {
-        self.apps.get(path).is_some_and(|a| a.live() == 0 && a.pending.is_none() && a.failures > 0)
+        self.apps
+            .get(path)
+            .is_some_and(|a| a.live() == 0 && a.failures > 0 && (a.pending.is_none() || a.last_exit.is_some()))
     }
 
     /// For the status page, every application, sorted by key.

@@ -20,6 +20,8 @@ pub(super) struct StaticEntry<'c> {
     pub(super) schedule: StaticApp,
     pub(super) spec: unix::SpawnSpec,
     pub(super) listener: Option<OwnedFd>,
+    /// The inode of its socket's name when it was bound (Unix sockets).
+    pub(super) name_ino: Option<u64>,
 }
 
 /// A dynamic application's path and the uid/gid it runs as.
@@ -35,7 +37,11 @@ pub(super) struct OnDemand {
     /// Path and identity of each application key ([`control::class_key`]).
     pub(super) classes: HashMap<Vec<u8>, Class>,
     pub(super) control: OwnedFd,
+    /// The inode of the control socket's name when it was bound.
+    pub(super) control_ino: Option<u64>,
     pub(super) listeners: HashMap<Vec<u8>, OwnedFd>,
+    /// The inode of each listener's name when it was bound.
+    pub(super) name_inos: HashMap<Vec<u8>, u64>,
     pub(super) waiters: Vec<(OwnedFd, Vec<u8>, Instant)>,
     /// A newer generation owns the socket names now: this manager starts
     /// nothing and removes no socket (the name may be the new one's).
@@ -198,6 +204,7 @@ impl Manager<'_, '_> {
         }
         for path in actions.close {
             od.listeners.remove(&path);
+            od.name_inos.remove(&path);
             if !od.retiring {
                 od.dir.remove_socket(control::socket_name(&path).as_ref());
             }
@@ -281,6 +288,7 @@ impl Manager<'_, '_> {
                             .push(format!("FastCGI: (dynamic) server \"{path}\" lost its socket, starting it again"));
                         actions.kill.extend(od.policy.outdated(&key, std::time::SystemTime::now(), now));
                         od.listeners.remove(&key);
+                        od.name_inos.remove(&key);
                     }
                     Some(od.policy.start(&key, now, &mut actions))
                 }
@@ -299,6 +307,7 @@ impl Manager<'_, '_> {
                             // request must not reach an old instance that is
                             // about to exit.
                             od.listeners.remove(&key);
+                            od.name_inos.remove(&key);
                             od.dir.remove_socket(control::socket_name(&key).as_ref());
                         }
                     }
@@ -345,7 +354,10 @@ impl Manager<'_, '_> {
             let reply = if od.listeners.contains_key(&path) && od.policy.is_running(&path) {
                 Ok(())
             } else if od.policy.is_failed(&path) {
-                Err("it exited as soon as it started; see the error log".to_string())
+                Err(match od.policy.last_exit(&path) {
+                    Some(how) => format!("it {how} as soon as it started"),
+                    None => "it exited as soon as it started; see the error log".to_string(),
+                })
             } else if now >= deadline {
                 Err("timed out waiting for it to start".to_string())
             } else {
@@ -375,6 +387,7 @@ impl Manager<'_, '_> {
             let Some(od) = self.on_demand.as_mut() else { continue };
             let mut actions = Actions::default();
             if let Some(key) = od.policy.exited(pid, how == Exit::Code(0), now, &mut actions) {
+                od.policy.set_last_exit(&key, how.describe());
                 let shown =
                     od.classes.get(&key).map_or_else(|| String::from_utf8_lossy(&key).into_owned(), |c| c.0.clone());
                 (self.log)(Level::Warn, &exit_line(" (dynamic)", &shown, pid, how));
@@ -497,21 +510,53 @@ impl Manager<'_, '_> {
                 std::process::id()
             ),
         );
+        // Its listening sockets, to be shut down once the new generation's
+        // have taken their names (with the path each was bound to).
+        let mut draining: Vec<(OwnedFd, Option<(PathBuf, u64)>)> = Vec::new();
         for app in &mut self.statics {
-            app.listener = None;
+            if let Some(fd) = app.listener.take() {
+                let name = match (&app.server.endpoint, app.name_ino) {
+                    (Endpoint::Unix(p), Some(ino)) => Some((p.clone(), ino)),
+                    _ => None,
+                };
+                draining.push((fd, name));
+            }
         }
         let mut linger = self.statics.iter().map(|a| a.server.options.idle_timeout).max().unwrap_or(0);
         if let Some(od) = &mut self.on_demand {
             od.retiring = true;
-            od.listeners.clear();
+            for (key, fd) in od.listeners.drain() {
+                let name = od.name_inos.remove(&key).map(|ino| (od.dir.path().join(control::socket_name(&key)), ino));
+                draining.push((fd, name));
+            }
             od.waiters.clear();
             if !od.policy.pids().is_empty() {
                 linger = linger.max(od.opts.app.idle_timeout);
             }
         }
-        let deadline = Instant::now() + Duration::from_secs(linger.into());
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs(linger.into());
         while Instant::now() < deadline && !self.running().is_empty() {
-            let ready = unix::wait_readable(&[self.signals.as_raw_fd()], TICK);
+            if !draining.is_empty() && drained_names(&draining, start) {
+                // An application blocked in accept() now fails it and exits;
+                // one serving a request finishes it first. So the generation
+                // leaves as soon as it has nothing in flight. A name no new
+                // generation took (the module was disabled, or the
+                // application is no longer defined) goes with it.
+                for (fd, name) in draining.drain(..) {
+                    if let Some((path, _)) = name.filter(|(p, ino)| names(p, *ino)) {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    unix::shut_down(&fd);
+                }
+                if let Some(od) = &self.on_demand {
+                    let pm = od.dir.path().join(control::CONTROL_NAME);
+                    if od.control_ino.is_some_and(|ino| names(&pm, ino)) {
+                        let _ = std::fs::remove_file(pm);
+                    }
+                }
+            }
+            let ready = unix::wait_readable(&[self.signals.as_raw_fd()], DRAIN_TICK);
             let stop = !ready.is_empty()
                 && unix::take_signals(&self.signals)
                     .iter()
@@ -525,6 +570,30 @@ impl Manager<'_, '_> {
     }
 }
 
+/// How often a retiring manager looks at its sockets and applications.
+const DRAIN_TICK: Duration = Duration::from_millis(100);
+/// How long connections made just before the new generation took a socket
+/// name get to be accepted before the old socket is shut down.
+const DRAIN_GRACE: Duration = Duration::from_millis(500);
+/// The longest a retiring manager waits for the new generation's sockets.
+const DRAIN_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether the sockets being drained may be shut down: each Unix socket's
+/// name now belongs to another socket (the new generation's) or to none,
+/// and [`DRAIN_GRACE`] has passed since (at the latest [`DRAIN_WAIT`]).
+fn drained_names(draining: &[(OwnedFd, Option<(PathBuf, u64)>)], start: Instant) -> bool {
+    let waited = start.elapsed();
+    if waited >= DRAIN_WAIT {
+        return true;
+    }
+    waited >= DRAIN_GRACE && draining.iter().all(|(_, name)| name.as_ref().is_none_or(|(path, ino)| !names(path, *ino)))
+}
+
+/// Whether `path` still names the socket that had inode `ino` when bound.
+fn names(path: &std::path::Path, ino: u64) -> bool {
+    unix::name_ino(path) == Some(ino)
+}
+
 impl OnDemand {
     /// Starts one instance of the dynamic application `key`, creating its
     /// socket if it has none; through the wrapper when it has an identity.
@@ -534,6 +603,9 @@ impl OnDemand {
         if !self.listeners.contains_key(key) {
             let backlog = self.opts.spawn.listen_queue_depth.min(libc::c_int::MAX as u32) as libc::c_int;
             let fd = self.dir.listen(control::socket_name(key).as_ref(), backlog)?;
+            if let Some(ino) = unix::name_ino(&self.dir.path().join(control::socket_name(key))) {
+                self.name_inos.insert(key.to_vec(), ino);
+            }
             self.listeners.insert(key.to_vec(), fd);
         }
         let wrapper = self.wrapper.as_deref().zip(*identity).map(|(w, (uid, gid))| (w, uid, gid));

@@ -99,7 +99,11 @@ pub fn run(
                 None
             }
         };
-        statics.push(StaticEntry { server, schedule: StaticApp::new(spawn), spec, listener });
+        let name_ino = match (&server.endpoint, &listener) {
+            (Endpoint::Unix(path), Some(_)) => unix::name_ino(path),
+            _ => None,
+        };
+        statics.push(StaticEntry { server, schedule: StaticApp::new(spawn), spec, listener, name_ino });
     }
     let ipc_ok = dirs::open(&config.ipc_dir, owner, true, true, &mut warnings)
         .map_err(|e| log(Level::Error, &format!("FastCGI: FastCgiIpcDir: {e}; dynamic servers are disabled")))
@@ -123,6 +127,7 @@ pub fn run(
             });
             match control {
                 Ok((dir, control)) => Some(OnDemand {
+                    control_ino: unix::name_ino(&dir.path().join(control::CONTROL_NAME)),
                     policy: Dynamic::new(config.dynamic.clone(), Instant::now()),
                     opts: config.dynamic.clone(),
                     dir,
@@ -130,6 +135,7 @@ pub fn run(
                     classes: HashMap::new(),
                     control,
                     listeners: HashMap::new(),
+                    name_inos: HashMap::new(),
                     waiters: Vec::new(),
                     retiring: false,
                 }),

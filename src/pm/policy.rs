@@ -56,6 +56,17 @@ pub enum Exit {
     Signal { signal: i32, core: bool },
 }
 
+impl Exit {
+    /// How the process ended, as a worker's log line says it: "exited with
+    /// status 3", "was killed by signal 11".
+    pub fn describe(self) -> String {
+        match self {
+            Exit::Code(code) => format!("exited with status {code}"),
+            Exit::Signal { signal, .. } => format!("was killed by signal {signal}"),
+        }
+    }
+}
+
 impl StaticApp {
     /// A schedule with every slot waiting for its first start.
     pub fn new(opts: &SpawnOptions) -> Self {

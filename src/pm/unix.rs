@@ -67,6 +67,21 @@ pub fn peer(conn: &OwnedFd) -> Option<(libc::pid_t, libc::uid_t)> {
     (rc == 0).then_some((cred.pid, cred.uid))
 }
 
+/// Shuts a listening socket down for everyone holding it: an application
+/// blocked in accept() on it gets EINVAL (and libfcgi's loop ends), one
+/// busy with a request finds it so when it comes back for the next.
+pub fn shut_down(listener: &OwnedFd) {
+    // SAFETY: shutdown(2) on a socket we own.
+    unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RDWR) };
+}
+
+/// The file-system inode `path` names now: recorded when a socket is
+/// bound there, to tell later whether the name is still that socket's.
+pub fn name_ino(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).ok().map(|m| m.ino())
+}
+
 /// Becomes `id`: group, supplementary groups, then user. With
 /// `keep_root` (a FastCgiWrapper is set) only the effective uid changes and
 /// root stays the real and saved uid, so that applications started under

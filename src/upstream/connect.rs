@@ -77,7 +77,11 @@ fn connect_excluding<'s>(
             }
             Err(e) => {
                 metrics.inspect(|m| m.connect_failed(0, e.kind() == io::ErrorKind::TimedOut));
-                Err(not_connected(server, metrics, None, (e.raw_os_error().unwrap_or(0), connect_failure(server, &e))))
+                // The socket or address, which the server's path does not say
+                // (php-fpm's socket behind /usr/lib/cgi-bin/php-fcgi).
+                let tried = [server.endpoint.to_string()];
+                let last = (e.raw_os_error().unwrap_or(0), connect_failure(server, &e));
+                Err(not_connected(server, metrics, Some(&tried), last))
             }
         };
     }
