@@ -49,8 +49,9 @@ test: deps all deb
 bench: deps all
 	FASTCGI_RS_MODULE=$(CURDIR)/$(MODULE) ./scripts/bench.sh
 
-# The Debian package (debian/, built by dpkg-buildpackage) in build/deb/.
-deb: deps
+# The Debian package (debian/, built by dpkg-buildpackage) in build/deb/;
+# installs only its build dependencies (scripts/deb.sh), not the tests'.
+deb:
 	./scripts/deb.sh
 
 # BENCH_COST_RUNS=2 measures twice and reports how far the runs differ.

@@ -7,6 +7,16 @@
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
+
+# Rust first: without it nothing is built, so nothing is installed either.
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "deb: cargo is not on PATH: install Rust (https://rustup.rs, then \". \$HOME/.cargo/env\") and run make deb again"
+    exit 1
+fi
+# Only what building the package needs (debian/control's Build-Depends, and
+# the tools that run dpkg-buildpackage and lintian); the test suite's
+# packages stay with make deps / make test.
+"$top/scripts/apt-install.sh" debhelper dpkg-dev fakeroot lintian apache2-dev libclang-dev clang pkg-config
 out=build/deb
 version=$(dpkg-parsechangelog -S Version)
 arch=$(dpkg-architecture -qDEB_HOST_ARCH)

@@ -11,30 +11,17 @@ PKGS="$PKGS dpkg-dev debhelper fakeroot lintian"
 PKGS="$PKGS iproute2 util-linux"
 # tests/metrics.rs: the status page in a real browser.
 PKGS="$PKGS chromium"
-# make bench-cost: callgrind, strace, and mod_fcgid to compare with.
-PKGS="$PKGS valgrind strace libapache2-mod-fcgid"
+# make bench-cost: callgrind and strace (mod_fcgid below).
+PKGS="$PKGS valgrind strace"
 
-missing=""
-for p in $PKGS; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
-done
+"$(dirname "$0")/apt-install.sh" $PKGS
+# mod_fcgid, to compare with, once Apache is there: its package enables the
+# module, and apt-install.sh disables it again (its AddHandler would take
+# .fcgi from the system Apache); make bench-cost loads it in its own server.
+"$(dirname "$0")/apt-install.sh" libapache2-mod-fcgid
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-
-if [ -n "$missing" ]; then
-    echo "deps: installing$missing"
-    policy=/usr/sbin/policy-rc.d
-    created=0
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
-        $SUDO chmod 755 "$policy"
-        created=1
-    fi
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
-    [ "$created" -eq 1 ] && $SUDO rm -f "$policy"
-fi
 
 # flup for /usr/bin/python3 (the interpreter www-data can reach; Debian has no python3-flup).
 if ! /usr/bin/python3 -c 'import flup.server.fcgi' 2>/dev/null; then
