@@ -6,6 +6,7 @@
 mod common;
 
 use common::backends::compile_fcgi_app;
+use common::http::basic_auth;
 use common::{util, Apache, Request, TestDir};
 
 fn site(t: &TestDir, dir_extra: &str) -> Apache {
@@ -32,30 +33,11 @@ fn site(t: &TestDir, dir_extra: &str) -> Apache {
         .start()
 }
 
-fn basic(user: &str, pass: &str) -> String {
-    // Base64 of user:pass, small enough to do by hand.
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let raw = format!("{user}:{pass}").into_bytes();
-    let mut out = String::new();
-    for chunk in raw.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    format!("Basic {out}")
-}
-
 #[test]
 fn all_three_phases_grant_and_pass_variables() {
     let t = TestDir::new("auth_grant");
     let apache = site(&t, "");
-    let r = apache.request(Request::get("/priv/env.cgi").header("Authorization", &basic("alice", "secret")));
+    let r = apache.request(Request::get("/priv/env.cgi").header("Authorization", &basic_auth("alice", "secret")));
     assert_eq!(r.status, 200, "{}\n{}", r.text(), apache.error_log());
     let body = r.text();
     for role in ["AUTHENTICATOR", "AUTHORIZER", "ACCESS_CHECKER"] {
@@ -71,24 +53,24 @@ fn all_three_phases_grant_and_pass_variables() {
 fn denials_answer_401_and_403_with_the_original_log_lines() {
     let t = TestDir::new("auth_deny");
     let apache = site(&t, "");
-    let r = apache.request(Request::get("/priv/env.cgi").header("Authorization", &basic("alice", "wrong")));
+    let r = apache.request(Request::get("/priv/env.cgi").header("Authorization", &basic_auth("alice", "wrong")));
     assert_eq!(r.status, 401);
     assert!(r.header("WWW-Authenticate").is_some_and(|h| h.contains("Basic")), "{:?}", r.headers);
     assert_eq!(r.header("X-Why"), Some("AUTHENTICATOR said no"));
     assert!(!r.text().contains("secret body"), "the authorizer's body reached the client");
     assert!(apache.error_log().contains("FastCGI: authentication failed for user \"alice\": /priv/env.cgi"));
 
-    let r = apache.request(Request::get("/priv/env.cgi").header("Authorization", &basic("bob", "secret")));
+    let r = apache.request(Request::get("/priv/env.cgi").header("Authorization", &basic_auth("bob", "secret")));
     assert_eq!(r.status, 401, "bob fails the authenticator too");
 
     let r = apache.request(
-        Request::get("/priv/env.cgi").header("Authorization", &basic("alice", "secret")).header("X-Deny", "1"),
+        Request::get("/priv/env.cgi").header("Authorization", &basic_auth("alice", "secret")).header("X-Deny", "1"),
     );
     assert_eq!(r.status, 403);
     assert!(apache.error_log().contains("FastCGI: access denied: /priv/env.cgi"));
 
     let r = apache.request(
-        Request::get("/priv/env.cgi").header("Authorization", &basic("alice", "secret")).header("X-Redirect", "1"),
+        Request::get("/priv/env.cgi").header("Authorization", &basic_auth("alice", "secret")).header("X-Redirect", "1"),
     );
     assert_eq!(r.status, 500);
     assert!(apache.error_log().contains("FastCGI: FastCgiAccessChecker \""), "{}", apache.error_log());
@@ -101,13 +83,13 @@ fn compat_keeps_only_variable_headers_and_non_authoritative_declines() {
     let t = TestDir::new("auth_compat");
     let auth = t.htdocs().join("auth.fcgi");
     let apache = site(&t, &format!("  FastCgiAuthorizer {} -compat\n", auth.display()));
-    let r = apache.request(Request::get("/priv/env.cgi").header("Authorization", &basic("alice", "secret")));
+    let r = apache.request(Request::get("/priv/env.cgi").header("Authorization", &basic_auth("alice", "secret")));
     assert_eq!(r.status, 200, "{}", apache.error_log());
     assert!(r.text().contains("ROLE_SEEN_AUTHORIZER=yes"), "{}", r.text());
     let t2 = TestDir::new("auth_nonauth");
     let apache2 = site(&t2, "  FastCgiAccessCheckerAuthoritative Off\n");
     let r = apache2.request(
-        Request::get("/priv/env.cgi").header("Authorization", &basic("alice", "secret")).header("X-Deny", "1"),
+        Request::get("/priv/env.cgi").header("Authorization", &basic_auth("alice", "secret")).header("X-Deny", "1"),
     );
     assert_eq!(r.status, 200, "Off lets the request through when the checker denies: {}", apache2.error_log());
 }

@@ -10,22 +10,8 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 
 use common::backends::compile_fcgi_app;
+use common::http::basic_auth;
 use common::{util, Apache, Body, FaultServer, FlupApp, Request, TestDir};
-
-/// `Authorization: Basic` for `user:pass`.
-fn basic(user: &str, pass: &str) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let raw = format!("{user}:{pass}").into_bytes();
-    let mut out = String::new();
-    for chunk in raw.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            out.push(if i <= chunk.len() { A[((n >> (18 - 6 * i)) & 63) as usize] as char } else { '=' });
-        }
-    }
-    format!("Basic {out}")
-}
 
 const AUTH_MODULES: &str = "LoadModule auth_basic_module /usr/lib/apache2/modules/mod_auth_basic.so\n\
      LoadModule authz_user_module /usr/lib/apache2/modules/mod_authz_user.so\n\
@@ -70,7 +56,7 @@ fn an_authenticators_password_and_role_stay_in_its_exchange() {
             sock = flup.socket.display(),
         ))
         .start();
-    let get = |path: &str| apache.request(Request::get(path).header("Authorization", &basic("alice", "secret")));
+    let get = |path: &str| apache.request(Request::get(path).header("Authorization", &basic_auth("alice", "secret")));
 
     // The responder gets what -pass-header passes (so the checks below can fail).
     let r = get("/priv/flup.fcgi/env");
@@ -122,7 +108,7 @@ fn an_authorizers_grant_does_not_override_the_require_lines() {
         ));
     }
     let apache = Apache::builder(&t).config(&conf).start();
-    let alice = basic("alice", "secret");
+    let alice = basic_auth("alice", "secret");
     // The application grants alice everywhere; the admin allows only bob here.
     let r = apache.request(Request::get("/bob/env.cgi").header("Authorization", &alice));
     assert!(matches!(r.status, 401 | 403), "alice passed `Require user bob` on the authorizer's word: {}", r.status);

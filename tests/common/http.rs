@@ -415,3 +415,18 @@ pub fn raw(port: u16, request: &[u8], timeout: Duration) -> io::Result<Vec<u8>> 
         Err(_) => Ok(out),
     }
 }
+
+/// `Authorization: Basic` for `user:pass` (base64 by hand: no crate for it).
+pub fn basic_auth(user: &str, pass: &str) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let raw = format!("{user}:{pass}").into_bytes();
+    let mut out = String::new();
+    for chunk in raw.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            out.push(if i <= chunk.len() { A[((n >> (18 - 6 * i)) & 63) as usize] as char } else { '=' });
+        }
+    }
+    format!("Basic {out}")
+}
