@@ -5,8 +5,12 @@
 //! Debian-style `hello.fcgi` (in /var/www/fastcgi-rs-test) through a vhost
 //! enabled with `a2ensite`, a graceful restart under load, reinstall and
 //! upgrade with a locally edited `fastcgi_rs.conf`, then `apt-get remove`
-//! and `purge`, and a system left as it was found (/etc/apache2 and
-//! a2enmod's state in /var/lib/apache2 compared file by file).
+//! and `purge`; then the swap from the old package (issue 26): a stand-in
+//! `libapache2-mod-fastcgi` with Debian's maintainer scripts and an edited
+//! `fastcgi.conf` holding a php-fpm block, our package installed over it
+//! with apt, PHP still executed; and a system left as it was found
+//! (/etc/apache2 and a2enmod's state in /var/lib/apache2 compared file by
+//! file).
 //!
 //! Root only (it installs a package and starts a system service); as any
 //! other user it is skipped with a message. It refuses to run when the
@@ -52,6 +56,10 @@ const SITE: &str = "fastcgi-rs-test";
 const DOCROOT: &str = "/var/www/fastcgi-rs-test";
 const HELLO_H1: &str = "<h1>Hello world!</h1>";
 const LOCAL_EDIT: &str = "# local edit kept across upgrades (deb_package test)\n";
+/// The package ours replaces (a stand-in built by the test).
+const OLD_PKG: &str = "libapache2-mod-fastcgi";
+/// Debian's fastcgi.conf of the old package, word for word.
+const OLD_CONF: &str = "<IfModule mod_fastcgi.c>\n  AddHandler fastcgi-script .fcgi\n  #FastCgiWrapper /usr/lib/apache2/suexec\n  FastCgiIpcDir /var/lib/apache2/fastcgi\n</IfModule>\n";
 
 // ------------------------------------------------------------ commands
 
@@ -191,6 +199,71 @@ fn rebuild_with_version(deb: &Path, version: &str, t: &TestDir) -> PathBuf {
     let out = t.join(&format!("{PKG}_{version}.deb"));
     must("dpkg-deb", &["-b", tree_s, out.to_str().expect("utf-8 path")], Duration::from_secs(120));
     out
+}
+
+/// A stand-in for Debian's libapache2-mod-fastcgi (2.4.7~0910052141-1.2):
+/// its files (fastcgi.load and fastcgi.conf as conffiles, a module, here a
+/// copy of ours, which is the same `fastcgi_module`) and its maintainer
+/// scripts as dh_apache2 wrote them (enable at configure, disable at
+/// remove, forget at purge).
+fn old_package(t: &TestDir, module: &Path) -> PathBuf {
+    let tree = t.join("oldpkg");
+    let _ = fs::remove_dir_all(&tree);
+    let helper = "[ -e /usr/share/apache2/apache2-maintscript-helper ] || exit 0\n. /usr/share/apache2/apache2-maintscript-helper\n";
+    let files: [(&str, String, u32); 7] = [
+        (
+            "DEBIAN/control",
+            format!(
+                "Package: {OLD_PKG}\nVersion: 2.4.7~0910052141-1.2\nArchitecture: all\nMaintainer: test <test@localhost>\n\
+                 Section: httpd\nPriority: optional\nDescription: stand-in for the old mod_fastcgi package\n test only\n"
+            ),
+            0o644,
+        ),
+        (
+            "DEBIAN/conffiles",
+            "/etc/apache2/mods-available/fastcgi.load\n/etc/apache2/mods-available/fastcgi.conf\n".into(),
+            0o644,
+        ),
+        (
+            "DEBIAN/postinst",
+            format!("#!/bin/sh\nset -e\n[ \"$1\" = configure ] || exit 0\n{helper}apache2_invoke enmod fastcgi || exit 1\n"),
+            0o755,
+        ),
+        (
+            "DEBIAN/prerm",
+            format!("#!/bin/sh\nset -e\n[ \"$1\" = remove ] || exit 0\n{helper}apache2_invoke dismod fastcgi || exit 1\n"),
+            0o755,
+        ),
+        (
+            "DEBIAN/postrm",
+            format!("#!/bin/sh\nset -e\n[ \"$1\" = purge ] || exit 0\n{helper}apache2_invoke dismod fastcgi || exit 1\n"),
+            0o755,
+        ),
+        (
+            "etc/apache2/mods-available/fastcgi.load",
+            "LoadModule fastcgi_module /usr/lib/apache2/modules/mod_fastcgi.so\n".into(),
+            0o644,
+        ),
+        ("etc/apache2/mods-available/fastcgi.conf", OLD_CONF.into(), 0o644),
+    ];
+    for (rel, content, mode) in files {
+        let path = tree.join(rel);
+        util::mkdir_0755(path.parent().expect("parent"));
+        fs::write(&path, content).expect("write stand-in file");
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+    let so = tree.join("usr/lib/apache2/modules/mod_fastcgi.so");
+    util::mkdir_0755(so.parent().expect("parent"));
+    fs::copy(module, &so).expect("copy the module");
+    let out = t.join(&format!("{OLD_PKG}_stand-in.deb"));
+    let (tree_s, out_s) = (tree.to_str().expect("utf-8 path"), out.to_str().expect("utf-8 path"));
+    must("dpkg-deb", &["--root-owner-group", "-b", tree_s, out_s], Duration::from_secs(120));
+    out
+}
+
+fn old_package_known() -> bool {
+    let o = run("dpkg-query", &["-W", "-f=${Status}", OLD_PKG], Duration::from_secs(30));
+    o.ok && !o.text.contains("not-installed")
 }
 
 // ------------------------------------------------------------ /proc
@@ -403,6 +476,10 @@ struct System {
     docroot: bool,
     ports: Option<FileGuard>,
     package: bool,
+    /// The stand-in old package, purged in `restore()`.
+    old_package: bool,
+    /// mod_actions, enabled for the PHP recipe and disabled again.
+    actions: bool,
     policy: Option<FileGuard>,
     var_lib_dirs: Vec<PathBuf>,
 }
@@ -421,6 +498,12 @@ impl System {
     }
 
     fn stop_apache(&mut self) {
+        // The test refuses to start while the system Apache runs, so one
+        // that runs now is the test's, also when a maintainer script
+        // restarted it under another PID.
+        if let Some(now) = system_apache_pid().filter(|_| self.apache.is_some()) {
+            self.apache = Some(now);
+        }
         let Some(pid) = self.apache.take() else { return };
         if !alive(pid) {
             return;
@@ -462,6 +545,12 @@ impl System {
         }
         if std::mem::take(&mut self.package) && package_known_to_dpkg() {
             let _ = run("dpkg", &["--purge", PKG], Duration::from_secs(300));
+        }
+        if std::mem::take(&mut self.old_package) && old_package_known() {
+            let _ = run("dpkg", &["--purge", OLD_PKG], Duration::from_secs(300));
+        }
+        if std::mem::take(&mut self.actions) {
+            let _ = run("a2dismod", &["-q", "-p", "actions"], Duration::from_secs(30));
         }
         for d in dirs_under(VAR_LIB).into_iter().rev() {
             if !self.var_lib_dirs.contains(&d) {
@@ -578,6 +667,8 @@ fn debian_package_on_the_system_apache() {
         docroot: false,
         ports: None,
         package: true,
+        old_package: false,
+        actions: false,
         policy: None,
         var_lib_dirs: dirs_under(VAR_LIB),
     };
@@ -801,6 +892,69 @@ fn debian_package_on_the_system_apache() {
     let markers: Vec<String> =
         a2_state().into_keys().filter(|k| k.contains("/module/") && k.contains("fastcgi")).collect();
     assert!(markers.is_empty(), "a2enmod state left after purge: {markers:?}");
+
+    // ---- the swap from the old package, as an admin lives it: its
+    // fastcgi.conf edited to hold the PHP setup (php-fpm through
+    // FastCgiExternalServer + Action), then ours installed with apt, which
+    // removes the old one. PHP must still run, not be served as source.
+    assert!(!old_package_known(), "{OLD_PKG} is known to dpkg before the test installs its stand-in");
+    let php = common::PhpFpm::start(&t);
+    write_file(&PathBuf::from(DOCROOT).join("info.php"), "<?php echo 'php says ', 6 * 7, \"\\n\";\n");
+    let old = old_package(&t, &util::module_path());
+    sys.old_package = true;
+    let out = package_tool("dpkg", &["-i", old.to_str().expect("utf-8 path")]);
+    assert!(is_enabled("fastcgi"), "the stand-in did not enable fastcgi:\n{out}");
+    if !is_enabled("actions") {
+        sys.actions = true;
+        must("a2enmod", &["-q", "actions"], Duration::from_secs(30));
+    }
+    let old_conf = format!("{ETC}/mods-available/fastcgi.conf");
+    let php_block = format!(
+        "<IfModule mod_fastcgi.c>\n  AddType application/x-httpd-fastphp .php\n  \
+         Action application/x-httpd-fastphp /php-fcgi-systest virtual\n  \
+         Alias /php-fcgi-systest /usr/lib/cgi-bin/php-fcgi-systest\n  \
+         FastCgiExternalServer /usr/lib/cgi-bin/php-fcgi-systest -socket {} -pass-header Authorization\n  \
+         <Directory /usr/lib/cgi-bin>\n    Require all granted\n  </Directory>\n</IfModule>\n",
+        php.socket.display()
+    );
+    fs::write(&old_conf, format!("{OLD_CONF}{php_block}")).expect("edit the old fastcgi.conf");
+    let out = apt_get(&["install", deb.to_str().expect("utf-8 path")]);
+    assert!(installed_version().is_some(), "apt-get install over the old package failed:\n{out}");
+    assert!(
+        run("dpkg-query", &["-W", "-f=${Status}", OLD_PKG], Duration::from_secs(30)).text.contains("config-files"),
+        "apt did not remove {OLD_PKG} (its conffiles stay):\n{out}"
+    );
+    assert!(is_enabled("fastcgi_rs") && is_enabled("fastcgi"), "the old fastcgi.conf is not in effect:\n{out}");
+    assert!(out.contains("kept /etc/apache2/mods-available/fastcgi.conf"), "the installation did not say so:\n{out}");
+    assert!(fs::read_to_string(&old_conf).expect("old conf").contains("php-fcgi-systest"), "the edit was lost");
+    let ct = run("apache2ctl", &["configtest"], Duration::from_secs(60));
+    assert!(ct.ok && !ct.text.contains("FastCgiIpcDir"), "configtest after the swap:\n{}", ct.text);
+    let php_runs = || {
+        let r = get(port, "/info.php");
+        (r.status == 200 && body(&r).contains("php says 42"), format!("{} {}", r.status, body(&r)))
+    };
+    let mut last = String::new();
+    let ran = wait_until(Duration::from_secs(20), || {
+        let (ok, seen) = php_runs();
+        last = seen;
+        ok
+    });
+    assert!(ran, "PHP after the swap: {last}\n--- error.log ---\n{}", log_tail());
+    // a2dismod fastcgi leaves our module (and the old file out); a2enmod brings it back.
+    must("a2dismod", &["-q", "fastcgi"], Duration::from_secs(30));
+    assert!(is_enabled("fastcgi_rs") && !is_enabled("fastcgi"));
+    assert!(run("apache2ctl", &["configtest"], Duration::from_secs(60)).ok);
+    must("a2enmod", &["-q", "fastcgi"], Duration::from_secs(30));
+    let ct = run("apache2ctl", &["configtest"], Duration::from_secs(60));
+    assert!(ct.ok && is_enabled("fastcgi"), "a2enmod fastcgi again:\n{}", ct.text);
+    must("apache2ctl", &["graceful"], Duration::from_secs(60));
+    let ran = wait_until(Duration::from_secs(20), || php_runs().0);
+    assert!(ran, "PHP after a2enmod fastcgi and graceful: {}\n{}", php_runs().1, log_tail());
+    let out = apt_get(&["purge", PKG]);
+    assert!(!package_known_to_dpkg(), "purge after the swap:\n{out}");
+    drop(php);
+    // The old package's scripts restart Apache (dh_apache2's default for
+    // modules), so it now has another PID; stop_apache() finds it.
 
     // ---- the system as it was: Apache stopped, its config restored.
     sys.stop_apache();
