@@ -1,4 +1,6 @@
 //! Unit tests of the directive parsers.
+
+#[cfg(test)] // test code only, like the whole `tests` module
 use super::*;
 
 struct FakeHost;

@@ -573,8 +573,10 @@ impl Manager<'_, '_> {
 /// How often a retiring manager looks at its sockets and applications.
 const DRAIN_TICK: Duration = Duration::from_millis(100);
 /// How long connections made just before the new generation took a socket
-/// name get to be accepted before the old socket is shut down.
-const DRAIN_GRACE: Duration = Duration::from_millis(500);
+/// name get to be accepted before the old socket is shut down (one still
+/// queued then, behind an instance busy for longer, is reset: the price of
+/// not keeping a generation for its whole -idle-timeout).
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
 /// The longest a retiring manager waits for the new generation's sockets.
 const DRAIN_WAIT: Duration = Duration::from_secs(5);
 
