@@ -234,22 +234,6 @@ fn seqpacket(flags: libc::c_int) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// The manager's listening control socket at `path` (replacing a stale
-/// one); non-blocking, so the manager's loop never waits in accept.
-pub fn listen(path: &Path) -> io::Result<OwnedFd> {
-    let fd = seqpacket(libc::SOCK_NONBLOCK)?;
-    let (sun, len) = crate::transport::unix_sockaddr(path)?;
-    let _ = std::fs::remove_file(path);
-    // SAFETY: sun is a valid address of len bytes; fd is ours.
-    if unsafe { libc::bind(fd.as_raw_fd(), &sun as *const _ as *const libc::sockaddr, len) } < 0
-        // SAFETY: fd is a bound socket we own.
-        || unsafe { libc::listen(fd.as_raw_fd(), 128) } < 0
-    {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(fd)
-}
-
 /// How long a request waits for a manager that is still starting.
 const MANAGER_START: Duration = Duration::from_secs(5);
 
@@ -373,7 +357,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("fcgi-control-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
         let path = dir.join(CONTROL_NAME);
-        let listener = listen(&path).unwrap();
+        let opened = super::super::dirs::open(&dir, None, false, true, &mut Vec::new()).unwrap();
+        let (listener, _) = opened.listen(CONTROL_NAME.as_ref(), 128, super::super::dirs::SocketKind::Control).unwrap();
         let server = std::thread::spawn(move || {
             let mut pfd = libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 };
             // SAFETY: one live pollfd; then accept on our listening socket.

@@ -35,7 +35,7 @@ pub type Owner = (libc::uid_t, libc::gid_t);
 
 /// Who can change a directory's entries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Writers {
+enum Writers {
     /// Root alone: root may act there by name.
     Root,
     /// Apache's user too: act there as that user.
@@ -220,7 +220,7 @@ pub fn open(
 /// Checks `path` as [`open`] would, without creating anything: a missing
 /// tail is judged by the deepest directory that exists (it will be created
 /// there).
-pub fn inspect(path: &Path, owner: Option<Owner>, warnings: &mut Vec<String>) -> Result<(), String> {
+fn inspect(path: &Path, owner: Option<Owner>, warnings: &mut Vec<String>) -> Result<(), String> {
     let mut existing = path;
     loop {
         match std::fs::symlink_metadata(existing) {
@@ -369,17 +369,18 @@ impl Dir {
         Ok(())
     }
 
-    /// A listening Unix socket named `name` here, mode 0600, the owner's:
-    /// bound under a temporary name and renamed over `name`, so a socket
-    /// of an earlier generation is replaced without a moment in which
-    /// connects fail.
-    pub fn listen(&self, name: &OsStr, backlog: libc::c_int) -> io::Result<OwnedFd> {
+    /// A listening Unix socket of `kind` named `name` here, mode 0600, the
+    /// owner's, and the inode of that name (to tell later whether the name
+    /// is still this socket's): bound under a temporary name and renamed
+    /// over `name`, so a socket of an earlier generation is replaced
+    /// without a moment in which connects fail.
+    pub fn listen(&self, name: &OsStr, backlog: libc::c_int, kind: SocketKind) -> io::Result<(OwnedFd, u64)> {
         let tmp = cstring(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()).as_bytes())?;
         let cname = cstring(name.as_bytes())?;
         self.act(SOCKET_UMASK, |dir| {
             // SAFETY: unlinkat on our directory; a missing name is fine.
             unsafe { libc::unlinkat(dir, tmp.as_ptr(), 0) };
-            let fd = bind_at(dir, &tmp)?;
+            let fd = bind_at(dir, &tmp, kind)?;
             let done = (|| {
                 if let (true, Some((uid, gid))) = (self.root_acts(), self.owner) {
                     // SAFETY: only root can change this directory, so the
@@ -389,13 +390,14 @@ impl Dir {
                 // SAFETY: fd is a bound socket we own.
                 check(unsafe { libc::listen(fd.as_raw_fd(), backlog) })?;
                 // SAFETY: both names in our directory, NUL-terminated.
-                check(unsafe { libc::renameat(dir, tmp.as_ptr(), dir, cname.as_ptr()) })
+                check(unsafe { libc::renameat(dir, tmp.as_ptr(), dir, cname.as_ptr()) })?;
+                stat_at(dir, &cname).map(|st| st.st_ino)
             })();
             if done.is_err() {
                 // SAFETY: as above.
                 unsafe { libc::unlinkat(dir, tmp.as_ptr(), 0) };
             }
-            done.map(|_| fd)
+            done.map(|ino| (fd, ino))
         })
     }
 
@@ -444,14 +446,28 @@ impl Dir {
     }
 }
 
-/// A Unix stream socket bound to `name` in `dir` (there is no `bindat`: the
-/// name is resolved from `dir` by way of `/proc/self/fd`, which also keeps
-/// long directory paths within `sun_path`).
-fn bind_at(dir: RawFd, name: &CString) -> io::Result<OwnedFd> {
+/// The listening sockets the manager makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketKind {
+    /// An application's: a stream socket it accepts on (blocking).
+    Application,
+    /// The manager's control socket: one packet per message, non-blocking
+    /// so that the manager's loop never waits in accept.
+    Control,
+}
+
+/// A Unix socket of `kind` bound to `name` in `dir` (there is no `bindat`:
+/// the name is resolved from `dir` by way of `/proc/self/fd`, which also
+/// keeps long directory paths within `sun_path`).
+fn bind_at(dir: RawFd, name: &CString, kind: SocketKind) -> io::Result<OwnedFd> {
     let path = PathBuf::from(format!("/proc/self/fd/{dir}")).join(OsStr::from_bytes(name.as_bytes()));
     let (sun, len) = crate::transport::unix_sockaddr(&path)?;
+    let type_ = match kind {
+        SocketKind::Application => libc::SOCK_STREAM,
+        SocketKind::Control => libc::SOCK_SEQPACKET | libc::SOCK_NONBLOCK,
+    };
     // SAFETY: plain socket(2); the result is checked.
-    let fd = check(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
+    let fd = check(unsafe { libc::socket(libc::AF_UNIX, type_ | libc::SOCK_CLOEXEC, 0) })?;
     // SAFETY: a fresh descriptor nobody else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     // SAFETY: sun is a valid address of len bytes; fd is ours.
@@ -462,7 +478,7 @@ fn bind_at(dir: RawFd, name: &CString) -> io::Result<OwnedFd> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     fn scratch(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("fcgi-dirs-{}-{name}", std::process::id()));
@@ -477,7 +493,8 @@ mod tests {
         let base = scratch("create");
         let mut warnings = Vec::new();
         let dir = open(&base.join("a/b"), None, true, true, &mut warnings).unwrap();
-        let fd = dir.listen(OsStr::new("s.sock"), 5).unwrap();
+        let (fd, ino) = dir.listen(OsStr::new("s.sock"), 5, SocketKind::Application).unwrap();
+        assert_eq!(std::fs::symlink_metadata(base.join("a/b/s.sock")).unwrap().ino(), ino);
         let meta = std::fs::symlink_metadata(base.join("a/b/s.sock")).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         assert!(std::os::unix::net::UnixStream::connect(base.join("a/b/s.sock")).is_ok());

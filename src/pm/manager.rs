@@ -38,7 +38,7 @@ pub(super) struct OnDemand {
     pub(super) classes: HashMap<Vec<u8>, Class>,
     pub(super) control: OwnedFd,
     /// The inode of the control socket's name when it was bound.
-    pub(super) control_ino: Option<u64>,
+    pub(super) control_ino: u64,
     pub(super) listeners: HashMap<Vec<u8>, OwnedFd>,
     /// The inode of each listener's name when it was bound.
     pub(super) name_inos: HashMap<Vec<u8>, u64>,
@@ -551,7 +551,7 @@ impl Manager<'_, '_> {
                 }
                 if let Some(od) = &self.on_demand {
                     let pm = od.dir.path().join(control::CONTROL_NAME);
-                    if od.control_ino.is_some_and(|ino| names(&pm, ino)) {
+                    if names(&pm, od.control_ino) {
                         let _ = std::fs::remove_file(pm);
                     }
                 }
@@ -604,10 +604,9 @@ impl OnDemand {
         let (path, identity) = self.classes.get(key).ok_or_else(unknown)?;
         if !self.listeners.contains_key(key) {
             let backlog = self.opts.spawn.listen_queue_depth.min(libc::c_int::MAX as u32) as libc::c_int;
-            let fd = self.dir.listen(control::socket_name(key).as_ref(), backlog)?;
-            if let Some(ino) = unix::name_ino(&self.dir.path().join(control::socket_name(key))) {
-                self.name_inos.insert(key.to_vec(), ino);
-            }
+            let (fd, ino) =
+                self.dir.listen(control::socket_name(key).as_ref(), backlog, dirs::SocketKind::Application)?;
+            self.name_inos.insert(key.to_vec(), ino);
             self.listeners.insert(key.to_vec(), fd);
         }
         let wrapper = self.wrapper.as_deref().zip(*identity).map(|(w, (uid, gid))| (w, uid, gid));

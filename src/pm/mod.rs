@@ -38,6 +38,8 @@ use policy::StaticApp;
 pub const STOP_GRACE: Duration = Duration::from_secs(3);
 /// The longest sleep between checks that Apache's parent is alive.
 const TICK: Duration = Duration::from_secs(1);
+/// The control socket's backlog: workers asking at once.
+const CONTROL_BACKLOG: libc::c_int = 128;
 /// How long a worker's Start may wait for a delayed start.
 const START_WAIT: Duration = Duration::from_secs(60);
 
@@ -92,16 +94,12 @@ pub fn run(
                 continue;
             }
         };
-        let listener = match open_listener(server, spawn.listen_queue_depth, config, owner, &mut warnings) {
-            Ok(fd) => Some(fd),
+        let (listener, name_ino) = match open_listener(server, spawn.listen_queue_depth, config, owner, &mut warnings) {
+            Ok((fd, ino)) => (Some(fd), ino),
             Err(msg) => {
                 log(Level::Crit, &msg);
-                None
+                (None, None)
             }
-        };
-        let name_ino = match (&server.endpoint, &listener) {
-            (Endpoint::Unix(path), Some(_)) => unix::name_ino(path),
-            _ => None,
         };
         statics.push(StaticEntry { server, schedule: StaticApp::new(spawn), spec, listener, name_ino });
     }
@@ -123,11 +121,12 @@ pub fn run(
             let opened = dirs::open(&dir, owner, true, true, &mut warnings);
             let control = opened.and_then(|d| {
                 d.clear();
-                control::listen(&d.path().join(control::CONTROL_NAME)).map(|c| (d, c)).map_err(|e| e.to_string())
+                let bound = d.listen(control::CONTROL_NAME.as_ref(), CONTROL_BACKLOG, dirs::SocketKind::Control);
+                bound.map(|c| (d, c)).map_err(|e| e.to_string())
             });
             match control {
-                Ok((dir, control)) => Some(OnDemand {
-                    control_ino: unix::name_ino(&dir.path().join(control::CONTROL_NAME)),
+                Ok((dir, (control, control_ino))) => Some(OnDemand {
+                    control_ino,
                     policy: Dynamic::new(config.dynamic.clone(), Instant::now()),
                     opts: config.dynamic.clone(),
                     dir,
@@ -213,7 +212,7 @@ fn open_listener(
     config: &Config,
     owner: Option<dirs::Owner>,
     warnings: &mut Vec<String>,
-) -> Result<OwnedFd, String> {
+) -> Result<(OwnedFd, Option<u64>), String> {
     let what = match &server.endpoint {
         Endpoint::Unix(p) => format!("bind() failed [{}]", p.display()),
         Endpoint::Tcp { spec, .. } => format!("bind() failed [{spec}]"),
@@ -228,9 +227,13 @@ fn open_listener(
             // The IPC directory is made if missing; another directory must exist.
             let ipc = parent == config.ipc_dir.as_path();
             let dir = dirs::open(parent, owner, ipc, ipc, warnings).map_err(failed)?;
-            dir.listen(name, backlog).map_err(|e| failed(e.to_string()))
+            let (fd, ino) =
+                dir.listen(name, backlog, dirs::SocketKind::Application).map_err(|e| failed(e.to_string()))?;
+            Ok((fd, Some(ino)))
         }
-        Endpoint::Tcp { .. } => unix::listen_tcp(&server.endpoint, backlog).map_err(|e| failed(e.to_string())),
+        Endpoint::Tcp { .. } => {
+            unix::listen_tcp(&server.endpoint, backlog).map(|fd| (fd, None)).map_err(|e| failed(e.to_string()))
+        }
     }
 }
 
