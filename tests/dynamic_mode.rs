@@ -365,10 +365,15 @@ fn exec_cgi_missing_not_executable_directory_and_script_alias() {
 
     let r = s.get("/exec/missing.fcgi");
     assert_eq!(r.status, 404, "missing script: {}", r.text());
-    s.wait_log(&format!(
-        "FastCGI: stat() of \"{}\" failed: No such file or directory",
-        exec.join("missing.fcgi").display()
-    ));
+    // With its reason, which httpd writes before the message ("(2)No such
+    // file or directory: [client ...] FastCGI: stat() of ... failed").
+    let missing = format!("FastCGI: stat() of \"{}\" failed", exec.join("missing.fcgi").display());
+    s.wait_log(&missing);
+    assert!(
+        s.log().lines().any(|l| l.contains(&missing) && l.contains("No such file or directory")),
+        "no reason on the stat() line:\n{}",
+        s.log()
+    );
 
     let r = s.get("/exec/plain.fcgi");
     assert_eq!(r.status, 403, "non-executable script: {}", r.text());

@@ -113,22 +113,10 @@ fn own_identity() -> (u32, u32) {
     (own.user_id, own.group_id)
 }
 
-/// Why `path` cannot be stat()ed ("No such file or directory"), for the
-/// log line of a dynamic application that is missing.
-fn stat_error(path: &str) -> String {
-    std::fs::metadata(path).err().map_or_else(
-        || "it appeared meanwhile".to_string(),
-        |e| {
-            let text = e.to_string();
-            // io::Error's Display adds " (os error N)"; the log line wants the text.
-            text.split(" (os error").next().unwrap_or(&text).to_string()
-        },
-    )
-}
-
 /// The original's checks before a dynamic application runs: ExecCGI (unless
 /// ScriptAlias'd), the file exists, is no directory, may be executed.
-fn dynamic_check(req: &mut request_rec, filename: &str) -> Result<(), (i32, String)> {
+/// Err: the status, the errno for the log line (0: none) and its text.
+fn dynamic_check(req: &mut request_rec, filename: &str) -> Result<(), (i32, i32, String)> {
     // SAFETY: req is the live request; notes is its table; the key is a C literal.
     let forced = unsafe { c_str(ffi::apr_table_get(req.notes, c"alias-forced-type".as_ptr())) };
     // SAFETY: req is the live request.
@@ -136,17 +124,18 @@ fn dynamic_check(req: &mut request_rec, filename: &str) -> Result<(), (i32, Stri
     if options & ffi::OPT_EXECCGI == 0 && forced != Some("cgi-script") {
         return Err((
             ffi::HTTP_FORBIDDEN as i32,
+            0,
             format!("FastCGI: \"ExecCGI Option\" is off in this directory: {filename}"),
         ));
     }
     let invalid =
-        |why: &str| (ffi::HTTP_FORBIDDEN as i32, format!("FastCGI: invalid (dynamic) server \"{filename}\": {why}"));
+        |why: &str| (ffi::HTTP_FORBIDDEN as i32, 0, format!("FastCGI: invalid (dynamic) server \"{filename}\": {why}"));
     match req.finfo.filetype {
         ffi::apr_filetype_e_APR_NOFILE => {
-            return Err((
-                ffi::HTTP_NOT_FOUND as i32,
-                format!("FastCGI: stat() of \"{filename}\" failed: {}", stat_error(filename)),
-            ));
+            // The reason goes as the errno, which httpd writes before the
+            // line ("(2)No such file or directory: ..."), as the original's did.
+            let errno = std::fs::metadata(filename).err().and_then(|e| e.raw_os_error()).unwrap_or(libc::ENOENT);
+            return Err((ffi::HTTP_NOT_FOUND as i32, errno, format!("FastCGI: stat() of \"{filename}\" failed")));
         }
         ffi::apr_filetype_e_APR_DIR => return Err(invalid("script is a directory")),
         _ => {}
@@ -215,8 +204,8 @@ pub extern "C" fn fcgi_rs_handler(r: *mut request_rec) -> i32 {
                 let filename = std::str::from_utf8(name).unwrap_or_default();
                 match dynamic_check(req, filename) {
                     Ok(()) => gateway::run_dynamic(&mut client, filename, identity, &config),
-                    Err((status, msg)) => {
-                        client.log_error(&msg);
+                    Err((status, errno, msg)) => {
+                        client.log(crate::log::Level::Error, errno, &msg);
                         return status;
                     }
                 }
