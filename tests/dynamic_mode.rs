@@ -11,7 +11,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -552,14 +552,36 @@ fn auto_update_serves_the_new_version() {
     s.apache.assert_alive();
 }
 
-/// An app that exits at once: a 503 in bounded time with a log line, the
-/// Apache child survives; after 4 quick failures starts are refused (503
-/// at once, no new process). A wrong interpreter is a 503 too.
+/// The pipes (`pipe:[inode]`) among `pid`'s descriptors, by fd number.
+fn pipes_of(pid: i32) -> BTreeMap<i32, String> {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| {
+                    let fd = e.file_name().to_str()?.parse().ok()?;
+                    let link = fs::read_link(e.path()).ok()?.display().to_string();
+                    link.starts_with("pipe:").then_some((fd, link))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// An app that exits at once: every request, the first one too, gets 503
+/// at once with a log line saying how it ended (not "incomplete headers"),
+/// the Apache child survives; after 4 quick failures starts are refused
+/// (503 at once, no new process). A wrong interpreter is a 503 too. What
+/// the apps write to stderr (and stdout) reaches the error log line by
+/// line with the `FastCGI: server "..." stderr:` prefix, through a pipe
+/// per process that the manager closes when the process is gone.
 #[test]
 fn app_that_exits_at_once_gives_503_fast() {
     let t = TestDir::new("dyn_dies");
     let die = t.htdocs().join("die.fcgi");
-    install_script(&die, "#!/bin/sh\nexit 1\n");
+    install_script(
+        &die,
+        "#!/bin/sh\necho 'die.fcgi: cannot read /etc/die.conf' >&2\necho 'die.fcgi on stdout'\nprintf 'die.fcgi: last words' >&2\nexit 1\n",
+    );
     let badinterp = t.htdocs().join("badinterp.fcgi");
     install_script(&badinterp, "#!/nonexistent/interpreter\n");
     let hello = t.htdocs().join("hello.fcgi");
@@ -568,25 +590,56 @@ fn app_that_exits_at_once_gives_503_fast() {
     // the original): 1 s keeps the repeated failures below short.
     let conf = format!("{DEBIAN_SNIPPET}{}FastCgiConfig -restart-delay 1\n", exec_cgi(&t));
     let s = Site::start(t, Mpm::Event, &conf);
+    let pm = s.pm();
+    // A running instance: fd 0 its socket, 1 and 2 one pipe the manager
+    // reads, nothing else of the manager's.
+    assert!(s.get_ok("/hello.fcgi").starts_with("Hello from libfcgi"));
+    let hello_pid = s.instances(pm.pid, &hello).first().map(|p| p.pid).expect("a hello.fcgi instance");
+    let fds: Vec<String> = fs::read_dir(format!("/proc/{hello_pid}/fd"))
+        .expect("read the instance's fds")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut sorted = fds.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["0", "1", "2"], "descriptors of hello.fcgi");
+    let app_pipes = pipes_of(hello_pid);
+    assert_eq!(app_pipes.len(), 2, "{app_pipes:?}");
+    assert_eq!(app_pipes.get(&1), app_pipes.get(&2), "stdout and stderr are one pipe");
+    let pm_pipes = pipes_of(pm.pid);
+    assert!(pm_pipes.values().any(|p| Some(p) == app_pipes.get(&2)), "the manager reads {app_pipes:?}: {pm_pipes:?}");
 
     let get_503 = |path: &str, limit: Duration| {
         let r = s.apache.request(Request::get(path).timeout(Duration::from_secs(20)));
         assert_eq!(r.status, 503, "GET {path}: {} {:?} after {:?}\n{}", r.status, r.text(), r.elapsed, s.log());
         assert!(r.elapsed < limit, "GET {path}: 503 took {:?} (limit {limit:?})\n{}", r.elapsed, s.log());
     };
-    get_503("/die.fcgi", Duration::from_secs(5));
-    s.wait_log(&format!("FastCGI: (dynamic) server \"{}\" (pid ", die.display()));
-    s.wait_log("terminated by calling exit with status '1'");
-    assert!(s.get_ok("/hello.fcgi").starts_with("Hello from libfcgi"));
-    s.apache.assert_alive();
-
     // Requests do not wait for it to be started again: four in a row each
-    // get 503 at once, and the log line says how it ended.
+    // get 503 at once, the first one too, and each log line says how it
+    // ended.
     for _ in 0..4 {
         get_503("/die.fcgi", Duration::from_millis(500));
     }
+    s.wait_log(&format!("FastCGI: (dynamic) server \"{}\" (pid ", die.display()));
+    s.wait_log("terminated by calling exit with status '1'");
     let line = format!("FastCGI: failed to connect to (dynamic) server \"{}\": it exited with status 1", die.display());
-    assert!(s.log().contains(&line), "no line naming the exit status:\n{}", s.log());
+    let log = s.log();
+    assert_eq!(count(&log, &line), 4, "a line naming the exit status for each request:\n{log}");
+    assert!(!log.contains("incomplete headers"), "an app that could not start is no incomplete answer:\n{log}");
+    assert!(s.get_ok("/hello.fcgi").starts_with("Hello from libfcgi"));
+    s.apache.assert_alive();
+
+    // Its stderr and stdout: prefixed lines, the last one without a newline
+    // too, logged before the line saying how it ended; nothing raw.
+    let prefix = format!("FastCGI: server \"{}\" stderr: ", die.display());
+    for want in ["die.fcgi: cannot read /etc/die.conf", "die.fcgi on stdout", "die.fcgi: last words"] {
+        assert!(log.contains(&format!("{prefix}{want}")), "no {want:?} with the prefix:\n{log}");
+    }
+    let raw: Vec<&str> = log.lines().filter(|l| l.contains("die.fcgi") && !l.contains("FastCGI:")).collect();
+    assert!(raw.is_empty(), "raw lines in the error log: {raw:?}");
+    let last_words = log.find(&format!("{prefix}die.fcgi: last words")).unwrap_or(usize::MAX);
+    let ended = log.find("terminated by calling exit with status '1'").unwrap_or(0);
+    assert!(last_words < ended, "what it wrote comes before how it ended:\n{log}");
 
     // Failures until the back-off (4 attempts), each one bounded: a request
     // after each -restart-delay starts it again.
@@ -607,8 +660,22 @@ fn app_that_exits_at_once_gives_503_fast() {
     assert_eq!(s.started_pids(&die).len(), starts, "started again during the back-off:\n{}", s.log());
 
     get_503("/badinterp.fcgi", Duration::from_secs(5));
+    s.wait_log(&format!(
+        "FastCGI: server \"{}\" stderr: FastCGI: can't start server \"{}\" (pid ",
+        badinterp.display(),
+        badinterp.display()
+    ));
     assert!(s.get_ok("/hello.fcgi").starts_with("Hello from libfcgi"));
     s.apache.assert_alive();
+
+    // The pipes of the processes that exited are closed: the manager holds
+    // none more than it did with only hello.fcgi running.
+    let settled = wait_until(LOG_WAIT, || {
+        s.instances(pm.pid, &die).is_empty()
+            && s.instances(pm.pid, &badinterp).is_empty()
+            && pipes_of(pm.pid).len() == pm_pipes.len()
+    });
+    assert!(settled, "the manager holds {:?}, held {pm_pipes:?} before", pipes_of(pm.pid));
 }
 
 /// Paths the original's text pipe could not carry: a space, a `*`, a

@@ -547,6 +547,43 @@ fn killed_app_is_restarted_and_serves_again() {
     s.apache.assert_alive();
 }
 
+/// What a static application writes to its stderr and stdout reaches the
+/// error log line by line with the prefix FCGI_STDERR lines get (`FastCGI:
+/// server "..." stderr: `), a long line in 4 KiB pieces; nothing raw.
+#[test]
+fn app_stderr_is_logged_line_by_line_with_the_prefix() {
+    let t = TestDir::new("pmstderr");
+    let app = t.htdocs().join("noisy.sh");
+    install_script(
+        &app,
+        "#!/bin/sh\necho 'noisy: starting up' >&2\necho 'noisy: on stdout'\n\
+         head -c 10000 /dev/zero | tr '\\0' z >&2\necho >&2\necho 'noisy: ready' >&2\nexec sleep 600\n",
+    );
+    let conf = format!(
+        "FastCgiServer {app} -socket {socket} -init-start-delay 0\n",
+        app = app.display(),
+        socket = t.sock("noisy.sock").display(),
+    );
+    let s = Site::start(t, Mpm::Event, &conf);
+    let prefix = format!("FastCGI: server \"{}\" stderr: ", app.display());
+    s.wait_log(&format!("{prefix}noisy: ready"));
+    let log = s.log();
+    for want in ["noisy: starting up", "noisy: on stdout"] {
+        assert_eq!(count(&log, &format!("{prefix}{want}")), 1, "{want:?}:\n{log}");
+    }
+    let pieces: Vec<usize> = log
+        .lines()
+        .filter_map(|l| l.split_once(&prefix).map(|(_, rest)| rest))
+        .filter(|rest| rest.starts_with('z'))
+        .map(|rest| rest.len())
+        .collect();
+    assert_eq!(pieces, [4096, 4096, 1808], "the 10,000-byte line, in pieces");
+    let raw: Vec<&str> = log.lines().filter(|l| l.contains("noisy") && !l.contains("FastCGI: ")).collect();
+    assert!(raw.is_empty(), "raw lines: {raw:?}");
+    assert!(!log.lines().any(|l| l.starts_with('z')), "a raw piece of the long line");
+    s.apache.assert_alive();
+}
+
 // ---------------------------------------------------------------- 4. back-off
 
 /// Fast crashes (exit 1) back off to 600 s after 4 attempts; exit status 0

@@ -32,6 +32,10 @@ pub enum Op {
     /// What runs (for the status page): the reply carries
     /// [`encode_status`]'s record.
     Status,
+    /// An instance went away without answering: the reply carries why
+    /// the application is refused now (how its last instance ended), or
+    /// nothing when it is not. Changes nothing.
+    Why,
 }
 
 impl Op {
@@ -42,12 +46,13 @@ impl Op {
             Op::Done => b'C',
             Op::Restart => b'R',
             Op::Status => b'Q',
+            Op::Why => b'W',
         }
     }
 
     /// Whether the manager answers this op.
     pub fn wants_reply(self) -> bool {
-        matches!(self, Op::Start | Op::Restart | Op::Status)
+        matches!(self, Op::Start | Op::Restart | Op::Status | Op::Why)
     }
 }
 
@@ -88,6 +93,7 @@ impl Request {
             b'C' => Op::Done,
             b'R' => Op::Restart,
             b'Q' => Op::Status,
+            b'W' => Op::Why,
             _ => return None,
         };
         let micros = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
@@ -298,7 +304,7 @@ mod tests {
     #[test]
     fn requests_round_trip_any_path() {
         for path in [&b"/a b/*x\nnl"[..], b"/srv/app.fcgi"] {
-            for op in [Op::Start, Op::More, Op::Done, Op::Restart, Op::Status] {
+            for op in [Op::Start, Op::More, Op::Done, Op::Restart, Op::Status, Op::Why] {
                 for identity in [None, Some((1000, 100))] {
                     let r = Request { op, micros: 123_456, identity, path: path.to_vec() };
                     assert_eq!(Request::decode(&r.encode()), Some(r));

@@ -45,11 +45,29 @@ impl App {
     /// before it is started again (`at`): a request does not wait with it,
     /// it is refused now with how the instance ended (503 at once).
     fn refused_while_failed(&self, at: Instant, now: Instant) -> Option<StartAnswer> {
+        self.why_failed(Some(at), now).map(StartAnswer::Refused)
+    }
+
+    /// How its last instance ended when it failed, and when it is started
+    /// again (`at`).
+    fn why_failed(&self, at: Option<Instant>, now: Instant) -> Option<String> {
         let why = self.last_exit.as_ref().filter(|_| self.failures > 0)?;
-        Some(StartAnswer::Refused(format!(
-            "it {why} when it was started; it is started again in {} s",
-            at.saturating_duration_since(now).as_secs().max(1)
-        )))
+        Some(match at {
+            Some(at) => format!(
+                "it {why} when it was started; it is started again in {} s",
+                at.saturating_duration_since(now).as_secs().max(1)
+            ),
+            None => format!("it {why} when it was started"),
+        })
+    }
+
+    /// Starts are refused until `until` after too many failed runs.
+    fn backed_off(&self, until: Instant, now: Instant) -> String {
+        format!(
+            "it failed to start {} times; starts are refused for {} more seconds",
+            self.failures,
+            until.saturating_duration_since(now).as_secs()
+        )
     }
 
     fn live(&self) -> usize {
@@ -134,11 +152,7 @@ impl Dynamic {
         }
         if let Some(until) = app.backoff_until {
             if now < until {
-                return StartAnswer::Refused(format!(
-                    "it failed to start {} times; starts are refused for {} more seconds",
-                    app.failures,
-                    (until - now).as_secs()
-                ));
+                return StartAnswer::Refused(app.backed_off(until, now));
             }
             app.backoff_until = None;
             app.failures = MAX_FAILED_STARTS;
@@ -167,6 +181,20 @@ impl Dynamic {
             app.pending = Some(due);
             app.refused_while_failed(due, now).unwrap_or(StartAnswer::Later(due))
         }
+    }
+
+    /// Why a request to `path` is refused now, changing nothing: no
+    /// instance runs and the last one failed (how it ended, and when it is
+    /// started again), or starts are backed off. None otherwise. Asked when
+    /// an instance went away without answering a request.
+    pub fn refusal(&self, path: &[u8], now: Instant) -> Option<String> {
+        let app = self.apps.get(path).filter(|a| a.live() == 0 && a.failures > 0)?;
+        if let Some(until) = app.backoff_until.filter(|&until| now < until) {
+            return Some(app.backed_off(until, now));
+        }
+        let restart_delay = Self::secs(self.opts.spawn.restart_delay);
+        let due = app.pending.or_else(|| app.last_start.map(|t| t + restart_delay));
+        app.why_failed(due.filter(|&at| at > now), now)
     }
 
     /// How the last failed instance of `path` ended, when one did.
@@ -280,7 +308,12 @@ impl Dynamic {
                 }
             }
         }
-        if app.instances.is_empty() && app.pending.is_none() && !actions.start.contains(path) {
+        // No instance left: the socket closes, so requests queued on it
+        // fail now instead of waiting for the next instance (one after a
+        // failure comes only after -restart-delay, and may fail too); the
+        // next start makes a new one.
+        let failed = !inst.dying && app.failures > 0;
+        if app.instances.is_empty() && (app.pending.is_none() || failed) && !actions.start.contains(path) {
             actions.close.push(path.clone());
         }
         Some(path.clone())
@@ -520,5 +553,47 @@ mod tests {
         assert!(
             matches!(d.start(b"/x", t, &mut Actions::default()), StartAnswer::Refused(r) if r.contains("failed to start 4 times"))
         );
+    }
+
+    #[test]
+    fn a_failed_app_says_why_without_being_started_and_closes_its_socket() {
+        let t = Instant::now();
+        for restart in [false, true] {
+            let spawn = crate::config::SpawnOptions { restart_delay: 2, ..Default::default() };
+            let mut d = Dynamic::new(DynamicOptions { spawn, restart, ..opts() }, t);
+            assert_eq!(d.refusal(b"/x", t), None, "unknown");
+            d.start(b"/x", t, &mut Actions::default());
+            d.started(b"/x", 1, t);
+            assert_eq!(d.refusal(b"/x", t), None, "running");
+            let died = t + Duration::from_millis(10);
+            let mut a = Actions::default();
+            d.exited(1, false, died, &mut a);
+            d.set_last_exit(b"/x", "exited with status 3".into());
+            // Requests queued on its socket fail now, with -restart too.
+            assert_eq!(a.close, [b"/x".to_vec()], "restart {restart}");
+            assert!(a.start.is_empty());
+            let why = d.refusal(b"/x", died).expect("a refusal");
+            assert_eq!(why, "it exited with status 3 when it was started; it is started again in 1 s");
+            // Asking changed nothing: no start, and Start refuses the same way.
+            let mut a = Actions::default();
+            assert_eq!(d.start(b"/x", died, &mut a), StartAnswer::Refused(why));
+            assert!(a.start.is_empty());
+            // After -restart-delay it is started again: no wait to tell.
+            let later = t + Duration::from_secs(3);
+            assert_eq!(d.refusal(b"/x", later).as_deref(), Some("it exited with status 3 when it was started"));
+        }
+    }
+
+    #[test]
+    fn a_clean_exit_with_restart_keeps_the_socket() {
+        let t = Instant::now();
+        let o = DynamicOptions { restart: true, ..opts() };
+        let mut d = Dynamic::new(o, t);
+        d.started(b"/x", 1, t);
+        let mut a = Actions::default();
+        d.exited(1, true, t + Duration::from_secs(100), &mut a);
+        assert_eq!(a.start, [b"/x".to_vec()]);
+        assert!(a.close.is_empty());
+        assert_eq!(d.refusal(b"/x", t + Duration::from_secs(100)), None);
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::dynamic::{Actions, Dynamic, StartAnswer};
 use super::policy::{Exit, StaticApp};
-use super::{admissible, control, dirs, unix, START_WAIT, STOP_GRACE, TICK};
+use super::{admissible, control, dirs, stderr, unix, START_WAIT, STOP_GRACE, TICK};
 use crate::config::{Config, DynamicOptions, Server};
 use crate::log::Level;
 use crate::transport::Endpoint;
@@ -91,6 +91,8 @@ pub(super) struct Manager<'c, 'l> {
     /// socket answers.
     pub(super) apache_uid: libc::uid_t,
     pub(super) refusals: Refusals,
+    /// The stderr of every process it started that has not exited.
+    pub(super) stderr: stderr::Pipes,
 }
 
 /// What the main loop was told to do.
@@ -109,13 +111,9 @@ impl Manager<'_, '_> {
                 wake = Some(wake.map_or(w, |x| x.min(w)));
             }
             let timeout = wake.map_or(TICK, |w| w.saturating_duration_since(Instant::now()).min(TICK));
-            let mut fds = vec![self.signals.as_raw_fd()];
-            if let Some(od) = &self.on_demand {
-                fds.push(od.control.as_raw_fd());
-            }
-            let ready = unix::wait_readable(&fds, timeout);
+            let (signalled, control) = self.wait(true, timeout);
             let mut next = Next::Serve;
-            if ready.contains(&0) {
+            if signalled {
                 for sig in unix::take_signals(&self.signals) {
                     match sig {
                         libc::SIGUSR1 => next = Next::Retire,
@@ -125,7 +123,7 @@ impl Manager<'_, '_> {
                 }
             }
             self.reap_all();
-            if ready.contains(&1) {
+            if control {
                 self.serve_control();
             }
             self.publish();
@@ -159,7 +157,8 @@ impl Manager<'_, '_> {
                 }
                 let Some(slot) = decision.start else { break };
                 match unix::spawn(&app.spec, listener.as_raw_fd()) {
-                    Ok(pid) => {
+                    Ok((pid, stderr)) => {
+                        self.stderr.add(pid, &app.server.path, stderr);
                         count_start(&app.server.path, None, false);
                         let again = if app.schedule.started(slot, pid, now) { "re" } else { "" };
                         (self.log)(
@@ -219,7 +218,8 @@ impl Manager<'_, '_> {
             let started =
                 od.start(&path).map_err(|e| format!("FastCGI: can't start (dynamic) server \"{shown}\": {e}"));
             match started {
-                Ok(pid) => {
+                Ok((pid, stderr)) => {
+                    self.stderr.add(pid, &shown, stderr);
                     od.policy.started(&path, pid, now);
                     if let Some((p, identity)) = od.classes.get(&path) {
                         count_start(p, *identity, true);
@@ -262,6 +262,15 @@ impl Manager<'_, '_> {
                 self.refuse(&conn, peer, &why);
                 continue;
             }
+            if req.op == control::Op::Why {
+                // An instance that just went away is counted first.
+                self.reap_all();
+                let key = control::class_key(&req.path, req.identity);
+                let od = self.on_demand.as_ref();
+                let why = od.and_then(|od| od.policy.refusal(&key, Instant::now())).unwrap_or_default();
+                unix::send_packet(&conn, &control::encode_reply(Ok(why.as_bytes())));
+                continue;
+            }
             let now = Instant::now();
             let mut actions = Actions::default();
             let Some(od) = self.on_demand.as_mut() else { return };
@@ -293,7 +302,7 @@ impl Manager<'_, '_> {
                     Some(od.policy.start(&key, now, &mut actions))
                 }
                 // Answered above.
-                control::Op::Status => None,
+                control::Op::Status | control::Op::Why => None,
                 control::Op::Restart => {
                     let mtime = std::fs::metadata(&path).and_then(|m| m.modified());
                     if let Ok(mtime) = mtime {
@@ -374,6 +383,8 @@ impl Manager<'_, '_> {
 
     fn reap_all(&mut self) {
         while let Some((pid, status)) = unix::reap() {
+            // What it wrote comes before the line saying how it ended.
+            self.stderr.exited(pid, self.log);
             let now = Instant::now();
             let how = if libc::WIFSIGNALED(status) {
                 Exit::Signal { signal: libc::WTERMSIG(status), core: libc::WCOREDUMP(status) }
@@ -449,6 +460,23 @@ impl Manager<'_, '_> {
         apps
     }
 
+    /// Waits up to `timeout` for a signal, (with `control`) a worker on
+    /// the control socket, or output of an application, and logs that
+    /// output; returns whether a signal and a worker are waiting.
+    fn wait(&mut self, control: bool, timeout: Duration) -> (bool, bool) {
+        let mut fds = vec![self.signals.as_raw_fd()];
+        let control = control.then(|| self.on_demand.as_ref().map(|od| od.control.as_raw_fd())).flatten();
+        fds.extend(control);
+        let first_pipe = fds.len();
+        fds.extend(self.stderr.fds());
+        let ready = unix::wait_readable(&fds, timeout);
+        let pipes: Vec<usize> = ready.iter().filter_map(|i| i.checked_sub(first_pipe)).collect();
+        if !pipes.is_empty() {
+            self.stderr.pump(&pipes, self.log);
+        }
+        (ready.contains(&0), control.is_some() && ready.contains(&1))
+    }
+
     fn running(&self) -> Vec<libc::pid_t> {
         let mut pids: Vec<_> = self.statics.iter().flat_map(|a| a.schedule.pids()).collect();
         if let Some(od) = &self.on_demand {
@@ -465,7 +493,7 @@ impl Manager<'_, '_> {
             if left.is_zero() {
                 break;
             }
-            unix::wait_readable(&[self.signals.as_raw_fd()], left.min(Duration::from_millis(100)));
+            self.wait(false, left.min(Duration::from_millis(100)));
             unix::take_signals(&self.signals);
             self.reap_all();
         }
@@ -556,8 +584,8 @@ impl Manager<'_, '_> {
                     }
                 }
             }
-            let ready = unix::wait_readable(&[self.signals.as_raw_fd()], DRAIN_TICK);
-            let stop = !ready.is_empty()
+            let (signalled, _) = self.wait(false, DRAIN_TICK);
+            let stop = signalled
                 && unix::take_signals(&self.signals)
                     .iter()
                     .any(|s| matches!(*s, libc::SIGTERM | libc::SIGINT | libc::SIGHUP));
@@ -599,7 +627,7 @@ fn names(path: &std::path::Path, ino: u64) -> bool {
 impl OnDemand {
     /// Starts one instance of the dynamic application `key`, creating its
     /// socket if it has none; through the wrapper when it has an identity.
-    fn start(&mut self, key: &[u8]) -> std::io::Result<libc::pid_t> {
+    fn start(&mut self, key: &[u8]) -> std::io::Result<(libc::pid_t, OwnedFd)> {
         let unknown = || std::io::Error::new(std::io::ErrorKind::InvalidInput, "unknown application");
         let (path, identity) = self.classes.get(key).ok_or_else(unknown)?;
         if !self.listeners.contains_key(key) {

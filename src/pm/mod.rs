@@ -17,6 +17,7 @@ pub mod dirs;
 mod dynamic;
 mod manager;
 mod policy;
+mod stderr;
 mod unix;
 mod upkeep;
 
@@ -155,7 +156,16 @@ pub fn run(
     let upkeep = upkeep::start(config, log);
     // SAFETY: geteuid cannot fail.
     let apache_uid = owner.map_or_else(|| unsafe { libc::geteuid() }, |o| o.0);
-    let mut manager = Manager { config, statics, on_demand, signals, log, apache_uid, refusals: Refusals::default() };
+    let mut manager = Manager {
+        config,
+        statics,
+        on_demand,
+        signals,
+        log,
+        apache_uid,
+        refusals: Refusals::default(),
+        stderr: stderr::Pipes::default(),
+    };
     let rc = manager.serve(parent);
     if let Some(pid) = upkeep {
         upkeep::stop(pid);

@@ -5,7 +5,7 @@
 use std::ffi::CString;
 use std::io;
 use std::mem;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
@@ -176,16 +176,35 @@ impl SpawnSpec {
     }
 }
 
+/// A pipe for an application's stderr: the read end (non-blocking) and the
+/// write end (blocking, as an application expects its stderr), both
+/// close-on-exec.
+fn stderr_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1; 2];
+    // SAFETY: fds is a live array of two ints.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: fresh descriptors nobody else owns.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: fcntl on a descriptor we own.
+    let flags = check(unsafe { libc::fcntl(read.as_raw_fd(), libc::F_GETFL) })?;
+    // SAFETY: as above.
+    check(unsafe { libc::fcntl(read.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
+    Ok((read, write))
+}
+
 /// Starts an application: its own session and process group, cwd its
 /// directory, `nice(priority)`, the listening socket on fd 0, stdout and
-/// stderr into httpd's error log (our fd 2), no other fds, default signals
-/// but SIGPIPE ignored, SIGKILL if the manager dies.
-pub fn spawn(spec: &SpawnSpec, listener: RawFd) -> io::Result<libc::pid_t> {
+/// stderr into a pipe whose read end (non-blocking, close-on-exec) is
+/// returned with the pid, no other fds, default signals but SIGPIPE
+/// ignored, SIGKILL if the manager dies.
+pub fn spawn(spec: &SpawnSpec, listener: RawFd) -> io::Result<(libc::pid_t, OwnedFd)> {
     let mut argv: Vec<*const libc::c_char> = spec.argv.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let become_user = kept_root();
     let mut envp: Vec<*const libc::c_char> = spec.env.iter().map(|e| e.as_ptr()).collect();
     envp.push(std::ptr::null());
+    let (stderr, stderr_write) = stderr_pipe()?;
+    let err_fd = stderr_write.as_raw_fd();
     // SAFETY: the manager is single-threaded, so the child may run any code;
     // it only makes system calls on data prepared above and then execs or exits.
     let pid = unsafe { libc::fork() };
@@ -193,7 +212,10 @@ pub fn spawn(spec: &SpawnSpec, listener: RawFd) -> io::Result<libc::pid_t> {
         return Err(io::Error::last_os_error());
     }
     if pid > 0 {
-        return Ok(pid);
+        // The write end is the child's alone: the pipe ends when it (and
+        // what it started) exits.
+        drop(stderr_write);
+        return Ok((pid, stderr));
     }
     // SAFETY: in the child; every pointer refers to memory prepared before fork.
     unsafe {
@@ -211,6 +233,11 @@ pub fn spawn(spec: &SpawnSpec, listener: RawFd) -> io::Result<libc::pid_t> {
         libc::chdir(spec.dir.as_ptr());
         if spec.priority != 0 {
             libc::nice(spec.priority);
+        }
+        // dup2 clears close-on-exec on the copies; the originals go with
+        // every other descriptor above 2.
+        if err_fd != 2 {
+            libc::dup2(err_fd, 2);
         }
         if listener != 0 {
             libc::dup2(listener, 0);

@@ -15,6 +15,8 @@ use crate::transport::Endpoint;
 
 /// How long a request waits for the manager to start an instance.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a request that got no answer waits to learn why.
+const WHY_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What a request needs to talk to the manager.
 pub struct OnDemand {
@@ -61,6 +63,21 @@ impl OnDemand {
         let _ = self.tell(control::Op::Done, path, micros);
     }
 
+    /// Why the application `path` is refused now, when the manager says it
+    /// is (its last instance failed: how it ended): asked when an instance
+    /// went away without answering. None when it is not, or the manager
+    /// cannot say.
+    pub fn refusal(&self, path: &str) -> Option<String> {
+        let request = control::Request {
+            op: control::Op::Why,
+            micros: 0,
+            identity: self.identity,
+            path: path.as_bytes().to_vec(),
+        };
+        let why = control::ask(&self.control, &request, WHY_TIMEOUT).ok()?;
+        (!why.is_empty()).then(|| String::from_utf8_lossy(&why).into_owned())
+    }
+
     /// A request waited `-startDelay`: ask for another instance.
     pub fn more(&self, path: &str) {
         let _ = self.tell(control::Op::More, path, 0);
@@ -81,8 +98,12 @@ impl OnDemand {
             Err(e) => return Err(e),
         }
         self.tell(control::Op::Start, &server.path, 0).map_err(refused)?;
-        connect(server, None, &mut |_, _, _| {}).map_err(|(errno, _)| {
-            (errno, format!("FastCGI: failed to connect to (dynamic) server \"{}\": connect() failed", server.path))
+        connect(server, None, &mut |_, _, _| {}).map_err(|(errno, _)| match self.refusal(&server.path) {
+            // It was started and failed before this request reached it.
+            Some(why) => refused(why),
+            None => {
+                (errno, format!("FastCGI: failed to connect to (dynamic) server \"{}\": connect() failed", server.path))
+            }
         })
     }
 }

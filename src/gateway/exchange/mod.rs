@@ -511,6 +511,15 @@ impl<'c> Exchange<'c> {
     /// The application finished (END_REQUEST or end of stream).
     fn end_of_output(&mut self) -> Result<(), Stop> {
         if let Phase::Headers(block) = &self.phase {
+            // A dynamic application gone without a byte may have failed at
+            // once: then the manager says how it ended, as it does to the
+            // requests that come after (503).
+            if let Some(why) = self.dynamic.filter(|_| !self.answered).and_then(|d| d.refusal(&self.server.path)) {
+                let msg = format!("FastCGI: failed to connect to (dynamic) server \"{}\": {why}", self.server.path);
+                self.log(Level::Error, 0, &msg);
+                self.note(Cause::ConnectRefused);
+                return Err(Stop::Failed(503));
+            }
             let msg = format!(
                 "FastCGI: incomplete headers ({} bytes) received from server \"{}\"",
                 block.len(),
