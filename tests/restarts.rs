@@ -442,3 +442,132 @@ fn a_graceful_restart_leaves_no_old_generation() {
         .collect();
     assert!(empty, "after the module was disabled: managers {last:?}, files left {left:#?}");
 }
+
+/// Under steady client load on a static application, three graceful
+/// restarts in a row: each old generation (its manager and applications)
+/// is gone within a few seconds of the last request it answered, not after
+/// the -idle-timeout (60 s here); no retired process holds Apache's
+/// listening socket while it drains; one generation remains; no request
+/// fails. Only Apache's parent, started here, is signalled (by pid).
+#[test]
+fn graceful_restarts_under_load_drain_each_old_generation() {
+    /// Bound on a drain, from the later of the graceful and the generation's
+    /// last answer (the manager waits 1 s for queued connections, then its
+    /// applications leave as they finish): some slack for a loaded machine,
+    /// far below the idle timeout.
+    const DRAIN_BOUND: Duration = Duration::from_secs(4);
+    let t = TestDir::new("graceful_load");
+    compile_fcgi_app("dyn_hello.c", &t.htdocs().join("static.fcgi"));
+    let conf = format!(
+        "FastCgiServer {htdocs}/static.fcgi -processes 3 -init-start-delay 0 -idle-timeout 60\n\
+         <Directory \"{htdocs}\">\n    Options +ExecCGI\n    AddHandler fastcgi-script .fcgi\n</Directory>\n",
+        htdocs = t.htdocs().display()
+    );
+    let apache = Apache::builder(&t).config(&conf).start();
+    let parent = apache.pid().expect("pid") as i32;
+    let port = apache.port;
+    let listening = listen_inode(port).expect("Apache's listening socket in /proc/net/tcp");
+
+    // Clients in a loop of 10-40 ms requests; the time of the last answer
+    // from each generation (the app's ppid is its manager) and how many.
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+    let answers = Arc::new(Mutex::new(std::collections::HashMap::<i32, (Instant, u64)>::new()));
+    let clients: Vec<JoinHandle<()>> = (0..8)
+        .map(|i| {
+            let (stop, ok, failures, answers) = (stop.clone(), ok.clone(), failures.clone(), answers.clone());
+            std::thread::spawn(move || {
+                let mut n = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    let ms = 10 + (i * 7 + n * 13) % 31;
+                    n += 1;
+                    let r = Request::get(&format!("/static.fcgi?ms={ms}")).timeout(Duration::from_secs(20)).send(port);
+                    let ppid = r.as_ref().ok().filter(|r| r.status == 200 && r.complete).and_then(|r| {
+                        let text = r.text();
+                        let ppid = text.strip_prefix("Hello from libfcgi pid=")?.split("ppid=").nth(1)?;
+                        ppid.trim().parse::<i32>().ok()
+                    });
+                    match (ppid, r) {
+                        (Some(ppid), _) => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                            let mut answers = answers.lock().unwrap();
+                            let entry = answers.entry(ppid).or_insert((Instant::now(), 0));
+                            *entry = (Instant::now(), entry.1 + 1);
+                        }
+                        (None, Ok(r)) => failures.lock().unwrap().push(format!(
+                            "client {i}: {} complete={} {:?}",
+                            r.status,
+                            r.complete,
+                            r.text()
+                        )),
+                        (None, Err(e)) => failures.lock().unwrap().push(format!("client {i}: {e}")),
+                    }
+                }
+            })
+        })
+        .collect();
+    let answered = |pm: i32| answers.lock().unwrap().get(&pm).copied();
+
+    let mut drains = Vec::new();
+    for round in 1..=3 {
+        let managers = procs::managers(parent);
+        assert_eq!(managers.len(), 1, "round {round}: generations before the graceful: {managers:?}");
+        let pm = managers[0];
+        // The generation is busy when it is retired (httpd's own graceful
+        // holds new connections for up to a second while its new children
+        // start).
+        let busy = wait_until(Duration::from_secs(10), || answered(pm).is_some_and(|(_, n)| n >= 30));
+        assert!(busy, "round {round}: the generation of manager {pm} answered {:?}", answered(pm));
+        let apps: Vec<i32> = procs::children_of(pm).iter().map(|p| p.pid).collect();
+        assert!(apps.len() >= 3, "round {round}: the manager's applications: {apps:?}");
+        let old: Vec<i32> = std::iter::once(pm).chain(apps).collect();
+        let signalled = Instant::now();
+        apache.restart(libc::SIGUSR1);
+        let alive = |p: &i32| procs::info(*p).is_some_and(|p| p.state != 'Z');
+        let mut held = Vec::new();
+        let mut gone_at = None;
+        while signalled.elapsed() < Duration::from_secs(30) {
+            let left: Vec<i32> = old.iter().copied().filter(alive).collect();
+            held.extend(left.iter().copied().filter(|&p| holds_socket(p, &listening)));
+            if left.is_empty() {
+                gone_at = Some(Instant::now());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let left: Vec<i32> = old.iter().copied().filter(alive).collect();
+        let Some(gone_at) = gone_at else {
+            panic!(
+                "round {round}: {left:?} of the old generation {old:?} still there after 30 s:\n{}",
+                apache.error_log()
+            )
+        };
+        held.sort_unstable();
+        held.dedup();
+        assert!(held.is_empty(), "round {round}: retired processes {held:?} held Apache's listening socket");
+        let from = answered(pm).map_or(signalled, |(last, _)| last.max(signalled));
+        let drain = gone_at.saturating_duration_since(from);
+        assert!(
+            drain < DRAIN_BOUND,
+            "round {round}: the old generation {old:?} left {drain:?} after its last answer ({:?} after the graceful)\n{}",
+            gone_at - signalled,
+            apache.error_log()
+        );
+        drains.push((gone_at - signalled, drain));
+    }
+    let one = wait_until(Duration::from_secs(5), || procs::managers(parent).len() == 1);
+    assert!(one, "generations left after three gracefuls: {:?}", procs::managers(parent));
+    let new_pm = procs::managers(parent)[0];
+    assert!(!holds_socket(new_pm, &listening), "the manager {new_pm} holds Apache's listening socket");
+    // The last generation serves the load.
+    let served = wait_until(Duration::from_secs(5), || answered(new_pm).is_some());
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        let _ = c.join();
+    }
+    assert!(served, "no answer from the last generation (manager {new_pm})");
+    let failures = failures.lock().unwrap().clone();
+    eprintln!("drains (after the graceful, after the last answer): {drains:?}; {} answers", ok.load(Ordering::Relaxed));
+    assert!(failures.is_empty(), "{} requests failed: {failures:#?}\n{}", failures.len(), apache.error_log());
+}
