@@ -243,3 +243,253 @@ fn links_inside_the_manual_lead_to_sections() {
         doc.split("](#").skip(1).filter_map(|rest| rest.split(')').next()).filter(|a| !anchors.contains(*a)).collect();
     assert!(broken.is_empty(), "links to missing sections of docs/directives.md: {broken:?}");
 }
+
+// ------------------------------------------------------------ defaults
+
+/// The defaults the manual gives as a directive line (`| Default: |
+/// \`-idle-timeout 30\``): lower-case name → value.
+fn manual_defaults() -> BTreeMap<String, String> {
+    let (directives, options, _) = manual();
+    let mut out = BTreeMap::new();
+    for (name, s) in directives.iter().chain(options.iter()) {
+        let Some(default) = s.fields.get("Default") else { continue };
+        let Some(quoted) = default.strip_prefix('`').and_then(|d| d.split('`').next()) else { continue };
+        let Some((n, value)) = quoted.split_once(' ') else { continue };
+        assert!(
+            n.eq_ignore_ascii_case(name),
+            "docs/directives.md (line {}): the Default of {name} names {n}: {default}",
+            s.line
+        );
+        out.insert(name.to_ascii_lowercase(), value.trim().to_string());
+    }
+    out
+}
+
+struct AnyFile;
+
+impl mod_fastcgi_rs::config::Host for AnyFile {
+    fn check_executable(&self, _: &str) -> Result<(), String> {
+        Ok(())
+    }
+    fn env(&self, _: &str) -> Option<String> {
+        None
+    }
+}
+
+fn builder() -> mod_fastcgi_rs::config::Builder {
+    mod_fastcgi_rs::config::Builder::new("/etc/apache2".into(), "/run/apache2/fastcgi".into(), Box::new(AnyFile))
+}
+
+/// The configuration `directive` gives with `extra` options after the
+/// arguments it needs anyway.
+fn configured(directive: &str, extra: &str) -> Result<mod_fastcgi_rs::config::Config, String> {
+    let mut b = builder();
+    match directive {
+        "FastCgiServer" => b.static_server(directive, &format!("/srv/app.fcgi {extra}"))?,
+        "FastCgiExternalServer" => {
+            b.external_server(directive, &format!("/srv/ext.fcgi -socket /run/ext.sock {extra}"))?
+        }
+        "FastCgiConfig" if extra.is_empty() => {}
+        "FastCgiConfig" => b.dynamic_config(directive, extra)?,
+        "FastCgiChunkedBodyMax" if !extra.is_empty() => b.chunked_body_max(directive, extra)?,
+        "FastCgiResponseBuffer" if !extra.is_empty() => b.response_buffer(directive, extra)?,
+        "FastCgiResponseSpoolMax" if !extra.is_empty() => b.response_spool_max(directive, extra)?,
+        "FastCgiScoreboard" if !extra.is_empty() => b.scoreboard(directive, extra)?,
+        "FastCgiWrapper" | "FastCgiSuexec" if !extra.is_empty() => b.wrapper(directive, extra)?,
+        "FastCgiChunkedBodyMax"
+        | "FastCgiResponseBuffer"
+        | "FastCgiResponseSpoolMax"
+        | "FastCgiScoreboard"
+        | "FastCgiWrapper"
+        | "FastCgiSuexec" => {}
+        other => return Err(format!("no way to check {other} here")),
+    }
+    Ok(b.build())
+}
+
+/// Each default the manual gives is the parser's: the configuration with
+/// `-option DEFAULT` (or `Directive DEFAULT`) written out is the one
+/// without it, for every directive the option's Context lists.
+#[test]
+fn the_manuals_defaults_are_the_parsers() {
+    let (directives, options, _) = manual();
+    let defaults = manual_defaults();
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for (name, value) in &defaults {
+        if let Some(s) = options.get(name) {
+            let context = s.fields.get("Context").cloned().unwrap_or_default();
+            // An option that is only valid with another one gets it on both sides.
+            let needs = if name == "-bind" { "-port 9000" } else { "" };
+            for directive in context.split(',').map(str::trim) {
+                let with = configured(directive, &format!("{needs} {name} {value}"));
+                match (configured(directive, needs), with) {
+                    (Ok(base), Ok(with)) if base == with => checked += 1,
+                    (Ok(_), Ok(_)) => problems.push(format!(
+                        "{name} (line {}): `{name} {value}` in {directive} is not what {directive} has without it",
+                        s.line
+                    )),
+                    (base, with) => problems.push(format!(
+                        "{name} (line {}): {directive}: {:?} / with `{name} {value}`: {:?}",
+                        s.line,
+                        base.err(),
+                        with.err()
+                    )),
+                }
+            }
+        } else if let Some((canonical, s)) = directives.iter().find(|(d, _)| d.eq_ignore_ascii_case(name)) {
+            if canonical.ends_with("Authoritative") {
+                // Per directory: each of the three is On unless turned off.
+                let mut dir = mod_fastcgi_rs::config::DirConfig::default();
+                for phase in 0..3 {
+                    let set = mod_fastcgi_rs::config::Builder::auth_authoritative(&mut dir, phase, canonical, value);
+                    if set.is_err() {
+                        problems.push(format!("{canonical} (line {}): {set:?}", s.line));
+                    }
+                }
+                if dir != mod_fastcgi_rs::config::DirConfig::default() {
+                    problems.push(format!("{canonical} (line {}): `{canonical} {value}` is not the default", s.line));
+                }
+                checked += 1;
+                continue;
+            }
+            if canonical == "FastCgiIpcDir" {
+                // `<DefaultRuntimeDir>/fastcgi`: httpd's, not a value to write.
+                continue;
+            }
+            match (configured(canonical, ""), configured(canonical, value)) {
+                (Ok(base), Ok(with)) if base == with => checked += 1,
+                (base, with) => problems.push(format!(
+                    "{canonical} (line {}): `{canonical} {value}` is not the default ({:?} / {:?})",
+                    s.line,
+                    base.err(),
+                    with.err()
+                )),
+            }
+        }
+    }
+    assert!(problems.is_empty(), "docs/directives.md's defaults:\n{}", problems.join("\n"));
+    assert!(checked >= 30, "only {checked} defaults checked: did docs/directives.md's Default fields change shape?");
+}
+
+/// A default quoted in a guide: where, the name (lower case) and the value.
+#[derive(Debug)]
+struct Quote {
+    at: String,
+    name: String,
+    value: String,
+}
+
+/// The defaults README.md and docs/*.md (but the manual) quote: a
+/// backticked `-option VALUE` or `Directive VALUE` next to the word
+/// "default"; a backticked name followed by a value in parentheses
+/// (`` `FastCgiResponseBuffer` (1M) ``, `` `-resolve-interval` (30 s) ``);
+/// a backticked name, then a backticked value "by default"
+/// (`` (`-balance`): `least-busy` by default ``).
+fn quoted_defaults(known: &BTreeMap<String, String>) -> Vec<Quote> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("README.md")];
+    let mut docs: Vec<_> = fs::read_dir(root.join("docs"))
+        .expect("docs/")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md") && !p.ends_with("directives.md"))
+        .collect();
+    docs.sort();
+    files.extend(docs);
+    let mut out = Vec::new();
+    for file in files {
+        let text = fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let rel = file.strip_prefix(root).unwrap_or(&file).display().to_string();
+        let mut fenced = false;
+        for (n, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("```") {
+                fenced = !fenced;
+                continue;
+            }
+            if fenced {
+                continue;
+            }
+            // Backticked spans with their byte ranges.
+            let ticks: Vec<usize> = line.match_indices('`').map(|(i, _)| i).collect();
+            let spans: Vec<(usize, usize)> = ticks.chunks_exact(2).map(|p| (p[0] + 1, p[1])).collect();
+            let lower = line.to_ascii_lowercase();
+            for (k, &(from, to)) in spans.iter().enumerate() {
+                let words: Vec<&str> = line[from..to].split_whitespace().collect();
+                let at = format!("{rel}:{}", n + 1);
+                let near = |a: usize, b: usize| lower[a.min(lower.len())..b.min(lower.len())].contains("default");
+                // `[Directive ]-name VALUE` or `Directive VALUE`, with "default" close by.
+                if let Some(i) = words.iter().position(|w| known.contains_key(&w.to_ascii_lowercase())) {
+                    if i + 1 < words.len() {
+                        let name = words[i].to_ascii_lowercase();
+                        let value = words[i + 1..].join(" ");
+                        let takes_value = !(value.starts_with('-') && known.contains_key(&value.to_ascii_lowercase()));
+                        if takes_value && (near(to, to + 60) || near(from.saturating_sub(30), from)) {
+                            out.push(Quote { at, name, value });
+                        }
+                        continue;
+                    }
+                    let name = words[i].to_ascii_lowercase();
+                    let after = &line[to + 1..];
+                    // `name` (VALUE): a number, a size or seconds.
+                    if let Some(inner) = after.strip_prefix(" (").and_then(|r| r.split([')', ',', ';']).next()) {
+                        let value = inner.trim().to_string();
+                        if normal(&value).chars().all(|c| c.is_ascii_digit()) && !value.is_empty() {
+                            out.push(Quote { at, name, value });
+                        }
+                        continue;
+                    }
+                    // (`name`): `VALUE` by default
+                    if let Some(&(vfrom, vto)) = spans.get(k + 1) {
+                        let between = &line[to + 1..vfrom - 1];
+                        if between.len() <= 4 && lower[vto + 1..].trim_start().starts_with("by default") {
+                            out.push(Quote { at, name, value: line[vfrom..vto].to_string() });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A value as a number where it is one: seconds without their unit
+/// ("30 s"), sizes in bytes ("1M", "1 MiB", "64 KiB"); else as it is.
+fn normal(value: &str) -> String {
+    let v = value.trim();
+    let digits = v.len() - v.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let (number, unit) = v.split_at(digits);
+    let Ok(n) = number.parse::<u64>() else { return v.to_string() };
+    let scale: u64 = match unit.trim() {
+        "" | "s" | "sec" | "seconds" => 1,
+        "K" | "k" | "KiB" | "KB" => 1 << 10,
+        "M" | "m" | "MiB" | "MB" => 1 << 20,
+        "G" | "g" | "GiB" | "GB" => 1 << 30,
+        _ => return v.to_string(),
+    };
+    n.saturating_mul(scale).to_string()
+}
+
+/// What the guides say a default is, the manual says too (and so the
+/// parser, above): README.md, docs/migrating.md, docs/behaviour.md ...
+#[test]
+fn defaults_the_guides_quote_are_the_manuals() {
+    let defaults = manual_defaults();
+    let quotes = quoted_defaults(&defaults);
+    let wrong: Vec<String> = quotes
+        .iter()
+        .filter(|q| defaults.get(&q.name).map(|d| normal(d)) != Some(normal(&q.value)))
+        .map(|q| {
+            format!("{}: `{} {}`, the manual's default is `{} {}`", q.at, q.name, q.value, q.name, defaults[&q.name])
+        })
+        .collect();
+    assert!(wrong.is_empty(), "defaults quoted wrong:\n{}", wrong.join("\n"));
+    eprintln!("{} quoted defaults checked: {quotes:?}", quotes.len());
+    let names: BTreeSet<&str> = quotes.iter().map(|q| q.name.as_str()).collect();
+    for want in ["fastcgiresponsebuffer", "-balance", "-resolve-interval"] {
+        assert!(
+            names.contains(want),
+            "no quote of {want}'s default found (quotes: {quotes:#?}): did the guides change?"
+        );
+    }
+}
