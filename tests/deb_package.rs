@@ -968,3 +968,80 @@ fn debian_package_on_the_system_apache() {
     let new_dirs: Vec<PathBuf> = dirs_under(VAR_LIB).into_iter().filter(|d| !sys.var_lib_dirs.contains(d)).collect();
     assert!(new_dirs.is_empty(), "directories left in {VAR_LIB}: {new_dirs:?}");
 }
+
+/// The modules `a2query -m` says the system Apache has enabled, by name.
+fn enabled_modules() -> Vec<String> {
+    let text = must("a2query", &["-m"], Duration::from_secs(30));
+    let mut names: Vec<String> = text.lines().filter_map(|l| l.split_whitespace().next()).map(str::to_string).collect();
+    names.sort();
+    names
+}
+
+/// The packages dpkg has installed.
+fn installed_packages() -> Vec<String> {
+    let text = must("dpkg-query", &["-W", "-f=${db:Status-Abbrev}|${Package}\n"], Duration::from_secs(60));
+    text.lines()
+        .filter_map(|l| l.strip_prefix("ii ").and_then(|l| l.split_once('|')).map(|(_, p)| p.to_string()))
+        .collect()
+}
+
+/// `make deb` on a machine with the system Apache (issue 26): the modules
+/// `a2query -m` lists are the same before and after, and so are
+/// /etc/apache2 and a2enmod's state; none of the test suite's packages
+/// (php-fpm, mod_fcgid, chromium, ...) comes with it. It runs in a copy of
+/// the checkout (without target/, build/, .git), so the checkout's own
+/// target/ and build/deb are left alone. Root only, one run at a time with
+/// the test above (the same lock).
+#[test]
+fn make_deb_leaves_the_system_apaches_modules_as_they_were() {
+    /// What only the test suite or the benchmark needs (scripts/deps.sh).
+    const TEST_ONLY: &[&str] =
+        &["php-fpm", "libapache2-mod-fcgid", "chromium", "valgrind", "wrk", "fcgiwrap", "strace", "libfcgi-dev"];
+    if !util::is_root() {
+        eprintln!("SKIPPED deb_package: `make deb` installs packages on the system and needs root");
+        return;
+    }
+    let _lock = MachineLock::take();
+    assert!(Path::new("/usr/sbin/a2query").exists(), "the system Apache (package apache2) is not installed");
+    let t = TestDir::new("make_deb");
+    let copy = t.join("src");
+    util::mkdir_0755(&copy);
+    let src = source_dir();
+    must(
+        "sh",
+        &[
+            "-c",
+            "tar -C \"$1\" --exclude=./target --exclude=./build --exclude=./.git --exclude=./fuzz/target -cf - . \
+             | tar -C \"$2\" -xf -",
+            "sh",
+            src.to_str().expect("utf-8 path"),
+            copy.to_str().expect("utf-8 path"),
+        ],
+        Duration::from_secs(60),
+    );
+    let modules_before = enabled_modules();
+    assert!(!modules_before.is_empty(), "a2query -m lists no module");
+    let etc_before = snapshot(ETC, false);
+    let var_before = a2_state();
+    let packages_before = installed_packages();
+
+    // cargo builds into the copy's target/, whatever this test run uses.
+    let out = must(
+        "env",
+        &["-u", "CARGO_TARGET_DIR", "make", "-C", copy.to_str().expect("utf-8 path"), "deb"],
+        Duration::from_secs(1800),
+    );
+    let built = fs::read_dir(copy.join("build/deb")).into_iter().flatten().flatten().any(|e| {
+        let n = e.file_name().to_string_lossy().into_owned();
+        n.starts_with(&format!("{PKG}_")) && n.ends_with(".deb")
+    });
+    assert!(built, "`make deb` wrote no {PKG}_*.deb into build/deb:\n{out}");
+
+    let modules_after = enabled_modules();
+    assert_eq!(modules_after, modules_before, "`make deb` changed the modules a2query -m lists:\n{out}");
+    let changed = diff(&etc_before, &snapshot(ETC, false)) + &diff(&var_before, &a2_state());
+    assert!(changed.is_empty(), "`make deb` changed the system Apache's configuration:\n{changed}\n{out}");
+    let new: Vec<String> = installed_packages().into_iter().filter(|p| !packages_before.contains(p)).collect();
+    let test_only: Vec<&String> = new.iter().filter(|p| TEST_ONLY.contains(&p.as_str())).collect();
+    assert!(test_only.is_empty(), "`make deb` installed the test suite's {test_only:?} (all new: {new:?})");
+}
