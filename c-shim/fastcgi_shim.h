@@ -24,7 +24,8 @@ enum fcgi_directive {
     FCGI_DIRECTIVE_SCOREBOARD = 9,
     /* Per-directory authorizers: base + 2 * phase (+1 for ...Authoritative);
      * phase 0 authenticator, 1 authorizer, 2 access checker. */
-    FCGI_DIRECTIVE_AUTH = 10
+    FCGI_DIRECTIVE_AUTH = 10,
+    FCGI_DIRECTIVE_LOG_NOTES = 16
 };
 
 /* Rust side */

@@ -68,6 +68,8 @@ static const command_rec fastcgi_cmds[] = {
              "most response bytes held per request for a slow client, memory and temporary file together"),
     FCGI_CMD("FastCgiScoreboard", FCGI_DIRECTIVE_SCOREBOARD, RSRC_CONF,
              "On, Off or the number of dynamic application slots of the traffic scoreboard (default 64)"),
+    FCGI_CMD("FastCgiLogNotes", FCGI_DIRECTIVE_LOG_NOTES, RSRC_CONF,
+             "On sets the fastcgi-* request notes (endpoint, times) for the access log (default Off)"),
     {NULL}
 };
 

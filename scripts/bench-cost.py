@@ -17,6 +17,8 @@ gateway configuration:
   fcgid             mod_fcgid (spawns the app itself), when installed
   ours-nosb         ours with FastCgiScoreboard Off: what the scoreboard
                     costs (only when named in --configs)
+  ours-limit        ours with -max-in-flight 64: what admission costs
+                    (only when named in --configs)
 
 Each configuration runs twice: under `valgrind --tool=callgrind` for
 instructions (Ir) and under `strace -f` for system calls. The client is this
@@ -157,6 +159,11 @@ def configs(d, fcgid):
         label="mod_fastcgi_rs, FastCgiExternalServer, FastCgiScoreboard Off", side="ours", external="ours.sock",
         urls=ours_urls, optional=True,
         conf=ours_mod + f"FastCgiScoreboard Off\nFastCgiExternalServer \"{d}/htdocs/ours\" -socket \"{sock}/ours.sock\"\n")
+    # Only when asked for (--configs): what -max-in-flight costs (issue 23).
+    c["ours-limit"] = dict(
+        label="mod_fastcgi_rs, FastCgiExternalServer -max-in-flight 64", side="ours", external="ours.sock",
+        urls=ours_urls, optional=True,
+        conf=ours_mod + f"FastCgiExternalServer \"{d}/htdocs/ours\" -socket \"{sock}/ours.sock\" -max-in-flight 64\n")
     for reuse in (False, True):
         sfx = "-reuse" if reuse else ""
         opt = " enablereuse=on" if reuse else ""

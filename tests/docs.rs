@@ -295,11 +295,13 @@ fn configured(directive: &str, extra: &str) -> Result<mod_fastcgi_rs::config::Co
         "FastCgiResponseBuffer" if !extra.is_empty() => b.response_buffer(directive, extra)?,
         "FastCgiResponseSpoolMax" if !extra.is_empty() => b.response_spool_max(directive, extra)?,
         "FastCgiScoreboard" if !extra.is_empty() => b.scoreboard(directive, extra)?,
+        "FastCgiLogNotes" if !extra.is_empty() => b.log_notes(directive, extra)?,
         "FastCgiWrapper" | "FastCgiSuexec" if !extra.is_empty() => b.wrapper(directive, extra)?,
         "FastCgiChunkedBodyMax"
         | "FastCgiResponseBuffer"
         | "FastCgiResponseSpoolMax"
         | "FastCgiScoreboard"
+        | "FastCgiLogNotes"
         | "FastCgiWrapper"
         | "FastCgiSuexec" => {}
         other => return Err(format!("no way to check {other} here")),
@@ -320,7 +322,11 @@ fn the_manuals_defaults_are_the_parsers() {
         if let Some(s) = options.get(name) {
             let context = s.fields.get("Context").cloned().unwrap_or_default();
             // An option that is only valid with another one gets it on both sides.
-            let needs = if name == "-bind" { "-port 9000" } else { "" };
+            let needs = match name.as_str() {
+                "-bind" => "-port 9000",
+                "-queue-timeout" | "-max-queued" => "-max-in-flight 4",
+                _ => "",
+            };
             for directive in context.split(',').map(str::trim) {
                 let with = configured(directive, &format!("{needs} {name} {value}"));
                 match (configured(directive, needs), with) {

@@ -11,13 +11,16 @@ const STATIC_SERVER: c_int = 1;
 const EXTERNAL_SERVER: c_int = 2;
 const DYNAMIC_CONFIG: c_int = 3;
 const WRAPPER: c_int = 5;
-/// Authorizer directives: AUTH + 2 * phase, + 1 for `...Authoritative`.
+/// Authorizer directives: AUTH + 2 * phase, + 1 for `...Authoritative`
+/// (three phases).
 const AUTH: c_int = 10;
+const AUTH_END: c_int = AUTH + 6;
 const IPC_DIR: c_int = 4;
 const CHUNKED_BODY_MAX: c_int = 6;
 const RESPONSE_BUFFER: c_int = 7;
 const RESPONSE_SPOOL_MAX: c_int = 8;
 const SCOREBOARD: c_int = 9;
+const LOG_NOTES: c_int = 16;
 
 /// Called by the shim for each directive; returns NULL or an error message
 /// allocated in the configuration pool (httpd prints it and fails the
@@ -36,7 +39,7 @@ pub extern "C" fn fcgi_rs_directive(
         let name = unsafe { cmd.cmd.as_ref().and_then(|c| c_str(c.name)) }.unwrap_or("FastCGI");
         // SAFETY: RAW_ARGS hands over a NUL-terminated string valid during the call.
         let args = unsafe { c_str(args) }.unwrap_or("");
-        let result = if which >= AUTH {
+        let result = if (AUTH..AUTH_END).contains(&which) {
             // SAFETY: for ACCESS_CONF directives httpd passes the section's
             // config made by fcgi_rs_create_dir_config.
             match unsafe { super::auth::dir_config_mut(dir_config) } {
@@ -75,6 +78,7 @@ fn apply(cmd: &cmd_parms, which: c_int, name: &str, args: &str) -> Result<(), St
         RESPONSE_BUFFER => b.response_buffer(name, args),
         RESPONSE_SPOOL_MAX => b.response_spool_max(name, args),
         SCOREBOARD => b.scoreboard(name, args),
+        LOG_NOTES => b.log_notes(name, args),
         _ => Err(format!("{name}: not supported by mod_fastcgi_rs yet")),
     })
 }

@@ -60,7 +60,12 @@ pub extern "C" fn fcgi_rs_check_config(
 ) -> i32 {
     guard(ffi::HTTP_INTERNAL_SERVER_ERROR as i32, || {
         let owner = super::pm::identity().map(|id| (id.uid, id.gid));
-        let Ok((warnings, errors)) = state::with_builder(|b| Ok(pm::dirs::check_config(b.config(), owner))) else {
+        let checked = state::with_builder(|b| {
+            let (warnings, mut errors) = pm::dirs::check_config(b.config(), owner);
+            errors.extend(b.check());
+            Ok((warnings, errors))
+        });
+        let Ok((warnings, errors)) = checked else {
             return ffi::OK as i32;
         };
         for w in &warnings {

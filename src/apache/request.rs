@@ -439,4 +439,15 @@ impl Client for ApacheRequest {
         // SAFETY: r is live; text is a NUL-terminated string.
         unsafe { ffi::fcgi_shim_log_r(self.r, level as c_int, errno, text.as_ptr()) };
     }
+
+    fn retry_after(&mut self, seconds: u32) {
+        self.add_err_header("Retry-After", &seconds.to_string());
+    }
+
+    fn note(&mut self, name: &'static std::ffi::CStr, value: &str) {
+        let v = self.pool_cstr(value.as_bytes());
+        // SAFETY: r is live; the key is static and the value lives in the
+        // request's pool, as setn requires.
+        unsafe { ffi::apr_table_setn((*self.r).notes, name.as_ptr(), v) };
+    }
 }

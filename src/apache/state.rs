@@ -70,6 +70,7 @@ pub(super) fn commit() -> (Arc<Config>, Vec<String>) {
                 dynamic: DynamicOptions::default(),
                 scoreboard: None,
                 wrapper: None,
+                log_notes: false,
             };
             (empty, Vec::new())
         }

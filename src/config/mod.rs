@@ -65,6 +65,10 @@ pub struct Config {
     /// `FastCgiWrapper`: the program (suexec) that starts applications
     /// under another identity (`SuexecUserGroup`, `-user`/`-group`).
     pub wrapper: Option<PathBuf>,
+    /// `FastCgiLogNotes`: set the `fastcgi-*` request notes for the access
+    /// log. Off by default: formatting them costs about 2 % of a small
+    /// request, paid whether a LogFormat uses them or not.
+    pub log_notes: bool,
 }
 
 /// What `FastCgiWrapper On` means: Debian's suexec.
@@ -185,6 +189,7 @@ impl Builder {
                 dynamic: DynamicOptions::default(),
                 scoreboard: Some(DEFAULT_SCOREBOARD_SLOTS),
                 wrapper: None,
+                log_notes: false,
             },
             ipc_dir_set: false,
             in_ipc_dir: Vec::new(),
@@ -455,6 +460,36 @@ impl Builder {
     /// The configuration read so far (for the checks before it is built).
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// `FastCgiLogNotes On | Off`.
+    pub fn log_notes(&mut self, directive: &str, args: &str) -> Result<(), String> {
+        let word = one_word(directive, args)?;
+        self.config.log_notes = match word.to_ascii_lowercase().as_str() {
+            "on" => true,
+            "off" => false,
+            _ => return Err(format!("{directive}: expected On or Off, got \"{word}\"")),
+        };
+        Ok(())
+    }
+
+    /// What the configuration as a whole gets wrong, whatever the order of
+    /// its directives: `-max-in-flight` counts across children on the
+    /// scoreboard, so it needs one.
+    pub fn check(&self) -> Vec<String> {
+        let config = &self.config;
+        if config.scoreboard.is_some() {
+            return Vec::new();
+        }
+        let limited = config.servers.iter().map(|s| (s.path.as_str(), &s.options));
+        let dynamic = std::iter::once(("FastCgiConfig", &config.dynamic.app));
+        limited
+            .chain(dynamic)
+            .filter(|(_, o)| o.max_in_flight > 0)
+            .map(|(who, _)| {
+                format!("FastCGI: {who}: -max-in-flight is counted on the scoreboard, which FastCgiScoreboard Off turns off")
+            })
+            .collect()
     }
 
     /// The finished configuration.

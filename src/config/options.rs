@@ -41,6 +41,17 @@ pub struct AppOptions {
     pub user: Option<String>,
     /// `-group`: see `user`.
     pub group: Option<String>,
+    /// `-max-in-flight` (new): the most requests of this application in
+    /// flight at once, across every Apache child; 0: no limit (default).
+    /// What keeps one hung application from taking every Apache worker.
+    pub max_in_flight: u32,
+    /// `-queue-timeout` (new): milliseconds a request over the limit waits
+    /// for a place before it gets 503 (default 1 s; given in seconds).
+    pub queue_timeout_ms: u32,
+    /// `-max-queued` (new): the most requests waiting for a place; more are
+    /// refused at once (default: `-max-in-flight`), so that waiting
+    /// requests, which hold Apache workers too, stay bounded.
+    pub max_queued: Option<u32>,
 }
 
 /// `-balance`: which endpoint a request goes to.
@@ -80,7 +91,30 @@ impl Default for AppOptions {
             health_check: 0,
             user: None,
             group: None,
+            max_in_flight: 0,
+            queue_timeout_ms: DEFAULT_QUEUE_TIMEOUT_MS,
+            max_queued: None,
         }
+    }
+}
+
+/// `-queue-timeout`'s default: one second, a short wait that rides out a
+/// burst but not a hung application.
+pub const DEFAULT_QUEUE_TIMEOUT_MS: u32 = 1000;
+
+impl AppOptions {
+    /// The most requests that may wait for a place (0 without a limit).
+    pub fn queue_bound(&self) -> u32 {
+        if self.max_in_flight == 0 {
+            0
+        } else {
+            self.max_queued.unwrap_or(self.max_in_flight)
+        }
+    }
+
+    /// The `Retry-After` of a refusal, in whole seconds (at least 1).
+    pub fn retry_after(&self) -> u32 {
+        self.queue_timeout_ms.div_ceil(1000).max(1)
     }
 }
 
@@ -224,6 +258,8 @@ pub(super) fn parse_options(
     use OptionSet::{Dynamic, External, Static};
     let who = if path.is_empty() { directive.to_string() } else { format!("{directive} {path}") };
     let mut words = words.iter();
+    // -queue-timeout or -max-queued, to refuse them without -max-in-flight.
+    let mut queue_option: Option<&str> = None;
     while let Some(opt) = words.next() {
         let invalid = |why: &str| format!("{who}: invalid value for {opt}: {why}");
         let mut value = || words.next().ok_or_else(|| invalid("missing"));
@@ -261,6 +297,15 @@ pub(super) fn parse_options(
                     "failover" => Balance::Failover,
                     _ => return Err(invalid(&format!("expected least-busy, round-robin or failover, got \"{v}\""))),
                 };
+            }
+            (_, "-max-in-flight") => p.app.max_in_flight = number(value()?, 1).map_err(|w| invalid(&w))?,
+            (_, "-max-queued") => {
+                p.app.max_queued = Some(number(value()?, 0).map_err(|w| invalid(&w))?);
+                queue_option = Some("-max-queued");
+            }
+            (_, "-queue-timeout") => {
+                p.app.queue_timeout_ms = millis(value()?).map_err(|w| invalid(&w))?;
+                queue_option = Some("-queue-timeout");
             }
             (External, "-resolve-interval") => p.app.resolve_interval = number(value()?, 0).map_err(|w| invalid(&w))?,
             (External, "-health-check") => p.app.health_check = number(value()?, 0).map_err(|w| invalid(&w))?,
@@ -334,6 +379,9 @@ pub(super) fn parse_options(
             _ => return Err(format!("{who}: invalid option: {opt}")),
         }
     }
+    if let Some(opt) = queue_option.filter(|_| p.app.max_in_flight == 0) {
+        return Err(format!("{who}: {opt} needs -max-in-flight"));
+    }
     if set == Dynamic && p.dynamic.process_slack > p.dynamic.max_processes {
         return Err(format!(
             "processSlack ({}) must be less than maxProcesses ({}) + 1",
@@ -347,6 +395,24 @@ fn number(word: &str, min: u32) -> Result<u32, String> {
     match word.parse::<u32>() {
         Ok(n) if n >= min => Ok(n),
         _ => Err(format!("expected a whole number >= {min}, got \"{word}\"")),
+    }
+}
+
+/// Seconds, with up to three decimals, as milliseconds (at most an hour).
+fn millis(word: &str) -> Result<u32, String> {
+    let bad = || format!("expected seconds from 0 to 3600 (decimals allowed), got \"{word}\"");
+    let (whole, frac) = word.split_once('.').unwrap_or((word, ""));
+    if whole.is_empty() && frac.is_empty()
+        || frac.len() > 3
+        || !whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    let whole: u32 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
+    let frac: u32 = if frac.is_empty() { 0 } else { format!("{frac:0<3}").parse().map_err(|_| bad())? };
+    match whole.checked_mul(1000).and_then(|ms| ms.checked_add(frac)) {
+        Some(ms) if ms <= 3_600_000 => Ok(ms),
+        _ => Err(bad()),
     }
 }
 

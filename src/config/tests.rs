@@ -255,3 +255,42 @@ fn response_buffering_sizes() {
     let c = b.build();
     assert_eq!((c.response_buffer, c.response_spool_max), (256 << 10, 8 << 20));
 }
+
+#[test]
+fn admission_limits() {
+    let mut b = builder();
+    b.external_server("FastCgiExternalServer", "/a -socket /run/a.sock -max-in-flight 8 -queue-timeout 0.25").unwrap();
+    b.external_server(
+        "FastCgiExternalServer",
+        "/b -socket /run/b.sock -max-in-flight 2 -max-queued 0 -queue-timeout 3",
+    )
+    .unwrap();
+    b.external_server("FastCgiExternalServer", "/c -socket /run/c.sock").unwrap();
+    b.dynamic_config("FastCgiConfig", "-max-in-flight 4").unwrap();
+    b.dynamic_config("FastCgiConfig", "-queue-timeout 2.5").unwrap();
+    assert!(b.check().is_empty());
+    let c = b.build();
+    let o = |i: usize| &c.servers[i].options;
+    assert_eq!((o(0).max_in_flight, o(0).queue_timeout_ms, o(0).queue_bound(), o(0).retry_after()), (8, 250, 8, 1));
+    assert_eq!((o(1).queue_bound(), o(1).retry_after()), (0, 3));
+    assert_eq!((o(2).max_in_flight, o(2).queue_timeout_ms, o(2).queue_bound()), (0, 1000, 0));
+    assert_eq!((c.dynamic.app.max_in_flight, c.dynamic.app.queue_timeout_ms), (4, 2500));
+    let mut b = builder();
+    for (args, want) in [
+        ("/x -socket /s -queue-timeout 1", "FastCgiExternalServer /x: -queue-timeout needs -max-in-flight"),
+        ("/x -socket /s -max-queued 1", "FastCgiExternalServer /x: -max-queued needs -max-in-flight"),
+        ("/x -socket /s -max-in-flight 0", "FastCgiExternalServer /x: invalid value for -max-in-flight"),
+        ("/x -socket /s -max-in-flight 1 -queue-timeout 1.0001", "invalid value for -queue-timeout: expected seconds"),
+        ("/x -socket /s -max-in-flight 1 -queue-timeout 3601", "invalid value for -queue-timeout"),
+        ("/x -socket /s -max-in-flight 1 -queue-timeout .", "invalid value for -queue-timeout"),
+        ("/x -socket /s -max-in-flight 1 -queue-timeout -1", "invalid value for -queue-timeout"),
+    ] {
+        let e = b.external_server("FastCgiExternalServer", args).unwrap_err();
+        assert!(e.starts_with(want) || e.contains(want), "{args}: {e}");
+    }
+    b.scoreboard("FastCgiScoreboard", "Off").unwrap();
+    b.external_server("FastCgiExternalServer", "/y -socket /s -max-in-flight 1").unwrap();
+    let errors = b.check();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("/y: -max-in-flight") && errors[0].contains("FastCgiScoreboard Off"), "{errors:?}");
+}

@@ -4,7 +4,8 @@
 //! the first closed before any answer and the request may be sent again.
 
 use std::borrow::Cow;
-use std::time::Instant;
+use std::ffi::CStr;
+use std::time::{Duration, Instant};
 
 use super::body::{prepare_body, Body};
 use super::buffers::Spare;
@@ -12,10 +13,10 @@ use super::exchange::{next_request_id, Exchange, Phase, Setup};
 use super::{Client, Outcome};
 use crate::config::{Config, Server};
 use crate::log::Level;
-use crate::metrics::{Outcome as Cause, Tracker};
+use crate::metrics::{Outcome as Cause, Refusal, Tracker};
 use crate::protocol::{RequestEncoder, Role};
-use crate::transport::{Conn, Endpoint};
-use crate::upstream::{self, OnDemand};
+use crate::transport::{peer_closed, Conn, Endpoint};
+use crate::upstream::{self, OnDemand, Refused};
 
 /// Runs one FastCGI request against `server` (static or external) for
 /// `client`.
@@ -41,7 +42,11 @@ pub fn run_dynamic(client: &mut dyn Client, path: &str, identity: Option<(u32, u
 fn run_with(client: &mut dyn Client, server: &Server, config: &Config, dynamic: Option<&OnDemand>) -> Outcome {
     let metrics =
         Tracker::begin(&server.path, dynamic.and_then(|d| d.identity), dynamic.is_some(), config.index_of(server));
-    let outcome = respond(client, server, config, dynamic, &metrics);
+    let mut seen = Seen::default();
+    let outcome = respond(client, server, config, dynamic, &metrics, &mut seen);
+    if config.log_notes {
+        seen.note(client, &metrics);
+    }
     let (status, bytes_in, bytes_out) = client.traffic();
     let status = match &outcome {
         Outcome::Status(s) => *s,
@@ -58,6 +63,7 @@ fn respond(
     config: &Config,
     dynamic: Option<&OnDemand>,
     metrics: &Tracker,
+    seen: &mut Seen,
 ) -> Outcome {
     let body = match prepare_body(client, config) {
         Ok(body) => body,
@@ -66,6 +72,14 @@ fn respond(
             return Outcome::Status(status);
         }
     };
+    let socket = client.socket();
+    match upstream::admit(&server.options, metrics, &mut || socket.is_some_and(peer_closed)) {
+        Ok(waited) => seen.waited = waited,
+        Err(refused) => return refuse(client, server, refused, seen),
+    }
+    if config.log_notes {
+        metrics.connecting();
+    }
     let mut overrides = Vec::new();
     if let Body::Spooled(spool) = &body {
         overrides.push(("CONTENT_LENGTH".to_string(), spool.len().to_string().into_bytes()));
@@ -112,6 +126,9 @@ fn respond(
         let phase = if nph { Phase::Nph } else { Phase::Headers(Spare::HeaderBlock.take()) };
         // Kept only where a failed attempt moves on to another endpoint.
         let kept = retry_elsewhere.then(|| endpoint.clone().into_owned());
+        if config.log_notes {
+            seen.endpoint = Some(endpoint.to_string());
+        }
         let setup = Setup {
             request_id,
             reused: pooled,
@@ -154,6 +171,70 @@ fn respond(
             client.log(Level::Warn, 0, &msg);
         }
     }
+}
+
+/// What the access log's `fastcgi-*` notes tell of a request, beside the
+/// tracker's times.
+#[derive(Default)]
+struct Seen {
+    /// The endpoint of the last attempt.
+    endpoint: Option<String>,
+    /// The wait for a place under `-max-in-flight`.
+    waited: Duration,
+    refused: Option<Refusal>,
+}
+
+impl Seen {
+    /// Sets the request's notes: `fastcgi-endpoint`, the times in seconds
+    /// (`fastcgi-queue-time`, `-connect-time`, `-header-time`,
+    /// `-response-time`) and `fastcgi-refused`; what did not happen is
+    /// left unset (a LogFormat shows "-").
+    fn note(&self, client: &mut dyn Client, metrics: &Tracker) {
+        const NOTES: [&CStr; 4] =
+            [c"fastcgi-queue-time", c"fastcgi-connect-time", c"fastcgi-header-time", c"fastcgi-response-time"];
+        if let Some(endpoint) = &self.endpoint {
+            client.note(c"fastcgi-endpoint", endpoint);
+        }
+        if let Some(why) = self.refused {
+            client.note(c"fastcgi-refused", why.name());
+        }
+        let times = metrics.times();
+        let values =
+            [Some(self.waited), times.and_then(|t| t.connect), times.and_then(|t| t.header), times.map(|t| t.response)];
+        for (name, value) in NOTES.iter().zip(values) {
+            if let Some(d) = value {
+                let ms = d.as_millis();
+                client.note(name, &format!("{}.{:03}", ms / 1000, ms % 1000));
+            }
+        }
+    }
+}
+
+/// Answers a request that got no place under `-max-in-flight`: 503 with
+/// `Retry-After`, logged at most once a second per application.
+fn refuse(client: &mut dyn Client, server: &Server, refused: Refused, seen: &mut Seen) -> Outcome {
+    seen.refused = Some(refused.why);
+    seen.waited = refused.waited;
+    let options = &server.options;
+    if let Some((in_flight, waiting, total)) = refused.log {
+        let why = match refused.why {
+            Refusal::QueueFull if options.queue_timeout_ms == 0 || options.queue_bound() == 0 => {
+                "no request may wait".to_string()
+            }
+            Refusal::QueueFull => format!("{} requests already wait (-max-queued)", options.queue_bound()),
+            Refusal::Timeout => {
+                format!("no place came free within {:.1} s (-queue-timeout)", refused.waited.as_secs_f64())
+            }
+            Refusal::ClientGone => format!("the client left after waiting {:.1} s", refused.waited.as_secs_f64()),
+        };
+        let msg = format!(
+            "FastCGI: server \"{}\" is at its limit of {} requests in flight (-max-in-flight; {in_flight} now, {waiting} waiting): request refused with 503, {why}; {total} refused so far (logged at most once a second)",
+            server.path, options.max_in_flight
+        );
+        client.log(Level::Warn, 0, &msg);
+    }
+    client.retry_after(options.retry_after());
+    Outcome::Status(503)
 }
 
 /// A new connection to `server` (a dynamic one through the manager),

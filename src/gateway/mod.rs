@@ -128,4 +128,10 @@ pub trait Client {
     /// Writes `msg` to the request's error log; `errno` (0 for none) adds
     /// httpd's "(N)text:" prefix.
     fn log(&self, level: Level, errno: i32, msg: &str);
+    /// Adds `Retry-After: seconds` to the error response httpd sends (a
+    /// refusal under `-max-in-flight`).
+    fn retry_after(&mut self, seconds: u32);
+    /// Sets the request note `name` to `value`, for `%{name}n` in a
+    /// LogFormat ([`attempt`]'s `fastcgi-*` notes).
+    fn note(&mut self, name: &'static std::ffi::CStr, value: &str);
 }

@@ -3,8 +3,8 @@
 //! layout is the same in every process that maps the segment and nothing
 //! but atomics ever touches it.
 
-/// "FCGISB03": the segment holds a scoreboard of this layout.
-pub const MAGIC: u64 = 0x4643_4749_5342_3033;
+/// "FCGISB04": the segment holds a scoreboard of this layout.
+pub const MAGIC: u64 = 0x4643_4749_5342_3034;
 
 /// The header's words.
 pub mod header {
@@ -23,6 +23,12 @@ pub mod header {
     pub const MANAGER_PID: usize = 8;
     /// Requests of dynamic applications that found every slot taken.
     pub const OVERFLOW: usize = 9;
+    /// Lease words (admission under `-max-in-flight`); 0 without limits.
+    pub const LEASE_SLOTS: usize = 10;
+    /// Monotonic time (ms) of the last sweep for leases of dead processes.
+    pub const LEASE_SWEEP: usize = 11;
+    /// Requests admitted without a lease word (all were taken).
+    pub const LEASELESS: usize = 12;
     pub const WORDS: usize = 16;
 }
 
@@ -82,7 +88,23 @@ pub mod app {
     pub const HELD_BYTES: usize = HELD + 1;
     pub const HELD_FILE_BYTES: usize = HELD + 2;
     pub const PACED: usize = HELD + 3;
-    pub const WORDS: usize = PACED + 1;
+    /// Admission under `-max-in-flight`: requests holding a place now,
+    /// requests waiting for one, and the futex word a release bumps to
+    /// wake a waiter (read and written only as the `AtomicU32` of its low
+    /// half).
+    pub const ADMITTED: usize = PACED + 1;
+    pub const WAITING: usize = ADMITTED + 1;
+    pub const WAKE: usize = ADMITTED + 2;
+    /// Requests that waited for a place, and their waits in microseconds.
+    pub const WAITED: usize = ADMITTED + 3;
+    pub const WAITED_US: usize = ADMITTED + 4;
+    /// Refusals, one counter per [`crate::metrics::Refusal`].
+    pub const REFUSALS: usize = ADMITTED + 5;
+    /// Places given back for processes that died holding them.
+    pub const RECLAIMED: usize = REFUSALS + crate::metrics::Refusal::ALL.len();
+    /// Unix time of the last refusal logged (one line a second at most).
+    pub const REFUSAL_LOGGED: usize = RECLAIMED + 1;
+    pub const WORDS: usize = REFUSAL_LOGGED + 1;
 }
 
 /// An endpoint's words.
@@ -151,7 +173,7 @@ pub mod process {
     pub const WORDS: usize = 3;
 }
 
-/// Words of a scoreboard with these many slots.
-pub fn words(apps: usize, endpoints: usize, processes: usize) -> usize {
-    header::WORDS + apps * app::WORDS + endpoints * endpoint::WORDS + processes * process::WORDS
+/// Words of a scoreboard with these many slots (a lease is one word).
+pub fn words(apps: usize, endpoints: usize, processes: usize, leases: usize) -> usize {
+    header::WORDS + apps * app::WORDS + endpoints * endpoint::WORDS + processes * process::WORDS + leases
 }

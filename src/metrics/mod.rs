@@ -12,6 +12,7 @@
 //! failovers, health, pooled connections. Per application process (from
 //! the process manager): pid and start time.
 
+mod admission;
 mod balance;
 pub mod layout;
 mod read;
@@ -20,9 +21,10 @@ mod track;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::*};
 
+pub use admission::{reclaim_leases, DEFAULT_LEASE_SLOTS};
 pub use balance::{backoff_ms, now_ms, Slot, BACKOFF_MAX_MS, BACKOFF_MIN_MS, SLOW_START_MS};
-pub use read::{percentile, AppView, EndpointView, Histogram, ProcessView, Snapshot};
-pub use track::Tracker;
+pub use read::{percentile, AppView, EndpointView, Histogram, Places, ProcessView, Snapshot};
+pub use track::{Times, Tracker};
 
 use crate::config::Config;
 use layout::{app, endpoint, header, process};
@@ -56,11 +58,13 @@ pub enum Outcome {
     /// Anything else the gateway answered itself (411, 413, a temporary
     /// file that failed: 500).
     GatewayError,
+    /// 503: the application was at its `-max-in-flight` limit.
+    Refused,
 }
 
 impl Outcome {
     /// Every outcome, in the order of their counters.
-    pub const ALL: [Outcome; 12] = [
+    pub const ALL: [Outcome; 13] = [
         Outcome::App2xx,
         Outcome::App3xx,
         Outcome::App4xx,
@@ -73,6 +77,7 @@ impl Outcome {
         Outcome::ProtocolError,
         Outcome::ClientGone,
         Outcome::GatewayError,
+        Outcome::Refused,
     ];
 
     /// The `outcome` label.
@@ -90,6 +95,7 @@ impl Outcome {
             Outcome::ProtocolError => "protocol_error",
             Outcome::ClientGone => "client_gone",
             Outcome::GatewayError => "gateway_error",
+            Outcome::Refused => "refused",
         }
     }
 
@@ -111,6 +117,31 @@ impl Outcome {
 
     fn index(self) -> usize {
         self as usize
+    }
+}
+
+/// Why a request over `-max-in-flight` got no place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// As many requests waited as `-max-queued` allows (or none may wait).
+    QueueFull,
+    /// No place came free within `-queue-timeout`.
+    Timeout,
+    /// The client left while it waited.
+    ClientGone,
+}
+
+impl Refusal {
+    /// Every reason, in the order of their counters.
+    pub const ALL: [Refusal; 3] = [Refusal::QueueFull, Refusal::Timeout, Refusal::ClientGone];
+
+    /// The `reason` label.
+    pub fn name(self) -> &'static str {
+        match self {
+            Refusal::QueueFull => "queue_full",
+            Refusal::Timeout => "queue_timeout",
+            Refusal::ClientGone => "client_gone",
+        }
     }
 }
 
@@ -185,6 +216,10 @@ pub struct Plan {
     pub defined: Vec<PlannedApp>,
     pub dynamic_slots: u32,
     pub process_slots: u32,
+    /// Lease words for admission under `-max-in-flight` (0 when no
+    /// application has a limit): one per request that holds or waits for
+    /// a place, so at least the workers of two generations of children.
+    pub lease_slots: u32,
 }
 
 impl Plan {
@@ -207,7 +242,10 @@ impl Plan {
             .collect();
         let statics: u32 = config.servers.iter().filter_map(|s| s.spawn.as_ref()).map(|s| s.processes).sum();
         let process_slots = statics.saturating_add(config.dynamic.max_processes).saturating_add(8);
-        Some(Plan { defined, dynamic_slots, process_slots })
+        let limited =
+            config.servers.iter().any(|s| s.options.max_in_flight > 0) || config.dynamic.app.max_in_flight > 0;
+        let lease_slots = if limited { DEFAULT_LEASE_SLOTS } else { 0 };
+        Some(Plan { defined, dynamic_slots, process_slots, lease_slots })
     }
 
     fn app_slots(&self) -> usize {
@@ -223,7 +261,7 @@ impl Plan {
 
     /// The words the segment needs.
     pub fn words(&self) -> usize {
-        layout::words(self.app_slots(), self.endpoint_slots(), self.process_slots as usize)
+        layout::words(self.app_slots(), self.endpoint_slots(), self.process_slots as usize, self.lease_slots as usize)
     }
 
     /// Bytes the segment needs.
@@ -234,7 +272,7 @@ impl Plan {
     /// Equal for plans with the same layout and applications: a segment
     /// made for one can be kept for the other.
     pub fn fingerprint(&self) -> u64 {
-        let mut text = format!("v2 {} {}\n", self.dynamic_slots, self.process_slots);
+        let mut text = format!("v3 {} {} {}\n", self.dynamic_slots, self.process_slots, self.lease_slots);
         for a in &self.defined {
             text.push_str(&format!("{} {:?} {:?} {}\n", a.path, a.kind, a.endpoints, a.slot_count()));
         }
@@ -249,6 +287,7 @@ pub struct Board {
     app_slots: usize,
     endpoint_slots: usize,
     process_slots: usize,
+    lease_slots: usize,
     /// Slots of the defined applications, by key (read-only after setup).
     defined: HashMap<u64, usize>,
     /// The defined applications' paths and slots, in configuration order.
@@ -261,6 +300,7 @@ pub struct Board {
     apps_base: usize,
     endpoints_base: usize,
     processes_base: usize,
+    leases_base: usize,
 }
 
 static INSTALLED: AtomicPtr<Board> = AtomicPtr::new(std::ptr::null_mut());
@@ -309,6 +349,7 @@ impl Board {
         h(header::APP_SLOTS).store(board.app_slots as u64, Relaxed);
         h(header::ENDPOINT_SLOTS).store(board.endpoint_slots as u64, Relaxed);
         h(header::PROCESS_SLOTS).store(board.process_slots as u64, Relaxed);
+        h(header::LEASE_SLOTS).store(board.lease_slots as u64, Relaxed);
         h(header::CREATED).store(now_unix, Relaxed);
         let mut next_ep = 0;
         for a in &plan.defined {
@@ -360,21 +401,24 @@ impl Board {
                 board.ep_word(ep, endpoint::IN_FLIGHT).store(0, Relaxed);
                 board.ep_word(ep, endpoint::POOL_IDLE).store(0, Relaxed);
             }
+            board.clear_leases();
         }
         Some(board)
     }
 
     fn shape(words: &'static [AtomicU64], plan: &Plan) -> Board {
-        let (app_slots, endpoint_slots, process_slots) =
-            (plan.app_slots(), plan.endpoint_slots(), plan.process_slots as usize);
+        let (app_slots, endpoint_slots, process_slots, lease_slots) =
+            (plan.app_slots(), plan.endpoint_slots(), plan.process_slots as usize, plan.lease_slots as usize);
         let apps_base = header::WORDS;
         let endpoints_base = apps_base + app_slots * app::WORDS;
         let processes_base = endpoints_base + endpoint_slots * endpoint::WORDS;
+        let leases_base = processes_base + process_slots * process::WORDS;
         Board {
             words,
             app_slots,
             endpoint_slots,
             process_slots,
+            lease_slots,
             defined: HashMap::new(),
             defined_order: Vec::new(),
             defined_slots: Vec::new(),
@@ -383,6 +427,7 @@ impl Board {
             apps_base,
             endpoints_base,
             processes_base,
+            leases_base,
         }
     }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed};
 
 use super::layout::{app, endpoint, header, process, BOUNDS_US, BUCKETS};
 use super::track::{unix_now, FAILED_RECENTLY_SECS};
-use super::{Board, Kind, Outcome};
+use super::{Board, Kind, Outcome, Refusal};
 
 /// One latency histogram.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -107,6 +107,28 @@ pub struct AppView {
     pub starts: u64,
     pub endpoints: Vec<EndpointView>,
     pub process_list: Vec<ProcessView>,
+    pub places: Places,
+}
+
+/// An application's places under `-max-in-flight` (all 0 without one).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Places {
+    /// Requests holding a place now, and waiting for one.
+    pub taken: u64,
+    pub waiting: u64,
+    /// Requests that got a place after waiting, and their waits.
+    pub waited: u64,
+    pub waited_us: u64,
+    /// Per [`Refusal::ALL`].
+    pub refusals: Vec<u64>,
+    /// Places given back for children that died holding them.
+    pub reclaimed: u64,
+}
+
+impl Places {
+    pub fn refused(&self, why: Refusal) -> u64 {
+        Refusal::ALL.iter().position(|&r| r == why).map_or(0, |i| self.refusals[i])
+    }
 }
 
 impl AppView {
@@ -183,6 +205,16 @@ impl Board {
                 starts: self.app_word(slot, app::STARTS).load(Relaxed),
                 endpoints,
                 process_list: processes.iter().filter(|(s, _)| *s == slot).map(|(_, p)| p.clone()).collect(),
+                places: Places {
+                    taken: self.app_word(slot, app::ADMITTED).load(Relaxed),
+                    waiting: self.app_word(slot, app::WAITING).load(Relaxed),
+                    waited: self.app_word(slot, app::WAITED).load(Relaxed),
+                    waited_us: self.app_word(slot, app::WAITED_US).load(Relaxed),
+                    refusals: (0..Refusal::ALL.len())
+                        .map(|i| self.app_word(slot, app::REFUSALS + i).load(Relaxed))
+                        .collect(),
+                    reclaimed: self.app_word(slot, app::RECLAIMED).load(Relaxed),
+                },
             });
         }
         // Defined applications keep the configuration's order; the others

@@ -29,6 +29,7 @@ fn plan() -> Plan {
         ],
         dynamic_slots: 2,
         process_slots: 4,
+        lease_slots: 16,
     }
 }
 
@@ -226,4 +227,105 @@ fn a_replayed_request_is_in_flight_once() {
     let s = b.snapshot();
     assert!(app(&s, "/srv/b").endpoints.iter().all(|e| e.in_flight == 0));
     assert_eq!(app(&s, "/srv/b").endpoints[0].pool_reused, 1);
+}
+
+/// A board of its own for a test that counts places (tests run in parallel).
+fn leaked_board() -> &'static Board {
+    Box::leak(Box::new(board()))
+}
+
+#[test]
+fn places_never_exceed_the_limit_across_threads() {
+    let b = leaked_board();
+    let slot = b.app_slot("/srv/a", None, false);
+    let holders = std::sync::Arc::new(AtomicU64::new(0));
+    let most = std::sync::Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (holders, most) = (holders.clone(), most.clone());
+            std::thread::spawn(move || {
+                let mut admitted = 0;
+                for _ in 0..2000 {
+                    let t = Tracker::on_board(b, slot);
+                    if t.try_admit(3) {
+                        admitted += 1;
+                        let now = holders.fetch_add(1, Relaxed) + 1;
+                        most.fetch_max(now, Relaxed);
+                        std::thread::yield_now();
+                        holders.fetch_sub(1, Relaxed);
+                    }
+                    t.app_done();
+                    drop(t);
+                }
+                admitted
+            })
+        })
+        .collect();
+    let admitted: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert!(most.load(Relaxed) <= 3, "{} held at once", most.load(Relaxed));
+    assert!(admitted > 0);
+    let s = b.snapshot();
+    let a = app(&s, "/srv/a");
+    assert_eq!((a.places.taken, a.places.waiting), (0, 0));
+    assert!(b.leases_in_use() == 0, "lease words left taken");
+}
+
+#[test]
+fn a_waiter_gets_the_place_a_release_frees() {
+    let b = leaked_board();
+    let slot = b.app_slot("/srv/b", None, false);
+    let holder = Tracker::on_board(b, slot);
+    assert!(holder.try_admit(1));
+    let waiter = std::thread::spawn(move || {
+        let t = Tracker::on_board(b, slot);
+        assert!(!t.try_admit(1));
+        assert!(t.enqueue(1));
+        let began = Instant::now();
+        while began.elapsed() < std::time::Duration::from_secs(10) {
+            let seen = t.turn();
+            if t.try_admit(1) {
+                let waited = began.elapsed();
+                t.app_done();
+                return Some(waited);
+            }
+            t.sleep(seen, std::time::Duration::from_secs(10));
+        }
+        None
+    });
+    // The queue is full now (bound 1) once the waiter is in it.
+    let queued = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        b.snapshot().apps.iter().any(|a| a.path == "/srv/b" && a.places.waiting == 1)
+    });
+    assert!(queued);
+    let third = Tracker::on_board(b, slot);
+    assert!(!third.enqueue(1), "a second waiter over -max-queued 1");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    holder.app_done();
+    let waited = waiter.join().unwrap().expect("the waiter never got the place");
+    // Woken by the release, not by its 10 s timeout.
+    assert!(waited < std::time::Duration::from_secs(2), "{waited:?}");
+    assert_eq!(app(&b.snapshot(), "/srv/b").places.taken, 0);
+}
+
+#[test]
+fn places_of_dead_processes_are_reclaimed() {
+    let b = leaked_board();
+    let slot = b.app_slot("/srv/a", None, false);
+    // A pid that no longer exists: a child that was started and reaped.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    b.forge_lease(3, dead, slot, true, false);
+    b.forge_lease(4, dead, slot, false, true);
+    b.forge_lease(5, std::process::id(), slot, true, false);
+    b.app_word(slot, layout::app::ADMITTED).store(2, Relaxed);
+    b.app_word(slot, layout::app::WAITING).store(1, Relaxed);
+    assert_eq!(b.reclaim_if_due(), 2);
+    let s = b.snapshot();
+    let a = app(&s, "/srv/a");
+    assert_eq!((a.places.taken, a.places.waiting, a.places.reclaimed), (1, 0, 1));
+    // At most once a second.
+    b.forge_lease(6, dead, slot, true, false);
+    assert_eq!(b.reclaim_if_due(), 0);
 }

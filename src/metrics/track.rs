@@ -6,12 +6,21 @@ use std::cell::Cell;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use super::admission::Standing;
 use super::layout::{app, endpoint, BOUNDS_US, BUCKETS};
-use super::{board, Board, Outcome};
+use super::{board, Board, Outcome, Refusal};
 
 /// How long an endpoint that failed counts as "failed recently" (the
 /// failover order's own delay, `transport::health`).
 pub const FAILED_RECENTLY_SECS: u64 = 10;
+
+/// A request's times with its application, from the start of the connect.
+#[derive(Clone, Copy, Debug)]
+pub struct Times {
+    pub connect: Option<std::time::Duration>,
+    pub header: Option<std::time::Duration>,
+    pub response: std::time::Duration,
+}
 
 /// The accounting of one request; inert when there is no scoreboard.
 #[derive(Debug)]
@@ -24,6 +33,13 @@ pub struct Tracker {
     endpoint: Cell<Option<usize>>,
     /// That endpoint was down when the request chose it.
     chose_down: Cell<bool>,
+    /// Its place under the application's `-max-in-flight`, if it has one.
+    standing: Cell<Standing>,
+    /// When it began to connect (after any wait for a place), and when the
+    /// application was done with it: the access log's times.
+    connecting: Cell<Option<Instant>>,
+    connected_at: Cell<Option<Instant>>,
+    done: Cell<Option<Instant>>,
     finished: bool,
 }
 
@@ -47,6 +63,10 @@ impl Tracker {
             cause: Cell::new(None),
             endpoint: Cell::new(None),
             chose_down: Cell::new(false),
+            standing: Cell::new(Standing::default()),
+            connecting: Cell::new(None),
+            connected_at: Cell::new(None),
+            done: Cell::new(None),
             finished: false,
         }
     }
@@ -61,6 +81,10 @@ impl Tracker {
             cause: Cell::new(None),
             endpoint: Cell::new(None),
             chose_down: Cell::new(false),
+            standing: Cell::new(Standing::default()),
+            connecting: Cell::new(None),
+            connected_at: Cell::new(None),
+            done: Cell::new(None),
             finished: false,
         }
     }
@@ -74,6 +98,10 @@ impl Tracker {
             cause: Cell::new(None),
             endpoint: Cell::new(None),
             chose_down: Cell::new(false),
+            standing: Cell::new(Standing::default()),
+            connecting: Cell::new(None),
+            connected_at: Cell::new(None),
+            done: Cell::new(None),
             finished: true,
         }
     }
@@ -107,6 +135,106 @@ impl Tracker {
     pub fn cause(&self, cause: Outcome) {
         if self.cause.get().is_none() {
             self.cause.set(Some(cause));
+        }
+    }
+
+    /// Takes one of the application's `limit` places if one is free (a
+    /// waiting request leaves the queue with it). Always true without a
+    /// scoreboard (the configuration check requires one for limits).
+    pub fn try_admit(&self, limit: u32) -> bool {
+        let Some((b, slot)) = self.on else { return true };
+        let mut st = self.standing.get();
+        let admitted = st.holds || b.try_hold(&mut st, slot, u64::from(limit));
+        self.standing.set(st);
+        admitted
+    }
+
+    /// Joins the application's queue if fewer than `bound` requests wait.
+    pub fn enqueue(&self, bound: u32) -> bool {
+        let Some((b, slot)) = self.on else { return false };
+        let mut st = self.standing.get();
+        let queued = b.enqueue(&mut st, slot, u64::from(bound));
+        self.standing.set(st);
+        queued
+    }
+
+    /// The wake-up count to pass to [`Tracker::sleep`], read before a try.
+    pub fn turn(&self) -> u32 {
+        self.on.map_or(0, |(b, slot)| b.wake_count(slot))
+    }
+
+    /// Sleeps until a place may have come free since `seen`, at most
+    /// `timeout`; dead children's places are reclaimed first when due.
+    pub fn sleep(&self, seen: u32, timeout: std::time::Duration) {
+        if let Some((b, slot)) = self.on {
+            if b.reclaim_if_due() == 0 {
+                b.sleep(slot, seen, timeout);
+            }
+        }
+    }
+
+    /// The request got a place after waiting `waited`.
+    pub fn waited(&self, waited: std::time::Duration) {
+        let Some((b, slot)) = self.on else { return };
+        b.app_word(slot, app::WAITED).fetch_add(1, Relaxed);
+        b.app_word(slot, app::WAITED_US).fetch_add(waited.as_micros() as u64, Relaxed);
+    }
+
+    /// The request gets no place (it leaves the queue): counted, and the
+    /// answer is the gateway's. Returns the application's places taken,
+    /// waiters and refusals so far when this refusal is the first of its
+    /// second for the application (the one to log), else None.
+    pub fn refused(&self, why: Refusal) -> Option<(u64, u64, u64)> {
+        self.cause(Outcome::Refused);
+        let (b, slot) = self.on?;
+        let mut st = self.standing.get();
+        b.dequeue(&mut st, slot);
+        self.standing.set(st);
+        let index = Refusal::ALL.iter().position(|&r| r == why).unwrap_or(0);
+        b.app_word(slot, app::REFUSALS + index).fetch_add(1, Relaxed);
+        let now = unix_now();
+        let logged = b.app_word(slot, app::REFUSAL_LOGGED);
+        let before = logged.load(Relaxed);
+        if before >= now || logged.compare_exchange(before, now, Relaxed, Relaxed).is_err() {
+            return None;
+        }
+        let total = (0..Refusal::ALL.len()).map(|i| b.app_word(slot, app::REFUSALS + i).load(Relaxed)).sum();
+        Some((b.app_word(slot, app::ADMITTED).load(Relaxed), b.app_word(slot, app::WAITING).load(Relaxed), total))
+    }
+
+    /// The request begins to connect (its first attempt).
+    pub fn connecting(&self) {
+        if self.start.is_some() && self.connecting.get().is_none() {
+            self.connecting.set(Some(Instant::now()));
+        }
+    }
+
+    /// The times the access log shows, from the start of the connect (as
+    /// nginx's `$upstream_*_time`): to the connection, to the first byte of
+    /// the answer and to the application's end; None before a connect (or
+    /// without a board).
+    pub fn times(&self) -> Option<Times> {
+        let from = self.connecting.get()?;
+        let since = |t: Option<Instant>| t.map(|t| t.saturating_duration_since(from));
+        Some(Times {
+            connect: since(self.connected_at.get()),
+            header: since(self.first_byte.get()),
+            response: self.done.get().unwrap_or_else(Instant::now).saturating_duration_since(from),
+        })
+    }
+
+    /// The application is done with the request (the client may still be
+    /// reading a backlog): its place, if any, goes to the next request.
+    pub fn app_done(&self) {
+        let Some((b, slot)) = self.on else { return };
+        if self.done.get().is_none() && self.connecting.get().is_some() {
+            self.done.set(Some(Instant::now()));
+        }
+        let mut st = self.standing.get();
+        if st.holds || st.waits {
+            b.release(&mut st, slot);
+            b.dequeue(&mut st, slot);
+            self.standing.set(st);
         }
     }
 
@@ -144,6 +272,9 @@ impl Tracker {
     /// Connected to the application's `order`-th endpoint, after `failed`
     /// others could not be reached.
     pub fn connected(&self, order: usize, failed: usize) {
+        if self.connected_at.get().is_none() && self.connecting.get().is_some() {
+            self.connected_at.set(Some(Instant::now()));
+        }
         let Some((b, ep)) = self.ep(order) else { return };
         // A pooled connection that turned out closed: the request moves on.
         if let Some(before) = self.endpoint.take() {
@@ -227,6 +358,7 @@ impl Tracker {
         }
         observe(b, slot, app::TOTAL, end.saturating_duration_since(start).as_micros() as u64);
         b.app_word(slot, app::IN_FLIGHT).fetch_sub(1, Relaxed);
+        self.app_done();
         if let Some(ep) = self.endpoint.get() {
             b.ep_word(ep, endpoint::IN_FLIGHT).fetch_sub(1, Relaxed);
         }

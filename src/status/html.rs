@@ -49,7 +49,7 @@ fn tile(out: &mut String, metric: &str, value: &str, label: &str, bad: bool) {
     );
 }
 
-fn html_app(out: &mut String, a: &AppView, now: u64, index: usize) {
+fn html_app(out: &mut String, a: &AppView, now: u64, index: usize, max: u32) {
     let id = identity_text(a).map(|i| format!(" <span class=\"note\">as {i}</span>")).unwrap_or_default();
     let _ = write!(
         out,
@@ -70,6 +70,13 @@ fn html_app(out: &mut String, a: &AppView, now: u64, index: usize) {
     tile(out, "ttfb_p50", &human_secs(a.ttfb.quantile(0.5)), "first byte p50", false);
     tile(out, "bytes_out", &human_bytes(a.bytes_out), "sent", false);
     tile(out, "bytes_in", &human_bytes(a.bytes_in), "received", false);
+    if max > 0 {
+        let p = &a.places;
+        tile(out, "places", &format!("{} / {max}", p.taken), "in flight of -max-in-flight", false);
+        tile(out, "waiting", &p.waiting.to_string(), "waiting for a place", false);
+        let refused: u64 = p.refusals.iter().sum();
+        tile(out, "refused", &refused.to_string(), "refused at the limit (503)", refused > 0);
+    }
     if a.held > 0 {
         let label = format!("held for slow clients ({} responses)", a.held);
         tile(out, "held", &human_bytes(a.held_bytes), &label, false);
@@ -87,7 +94,7 @@ fn html_app(out: &mut String, a: &AppView, now: u64, index: usize) {
         shown += 1;
         let status = match o {
             Cause::App2xx | Cause::App3xx | Cause::App4xx | Cause::App5xx => "",
-            Cause::ConnectRefused | Cause::ConnectTimeout => " → 503",
+            Cause::ConnectRefused | Cause::ConnectTimeout | Cause::Refused => " → 503",
             Cause::IdleTimeout => " → 504",
             Cause::IncompleteHeaders | Cause::BadHeaders => " → 500",
             Cause::ProtocolError => " → 502",
@@ -218,7 +225,7 @@ pub(super) fn doc(config: &Config, snapshot: Option<&Snapshot>, refresh: Option<
                 out.push_str("</table></div></section>\n");
             }
             for (i, a) in s.apps.iter().enumerate() {
-                html_app(&mut out, a, now, i);
+                html_app(&mut out, a, now, i, super::limit(config, a));
             }
             if s.overflow > 0 {
                 let _ = writeln!(out, "<p class=\"note\">{} requests of dynamic applications found every one of the {} slots taken (FastCgiScoreboard) and are counted together.</p>", s.overflow, s.app_slots);

@@ -1,8 +1,8 @@
 //! `?json`: everything the page knows, for monitoring.
 
-use super::{identity_text, json_f64, json_str, kind, le};
+use super::{identity_text, json_f64, json_str, kind, le, limit};
 use crate::config::Config;
-use crate::metrics::{layout::BOUNDS_US, AppView, Histogram, Outcome as Cause, Snapshot};
+use crate::metrics::{layout::BOUNDS_US, AppView, Histogram, Outcome as Cause, Refusal, Snapshot};
 
 fn json_hist(h: &Histogram) -> String {
     let mut cumulative = 0;
@@ -27,7 +27,23 @@ fn json_hist(h: &Histogram) -> String {
     )
 }
 
-fn json_app(a: &AppView) -> String {
+/// Places under `-max-in-flight` (`max_in_flight` null: no limit).
+fn json_limit(a: &AppView, max: u32) -> String {
+    let p = &a.places;
+    let refused: Vec<String> = Refusal::ALL.iter().map(|&r| format!("\"{}\":{}", r.name(), p.refused(r))).collect();
+    format!(
+        "{{\"max_in_flight\":{},\"in_flight\":{},\"waiting\":{},\"waited\":{},\"wait_seconds_total\":{:.6},\"refused\":{{{}}},\"reclaimed\":{}}}",
+        if max == 0 { "null".to_string() } else { max.to_string() },
+        p.taken,
+        p.waiting,
+        p.waited,
+        p.waited_us as f64 / 1e6,
+        refused.join(","),
+        p.reclaimed
+    )
+}
+
+fn json_app(a: &AppView, max: u32) -> String {
     let outcomes: Vec<String> = Cause::ALL.iter().map(|&o| format!("\"{}\":{}", o.name(), a.outcome(o))).collect();
     let endpoints: Vec<String> = a
         .endpoints
@@ -53,7 +69,7 @@ fn json_app(a: &AppView) -> String {
     let procs: Vec<String> =
         a.process_list.iter().map(|p| format!("{{\"pid\":{},\"started\":{}}}", p.pid, p.started)).collect();
     format!(
-        "{{\"path\":{},\"kind\":\"{}\",\"identity\":{},\"requests\":{},\"in_flight\":{},\"errors\":{},\"outcomes\":{{{}}},\"bytes_in\":{},\"bytes_out\":{},\"held\":{{\"responses\":{},\"bytes\":{},\"file_bytes\":{},\"paced\":{}}},\"duration\":{},\"ttfb\":{},\"endpoints\":[{}],\"processes\":{{\"count\":{},\"starts\":{},\"failures\":{},\"backed_off\":{},\"list\":[{}]}}}}",
+        "{{\"path\":{},\"kind\":\"{}\",\"identity\":{},\"requests\":{},\"in_flight\":{},\"errors\":{},\"outcomes\":{{{}}},\"bytes_in\":{},\"bytes_out\":{},\"held\":{{\"responses\":{},\"bytes\":{},\"file_bytes\":{},\"paced\":{}}},\"duration\":{},\"ttfb\":{},\"endpoints\":[{}],\"processes\":{{\"count\":{},\"starts\":{},\"failures\":{},\"backed_off\":{},\"list\":[{}]}},\"limit\":{}}}",
         json_str(&a.path),
         a.kind.name(),
         identity_text(a).map_or_else(|| "null".to_string(), |i| json_str(&i)),
@@ -74,7 +90,8 @@ fn json_app(a: &AppView) -> String {
         a.starts,
         a.failures,
         a.backed_off,
-        procs.join(",")
+        procs.join(","),
+        json_limit(a, max)
     )
 }
 
@@ -103,7 +120,7 @@ pub(super) fn doc(config: &Config, snapshot: Option<&Snapshot>, manager: Result<
                 "{{\"enabled\":true,\"created\":{},\"restarts\":{},\"manager_pid\":{},\"overflow\":{},\"dynamic_slots_used\":{}}}",
                 s.created, s.restarts, s.manager_pid, s.overflow, s.dynamic_slots_used
             ),
-            s.apps.iter().map(json_app).collect::<Vec<_>>(),
+            s.apps.iter().map(|a| json_app(a, limit(config, a))).collect::<Vec<_>>(),
         ),
         None => ("{\"enabled\":false}".to_string(), Vec::new()),
     };

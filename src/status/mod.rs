@@ -21,7 +21,7 @@ pub use escape::{html_escape, json_str};
 pub use mod_status::mod_status_section;
 
 use crate::config::{Config, Server};
-use crate::metrics::{self, AppView};
+use crate::metrics::{self, AppView, Kind};
 use crate::pm::{self, control};
 
 /// What the status page's query string asks for.
@@ -64,7 +64,9 @@ pub fn page(config: &Config, format: StatusFormat) -> (String, &'static str) {
             let manager = control::ask(&control_path, &request, Duration::from_secs(5));
             (json::doc(config, snapshot.as_ref(), manager), "application/json")
         }
-        StatusFormat::Prometheus => (prometheus::doc(snapshot.as_ref()), "text/plain; version=0.0.4; charset=utf-8"),
+        StatusFormat::Prometheus => {
+            (prometheus::doc(config, snapshot.as_ref()), "text/plain; version=0.0.4; charset=utf-8")
+        }
         StatusFormat::Html { refresh } => (html::doc(config, snapshot.as_ref(), refresh), "text/html; charset=utf-8"),
     }
 }
@@ -108,6 +110,17 @@ fn json_f64(v: Option<f64>) -> String {
 /// A histogram bound, in seconds, as Prometheus and the JSON write it.
 fn le(us: u64) -> String {
     format!("{}", us as f64 / 1e6)
+}
+
+/// The application's `-max-in-flight` (0: none): its server's, or
+/// FastCgiConfig's for a dynamic one.
+fn limit(config: &Config, a: &AppView) -> u32 {
+    match a.kind {
+        Kind::Static | Kind::External => {
+            config.servers.iter().find(|s| s.path == a.path).map_or(0, |s| s.options.max_in_flight)
+        }
+        Kind::Dynamic | Kind::Overflow => config.dynamic.app.max_in_flight,
+    }
 }
 
 fn identity_text(a: &AppView) -> Option<String> {

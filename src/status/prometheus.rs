@@ -2,8 +2,9 @@
 
 use std::fmt::Write as _;
 
-use super::{identity_text, le};
-use crate::metrics::{self, layout::BOUNDS_US, AppView, Outcome as Cause, Snapshot};
+use super::{identity_text, le, limit};
+use crate::config::Config;
+use crate::metrics::{self, layout::BOUNDS_US, AppView, Outcome as Cause, Refusal, Snapshot};
 
 /// A label value, escaped as the exposition format wants.
 fn label(v: &str) -> String {
@@ -18,7 +19,7 @@ fn app_labels(a: &AppView) -> String {
 }
 
 /// The text exposition format (version 0.0.4), every family with HELP and TYPE.
-pub(super) fn doc(snapshot: Option<&Snapshot>) -> String {
+pub(super) fn doc(config: &Config, snapshot: Option<&Snapshot>) -> String {
     let mut out = String::with_capacity(16 * 1024);
     let Some(s) = snapshot else {
         out.push_str("# The FastCGI scoreboard is off (FastCgiScoreboard Off).\n");
@@ -66,6 +67,58 @@ pub(super) fn doc(snapshot: Option<&Snapshot>) -> String {
         let value = move |a: &AppView| [a.held, a.held_bytes, a.held_file_bytes, a.paced][pick];
         family(&mut out, name, "counter", help, &mut |out| per_app(out, name, &value));
     }
+    // Places under -max-in-flight, for the applications that have a limit.
+    let limited: Vec<(&AppView, u32)> =
+        s.apps.iter().map(|a| (a, limit(config, a))).filter(|&(_, max)| max > 0).collect();
+    for (name, kind, help, pick) in [
+        ("fastcgi_limit_max_in_flight", "gauge", "The application's -max-in-flight.", 0),
+        ("fastcgi_limit_in_flight", "gauge", "Requests holding one of the application's places now.", 1),
+        ("fastcgi_limit_waiting", "gauge", "Requests waiting for a place now.", 2),
+        ("fastcgi_limit_waited_total", "counter", "Requests that got a place after waiting.", 3),
+        (
+            "fastcgi_limit_reclaimed_total",
+            "counter",
+            "Places given back for Apache children that died holding them.",
+            4,
+        ),
+    ] {
+        family(&mut out, name, kind, help, &mut |out| {
+            for &(a, max) in &limited {
+                let p = &a.places;
+                let value = [u64::from(max), p.taken, p.waiting, p.waited, p.reclaimed][pick];
+                let _ = writeln!(out, "{name}{{{}}} {value}", app_labels(a));
+            }
+        });
+    }
+    family(&mut out, "fastcgi_limit_wait_seconds_total", "counter", "Time requests waited for a place.", &mut |out| {
+        for &(a, _) in &limited {
+            let _ = writeln!(
+                out,
+                "fastcgi_limit_wait_seconds_total{{{}}} {}",
+                app_labels(a),
+                a.places.waited_us as f64 / 1e6
+            );
+        }
+    });
+    family(
+        &mut out,
+        "fastcgi_limit_refused_total",
+        "counter",
+        "Requests refused with 503 at the -max-in-flight limit, by reason.",
+        &mut |out| {
+            for &(a, _) in &limited {
+                for &r in &Refusal::ALL {
+                    let _ = writeln!(
+                        out,
+                        "fastcgi_limit_refused_total{{{},reason=\"{}\"}} {}",
+                        app_labels(a),
+                        r.name(),
+                        a.places.refused(r)
+                    );
+                }
+            }
+        },
+    );
     for (name, help, pick) in [
         ("fastcgi_request_duration_seconds", "Time from the start of the request to its end.", 0),
         (

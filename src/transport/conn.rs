@@ -291,6 +291,15 @@ pub fn writable_now(fd: RawFd) -> bool {
     rc != 0
 }
 
+/// Whether the peer of socket `fd` has closed or reset its side (bytes it
+/// sent and not yet read do not count), without blocking.
+pub fn peer_closed(fd: RawFd) -> bool {
+    let mut pfd = libc::pollfd { fd, events: libc::POLLRDHUP, revents: 0 };
+    // SAFETY: pfd is one live pollfd; a zero timeout never blocks.
+    let rc = unsafe { libc::poll(&mut pfd, 1, 0) };
+    rc > 0 && pfd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

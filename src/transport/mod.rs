@@ -5,5 +5,5 @@
 mod conn;
 mod endpoint;
 
-pub use conn::{connect, unix_sockaddr, writable_now, Conn, Ready};
+pub use conn::{connect, peer_closed, unix_sockaddr, writable_now, Conn, Ready};
 pub use endpoint::{hashed_name, is_literal, resolve, split_host_port, Endpoint, EndpointError};

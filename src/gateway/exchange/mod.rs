@@ -250,6 +250,7 @@ impl<'c> Exchange<'c> {
         } else {
             drop(conn);
         }
+        metrics.inspect(|m| m.app_done());
         let failed = match result {
             Ok(()) => false,
             Err(Stop::ClientGone) => return Ok(Outcome::Sent),
