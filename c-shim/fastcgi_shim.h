@@ -25,12 +25,18 @@ enum fcgi_directive {
     /* Per-directory authorizers: base + 2 * phase (+1 for ...Authoritative);
      * phase 0 authenticator, 1 authorizer, 2 access checker. */
     FCGI_DIRECTIVE_AUTH = 10,
-    FCGI_DIRECTIVE_LOG_NOTES = 16
+    FCGI_DIRECTIVE_LOG_NOTES = 16,
+    FCGI_DIRECTIVE_REQUEST_BUFFER = 17,
+    FCGI_DIRECTIVE_REQUEST_SPOOL_MAX = 18,
+    FCGI_DIRECTIVE_TEMP_DIR = 19,
+    /* Per directory, like the authorizers. */
+    FCGI_DIRECTIVE_REQUEST_BUFFERING = 20
 };
 
 /* Rust side */
 const char *fcgi_rs_directive(cmd_parms *cmd, void *dir_config, int which, const char *args);
 void *fcgi_rs_create_dir_config(apr_pool_t *p);
+void *fcgi_rs_merge_dir_config(apr_pool_t *p, void *base, void *add);
 int fcgi_rs_check_user_id(request_rec *r);
 int fcgi_rs_auth_checker(request_rec *r);
 int fcgi_rs_access_checker(request_rec *r);

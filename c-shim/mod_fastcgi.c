@@ -70,6 +70,14 @@ static const command_rec fastcgi_cmds[] = {
              "On, Off or the number of dynamic application slots of the traffic scoreboard (default 64)"),
     FCGI_CMD("FastCgiLogNotes", FCGI_DIRECTIVE_LOG_NOTES, RSRC_CONF,
              "On sets the fastcgi-* request notes (endpoint, times) for the access log (default Off)"),
+    FCGI_CMD("FastCgiRequestBuffering", FCGI_DIRECTIVE_REQUEST_BUFFERING, RSRC_CONF | ACCESS_CONF,
+             "On (default) receives a request body whole before the application is asked; Off streams it"),
+    FCGI_CMD("FastCgiRequestBuffer", FCGI_DIRECTIVE_REQUEST_BUFFER, RSRC_CONF,
+             "request body bytes kept in memory while it is received (default 64K; the rest goes to a temporary file)"),
+    FCGI_CMD("FastCgiRequestSpoolMax", FCGI_DIRECTIVE_REQUEST_SPOOL_MAX, RSRC_CONF,
+             "largest request body received whole first (default 64M); larger ones are streamed"),
+    FCGI_CMD("FastCgiTempDir", FCGI_DIRECTIVE_TEMP_DIR, RSRC_CONF,
+             "directory of the temporary files of request bodies and held responses (default $TMPDIR or /tmp)"),
     {NULL}
 };
 
@@ -86,6 +94,11 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
 static void *create_dir_config(apr_pool_t *p, char *dir)
 {
     return fcgi_rs_create_dir_config(p);
+}
+
+static void *merge_dir_config(apr_pool_t *p, void *base, void *add)
+{
+    return fcgi_rs_merge_dir_config(p, base, add);
 }
 
 static apr_status_t insert_network_bucket(conn_rec *c, apr_bucket_brigade *bb, apr_socket_t *socket)
@@ -120,8 +133,8 @@ static void register_hooks(apr_pool_t *p)
 
 AP_DECLARE_MODULE(fastcgi) = {
     STANDARD20_MODULE_STUFF,
-    create_dir_config, /* authorizers; no merge, as in the original */
-    NULL,
+    create_dir_config, /* authorizers and request buffering */
+    merge_dir_config,  /* authorizers do not merge, as in the original */
     NULL,           /* definitions are global, as in the original */
     NULL,
     fastcgi_cmds,

@@ -42,6 +42,7 @@ fn context_of(kind: &str) -> &'static str {
     match kind {
         "FCGI_DIRECTIVE_SERVER" | "FCGI_DIRECTIVE_EXTERNAL_SERVER" => "server config, virtual host",
         k if k.starts_with("FCGI_DIRECTIVE_AUTH") => "directory",
+        "FCGI_DIRECTIVE_REQUEST_BUFFERING" => "server config, virtual host, directory",
         _ => "server config",
     }
 }
@@ -296,12 +297,16 @@ fn configured(directive: &str, extra: &str) -> Result<mod_fastcgi_rs::config::Co
         "FastCgiResponseSpoolMax" if !extra.is_empty() => b.response_spool_max(directive, extra)?,
         "FastCgiScoreboard" if !extra.is_empty() => b.scoreboard(directive, extra)?,
         "FastCgiLogNotes" if !extra.is_empty() => b.log_notes(directive, extra)?,
+        "FastCgiRequestBuffer" if !extra.is_empty() => b.request_buffer(directive, extra)?,
+        "FastCgiRequestSpoolMax" if !extra.is_empty() => b.request_spool_max(directive, extra)?,
         "FastCgiWrapper" | "FastCgiSuexec" if !extra.is_empty() => b.wrapper(directive, extra)?,
         "FastCgiChunkedBodyMax"
         | "FastCgiResponseBuffer"
         | "FastCgiResponseSpoolMax"
         | "FastCgiScoreboard"
         | "FastCgiLogNotes"
+        | "FastCgiRequestBuffer"
+        | "FastCgiRequestSpoolMax"
         | "FastCgiWrapper"
         | "FastCgiSuexec" => {}
         other => return Err(format!("no way to check {other} here")),
@@ -353,7 +358,19 @@ fn the_manuals_defaults_are_the_parsers() {
                         problems.push(format!("{canonical} (line {}): {set:?}", s.line));
                     }
                 }
-                if dir != mod_fastcgi_rs::config::DirConfig::default() {
+                if dir.authoritative != mod_fastcgi_rs::config::DirConfig::default().authoritative {
+                    problems.push(format!("{canonical} (line {}): `{canonical} {value}` is not the default", s.line));
+                }
+                checked += 1;
+                continue;
+            }
+            if canonical == "FastCgiRequestBuffering" {
+                // Per directory too.
+                let mut dir = mod_fastcgi_rs::config::DirConfig::default();
+                let set = mod_fastcgi_rs::config::Builder::request_buffering(&mut dir, canonical, value);
+                if set.is_err()
+                    || dir.buffers_requests() != mod_fastcgi_rs::config::DirConfig::default().buffers_requests()
+                {
                     problems.push(format!("{canonical} (line {}): `{canonical} {value}` is not the default", s.line));
                 }
                 checked += 1;

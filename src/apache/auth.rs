@@ -32,6 +32,26 @@ pub extern "C" fn fcgi_rs_create_dir_config(p: *mut apr_pool_t) -> *mut c_void {
     })
 }
 
+/// httpd's merge_dir_config: `add` over `base` ([`DirConfig::merge`]),
+/// owned by `p`.
+#[no_mangle]
+pub extern "C" fn fcgi_rs_merge_dir_config(p: *mut apr_pool_t, base: *mut c_void, add: *mut c_void) -> *mut c_void {
+    guard(std::ptr::null_mut(), || {
+        // SAFETY: httpd passes two configs made by fcgi_rs_create_dir_config
+        // (or merged here), alive in pools that outlive `p`.
+        let (base, add) = unsafe { ((base as *const DirConfig).as_ref(), (add as *const DirConfig).as_ref()) };
+        let merged = match (base, add) {
+            (Some(b), Some(a)) => DirConfig::merge(b, a),
+            (Some(one), None) | (None, Some(one)) => one.clone(),
+            (None, None) => DirConfig::default(),
+        };
+        let raw = Box::into_raw(Box::new(merged)) as *mut c_void;
+        // SAFETY: p is the live pool of the merged config; the cleanup frees raw with it.
+        unsafe { ffi::apr_pool_cleanup_register(p, raw, Some(drop_dir_config), Some(ffi::apr_pool_cleanup_null)) };
+        raw
+    })
+}
+
 /// The DirConfig behind httpd's per-directory pointer.
 ///
 /// # Safety

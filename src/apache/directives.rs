@@ -21,6 +21,11 @@ const RESPONSE_BUFFER: c_int = 7;
 const RESPONSE_SPOOL_MAX: c_int = 8;
 const SCOREBOARD: c_int = 9;
 const LOG_NOTES: c_int = 16;
+const REQUEST_BUFFER: c_int = 17;
+const REQUEST_SPOOL_MAX: c_int = 18;
+const TEMP_DIR: c_int = 19;
+/// Per directory, as the authorizers.
+const REQUEST_BUFFERING: c_int = 20;
 
 /// Called by the shim for each directive; returns NULL or an error message
 /// allocated in the configuration pool (httpd prints it and fails the
@@ -39,10 +44,12 @@ pub extern "C" fn fcgi_rs_directive(
         let name = unsafe { cmd.cmd.as_ref().and_then(|c| c_str(c.name)) }.unwrap_or("FastCGI");
         // SAFETY: RAW_ARGS hands over a NUL-terminated string valid during the call.
         let args = unsafe { c_str(args) }.unwrap_or("");
-        let result = if (AUTH..AUTH_END).contains(&which) {
+        let result = if (AUTH..AUTH_END).contains(&which) || which == REQUEST_BUFFERING {
             // SAFETY: for ACCESS_CONF directives httpd passes the section's
-            // config made by fcgi_rs_create_dir_config.
+            // config made by fcgi_rs_create_dir_config (at server level, the
+            // server's defaults).
             match unsafe { super::auth::dir_config_mut(dir_config) } {
+                Some(dir) if which == REQUEST_BUFFERING => crate::config::Builder::request_buffering(dir, name, args),
                 Some(dir) => apply_auth(dir, which - AUTH, name, args),
                 None => Err(format!("{name}: no directory configuration")),
             }
@@ -79,6 +86,9 @@ fn apply(cmd: &cmd_parms, which: c_int, name: &str, args: &str) -> Result<(), St
         RESPONSE_SPOOL_MAX => b.response_spool_max(name, args),
         SCOREBOARD => b.scoreboard(name, args),
         LOG_NOTES => b.log_notes(name, args),
+        REQUEST_BUFFER => b.request_buffer(name, args),
+        REQUEST_SPOOL_MAX => b.request_spool_max(name, args),
+        TEMP_DIR => b.temp_dir(name, args),
         _ => Err(format!("{name}: not supported by mod_fastcgi_rs yet")),
     })
 }

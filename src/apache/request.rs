@@ -286,6 +286,12 @@ impl Client for ApacheRequest {
         })
     }
 
+    fn buffers_body(&self) -> bool {
+        // SAFETY: r is live; its per-dir config is ours (or NULL).
+        let dir = unsafe { (ffi::fcgi_shim_dir_config(self.r) as *const crate::config::DirConfig).as_ref() };
+        dir.is_none_or(crate::config::DirConfig::buffers_requests)
+    }
+
     fn read_body(&mut self, buf: &mut [u8], wait: bool) -> io::Result<usize> {
         if let BodyReads::NotYet = self.body_reads {
             self.body_reads = BodyReads::Reading { _wide: client_socket::widen(self.r) };

@@ -7,10 +7,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use crate::config::{
-    Builder, Config, DynamicOptions, Host, DEFAULT_CHUNKED_BODY_MAX, DEFAULT_RESPONSE_BUFFER,
-    DEFAULT_RESPONSE_SPOOL_MAX,
-};
+use crate::config::{Builder, Config, Host};
 
 static PENDING: Mutex<Option<Builder>> = Mutex::new(None);
 static ACTIVE: RwLock<Option<Arc<Config>>> = RwLock::new(None);
@@ -61,17 +58,7 @@ pub(super) fn commit() -> (Arc<Config>, Vec<String>) {
             (b.build(), warnings)
         }
         None => {
-            let empty = Config {
-                servers: Vec::new(),
-                ipc_dir: PathBuf::from("/"),
-                chunked_body_max: DEFAULT_CHUNKED_BODY_MAX,
-                response_buffer: DEFAULT_RESPONSE_BUFFER,
-                response_spool_max: DEFAULT_RESPONSE_SPOOL_MAX,
-                dynamic: DynamicOptions::default(),
-                scoreboard: None,
-                wrapper: None,
-                log_notes: false,
-            };
+            let empty = Config { scoreboard: None, ..Config::new(PathBuf::from("/")) };
             (empty, Vec::new())
         }
     };

@@ -69,6 +69,16 @@ pub struct Config {
     /// log. Off by default: formatting them costs about 2 % of a small
     /// request, paid whether a LogFormat uses them or not.
     pub log_notes: bool,
+    /// `FastCgiRequestBuffer`: request body bytes kept in memory while the
+    /// body is received before the application is asked (the rest goes to
+    /// a temporary file).
+    pub request_buffer: u64,
+    /// `FastCgiRequestSpoolMax`: the largest body received whole first; a
+    /// larger one is streamed to the application as it arrives.
+    pub request_spool_max: u64,
+    /// `FastCgiTempDir`: where request bodies and held responses spill
+    /// (`O_TMPFILE`); None: `$TMPDIR`, else `/tmp`.
+    pub temp_dir: Option<std::sync::Arc<Path>>,
 }
 
 /// What `FastCgiWrapper On` means: Debian's suexec.
@@ -85,6 +95,32 @@ pub const DEFAULT_RESPONSE_BUFFER: u64 = 1 << 20;
 /// Default for `FastCgiResponseSpoolMax`: 1 GiB (nginx's
 /// `fastcgi_max_temp_file_size` default).
 pub const DEFAULT_RESPONSE_SPOOL_MAX: u64 = 1 << 30;
+/// Default for `FastCgiRequestBuffer`: 64 KiB (mod_fcgid's
+/// `FcgidMaxRequestInMem`).
+pub const DEFAULT_REQUEST_BUFFER: u64 = 64 << 10;
+/// Default for `FastCgiRequestSpoolMax`: 64 MiB, what nginx deployments
+/// usually allow as `client_max_body_size` for PHP uploads.
+pub const DEFAULT_REQUEST_SPOOL_MAX: u64 = 64 << 20;
+
+impl Config {
+    /// The configuration no directive changed, with `ipc_dir`.
+    pub fn new(ipc_dir: PathBuf) -> Config {
+        Config {
+            servers: Vec::new(),
+            ipc_dir,
+            chunked_body_max: DEFAULT_CHUNKED_BODY_MAX,
+            response_buffer: DEFAULT_RESPONSE_BUFFER,
+            response_spool_max: DEFAULT_RESPONSE_SPOOL_MAX,
+            dynamic: DynamicOptions::default(),
+            scoreboard: Some(DEFAULT_SCOREBOARD_SLOTS),
+            wrapper: None,
+            log_notes: false,
+            request_buffer: DEFAULT_REQUEST_BUFFER,
+            request_spool_max: DEFAULT_REQUEST_SPOOL_MAX,
+            temp_dir: None,
+        }
+    }
+}
 
 impl Server {
     /// Every endpoint, in failover order.
@@ -138,8 +174,7 @@ pub struct AuthApp {
 }
 
 /// What a directory (`<Directory>`, `<Location>`, `<Files>`) says about
-/// authorizers. There is no merging, as in the original: a section that
-/// uses any of these directives starts from the defaults.
+/// authorizers and request buffering.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirConfig {
     /// Indexed by phase: authenticator, authorizer, access checker.
@@ -147,11 +182,37 @@ pub struct DirConfig {
     /// `...Authoritative`: a denial is final (On, the default) or lets other
     /// modules try (Off).
     pub authoritative: [bool; 3],
+    /// Whether this section used any authorizer directive.
+    pub auth_set: bool,
+    /// `FastCgiRequestBuffering`; None: as the enclosing section (On).
+    pub request_buffering: Option<bool>,
 }
 
 impl Default for DirConfig {
     fn default() -> Self {
-        DirConfig { apps: [None, None, None], authoritative: [true; 3] }
+        DirConfig { apps: [None, None, None], authoritative: [true; 3], auth_set: false, request_buffering: None }
+    }
+}
+
+impl DirConfig {
+    /// `add` (a section) over `base` (the sections around it). The
+    /// authorizer directives do not merge, as in the original: a section
+    /// that uses any of them starts from the defaults; one that uses none
+    /// keeps the enclosing section's. Request buffering is inherited.
+    pub fn merge(base: &DirConfig, add: &DirConfig) -> DirConfig {
+        let auth = if add.auth_set { add } else { base };
+        DirConfig {
+            apps: auth.apps.clone(),
+            authoritative: auth.authoritative,
+            auth_set: auth.auth_set,
+            request_buffering: add.request_buffering.or(base.request_buffering),
+        }
+    }
+
+    /// Whether request bodies are received whole before the application
+    /// is asked (On unless a section says Off).
+    pub fn buffers_requests(&self) -> bool {
+        self.request_buffering.unwrap_or(true)
     }
 }
 
@@ -180,17 +241,7 @@ impl Builder {
     /// relative paths.
     pub fn new(server_root: PathBuf, default_ipc_dir: PathBuf, host: Box<dyn Host + Send>) -> Self {
         Builder {
-            config: Config {
-                servers: Vec::new(),
-                ipc_dir: default_ipc_dir,
-                chunked_body_max: DEFAULT_CHUNKED_BODY_MAX,
-                response_buffer: DEFAULT_RESPONSE_BUFFER,
-                response_spool_max: DEFAULT_RESPONSE_SPOOL_MAX,
-                dynamic: DynamicOptions::default(),
-                scoreboard: Some(DEFAULT_SCOREBOARD_SLOTS),
-                wrapper: None,
-                log_notes: false,
-            },
+            config: Config::new(default_ipc_dir),
             ipc_dir_set: false,
             in_ipc_dir: Vec::new(),
             server_root,
@@ -369,6 +420,7 @@ impl Builder {
         if let Some(slot) = dir.apps.get_mut(phase) {
             *slot = Some(AuthApp { path, compat });
         }
+        dir.auth_set = true;
         Ok(())
     }
 
@@ -382,6 +434,7 @@ impl Builder {
         if let Some(slot) = dir.authoritative.get_mut(phase) {
             *slot = on;
         }
+        dir.auth_set = true;
         Ok(())
     }
 
@@ -429,6 +482,40 @@ impl Builder {
     /// `FastCgiResponseBuffer bytes`.
     pub fn response_buffer(&mut self, directive: &str, args: &str) -> Result<(), String> {
         self.config.response_buffer = bytes(directive, args, "0 paces the application to the client")?;
+        Ok(())
+    }
+
+    /// `FastCgiRequestBuffer bytes`.
+    pub fn request_buffer(&mut self, directive: &str, args: &str) -> Result<(), String> {
+        self.config.request_buffer = bytes(directive, args, "every byte goes to the temporary file")?;
+        Ok(())
+    }
+
+    /// `FastCgiRequestSpoolMax bytes`.
+    pub fn request_spool_max(&mut self, directive: &str, args: &str) -> Result<(), String> {
+        self.config.request_spool_max = bytes(directive, args, "0 streams every body")?;
+        Ok(())
+    }
+
+    /// `FastCgiTempDir dir`: an absolute directory (checked when a file is
+    /// made there: a missing one answers 500 and says so).
+    pub fn temp_dir(&mut self, directive: &str, args: &str) -> Result<(), String> {
+        let dir = one_word(directive, args)?;
+        if !Path::new(&dir).is_absolute() {
+            return Err(format!("{directive}: \"{dir}\" is not an absolute path"));
+        }
+        self.config.temp_dir = Some(std::sync::Arc::from(Path::new(&dir)));
+        Ok(())
+    }
+
+    /// `FastCgiRequestBuffering On | Off` in `dir` (a section, or the
+    /// server's defaults).
+    pub fn request_buffering(dir: &mut DirConfig, directive: &str, args: &str) -> Result<(), String> {
+        dir.request_buffering = Some(match one_word(directive, args)?.to_ascii_lowercase().as_str() {
+            "on" => true,
+            "off" => false,
+            _ => return Err(format!("{directive} must be On or Off")),
+        });
         Ok(())
     }
 

@@ -294,3 +294,26 @@ fn admission_limits() {
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].contains("/y: -max-in-flight") && errors[0].contains("FastCgiScoreboard Off"), "{errors:?}");
 }
+
+#[test]
+fn request_buffering_merges_and_authorizers_do_not() {
+    let b = builder();
+    let mut outer = DirConfig::default();
+    b.auth_app(&mut outer, 1, "FastCgiAuthorizer", "/srv/auth").unwrap();
+    let mut buffering_only = DirConfig::default();
+    Builder::request_buffering(&mut buffering_only, "FastCgiRequestBuffering", "Off").unwrap();
+    // A section with only FastCgiRequestBuffering keeps the authorizer.
+    let merged = DirConfig::merge(&outer, &buffering_only);
+    assert_eq!(merged.apps[1].as_ref().map(|a| a.path.as_str()), Some("/srv/auth"));
+    assert!(!merged.buffers_requests());
+    // A section with an authorizer directive starts from the defaults for
+    // them (as in the original) and inherits the buffering.
+    let mut auth_only = DirConfig::default();
+    Builder::auth_authoritative(&mut auth_only, 1, "FastCgiAuthorizerAuthoritative", "Off").unwrap();
+    let inner = DirConfig::merge(&merged, &auth_only);
+    assert_eq!(inner.apps[1], None);
+    assert!(!inner.authoritative[1]);
+    assert!(!inner.buffers_requests());
+    assert!(DirConfig::default().buffers_requests());
+    assert!(Builder::request_buffering(&mut auth_only, "FastCgiRequestBuffering", "maybe").is_err());
+}

@@ -1,38 +1,65 @@
 //! The request body on its way to the application: none, streamed from
-//! the client as it arrives, or spooled first when its length must be
-//! known (chunked).
+//! the client as it arrives, or received whole first (a spool: memory,
+//! then a temporary file). Received first by default, so that a slow
+//! upload never holds an application process (most serve one request at
+//! a time, and many read the whole body before they run); always for a
+//! chunked body, whose length the application needs.
 
 use std::io;
 
 use super::buffers::Scratch;
+use super::spool::temp_dir;
 use super::{BodyLength, Client, Spool};
 use crate::config::Config;
 use crate::log::Level;
+use crate::metrics::Tracker;
 
 /// Where STDIN comes from.
 pub(super) enum Body {
     None,
     /// Straight from the client, as it arrives.
     Streamed,
-    /// Spooled first (length unknown until the end), then replayed.
+    /// Received whole first, then replayed.
     Spooled(Spool),
 }
 
-/// Reads a chunked body into a spool (bounded by `FastCgiChunkedBodyMax`)
-/// to learn its length; Err is the status to answer with (logged).
-pub(super) fn prepare_body(client: &mut dyn Client, config: &Config) -> Result<Body, u16> {
+/// Decides where the body comes from, receiving it first unless it is
+/// larger than `FastCgiRequestSpoolMax` or buffering is off for the
+/// request; Err is the status to answer with (logged). Nothing of the
+/// request reaches an application before this returns.
+pub(super) fn prepare_body(client: &mut dyn Client, config: &Config, metrics: &Tracker) -> Result<Body, u16> {
     match client.body_length()? {
         BodyLength::None | BodyLength::Known(0) => Ok(Body::None),
+        BodyLength::Known(n) if n <= config.request_spool_max && client.buffers_body() => {
+            receive(client, config, None, metrics).map(Body::Spooled)
+        }
         BodyLength::Known(_) => Ok(Body::Streamed),
         BodyLength::Unknown if config.chunked_body_max == 0 => Err(411),
-        BodyLength::Unknown => {
-            let mut spool = Spool::default();
-            let mut scratch = Scratch::take();
-            let buf = scratch.body.as_mut_slice();
-            loop {
-                let n = match client.read_body(buf, true) {
-                    Ok(0) => break,
-                    Ok(n) => n,
+        BodyLength::Unknown => receive(client, config, Some(config.chunked_body_max), metrics).map(Body::Spooled),
+    }
+}
+
+/// Reads the whole body into a spool, bounded by `max` for a chunked one
+/// (httpd bounds the rest: `LimitRequestBody`, `Timeout`, mod_reqtimeout).
+fn receive(client: &mut dyn Client, config: &Config, max: Option<u64>, metrics: &Tracker) -> Result<Spool, u16> {
+    let memory = usize::try_from(config.request_buffer).unwrap_or(usize::MAX);
+    let mut spool = Spool::in_dir(memory, config.temp_dir.clone());
+    let mut scratch = Scratch::take();
+    let Scratch { input, body, held } = &mut *scratch;
+    // The thread's three I/O buffers are filled in turn and written out
+    // together: one write to the temporary file per 192 KiB.
+    let mut bufs = [body.as_mut_slice(), held.as_mut_slice(), input.as_mut_slice()];
+    let mut ended = false;
+    while !ended {
+        let mut lens = [0usize; 3];
+        'fill: for (buf, len) in bufs.iter_mut().zip(lens.iter_mut()) {
+            while *len < buf.len() {
+                match client.read_body(&mut buf[*len..], true) {
+                    Ok(0) => {
+                        ended = true;
+                        break 'fill;
+                    }
+                    Ok(n) => *len += n,
                     Err(e) => {
                         client.log(
                             Level::Info,
@@ -41,31 +68,28 @@ pub(super) fn prepare_body(client: &mut dyn Client, config: &Config) -> Result<B
                         );
                         return Err(400);
                     }
-                };
-                if spool.len() + n as u64 > config.chunked_body_max {
-                    client.log(
-                        Level::Error,
-                        0,
-                        &format!(
-                            "FastCGI: chunked request body larger than FastCgiChunkedBodyMax ({} bytes)",
-                            config.chunked_body_max
-                        ),
-                    );
-                    return Err(413);
-                }
-                if let Err(e) = spool.write(&buf[..n]) {
-                    client.log(
-                        Level::Error,
-                        e.raw_os_error().unwrap_or(0),
-                        "FastCGI: cannot spool the chunked request body",
-                    );
-                    return Err(500);
                 }
             }
-            spool.rewind().map_err(|_| 500u16)?;
-            Ok(Body::Spooled(spool))
+        }
+        let got: usize = lens.iter().sum();
+        if let Some(max) = max.filter(|&max| spool.len() + got as u64 > max) {
+            let msg = format!("FastCGI: chunked request body larger than FastCgiChunkedBodyMax ({max} bytes)");
+            client.log(Level::Error, 0, &msg);
+            return Err(413);
+        }
+        let parts = [&bufs[0][..lens[0]], &bufs[1][..lens[1]], &bufs[2][..lens[2]]];
+        let parts = &parts[..lens.iter().filter(|&&n| n > 0).count()];
+        if let Err(e) = spool.write_parts(parts).and_then(|()| if ended { spool.seal() } else { Ok(()) }) {
+            let msg = format!(
+                "FastCGI: cannot write the request body to a temporary file in {} (FastCgiTempDir); nothing was sent to the application",
+                temp_dir(config.temp_dir.as_deref()).display()
+            );
+            client.log(Level::Error, e.raw_os_error().unwrap_or(0), &msg);
+            return Err(500);
         }
     }
+    metrics.received(spool.len(), spool.in_file());
+    Ok(spool)
 }
 
 /// Request body bytes per STDIN write: the most one record holds, rounded

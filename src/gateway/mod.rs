@@ -90,6 +90,9 @@ pub trait Client {
     fn idempotent(&self) -> bool;
     /// Prepares to read the body; `Err(status)` for a request httpd rejects.
     fn body_length(&mut self) -> Result<BodyLength, u16>;
+    /// Whether the body is received whole before the application is asked
+    /// (`FastCgiRequestBuffering` of the request's sections, On by default).
+    fn buffers_body(&self) -> bool;
     /// Reads request body bytes (de-chunked); `Ok(0)` at its end. Without
     /// `wait`, `WouldBlock` when none have arrived yet.
     fn read_body(&mut self, buf: &mut [u8], wait: bool) -> io::Result<usize>;

@@ -8,8 +8,11 @@
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::Arc;
 
-/// Bytes of a request body kept in memory before spilling to a file.
+/// Bytes of a request body kept in memory before spilling to a file
+/// (`FastCgiRequestBuffer`'s default).
 const BODY_IN_MEMORY: usize = 64 * 1024;
 
 /// A first-in first-out byte queue: written at the end, read from the
@@ -23,6 +26,10 @@ pub struct Spool {
     memory_read: usize,
     memory_limit: usize,
     file: Option<File>,
+    /// Where the file is made (`FastCgiTempDir`); None: the system's.
+    dir: Option<Arc<Path>>,
+    /// The file's bytes mapped for reading, once the spool is sealed.
+    mapped: Option<Mapping>,
     file_written: u64,
     file_read: u64,
     /// Bytes written in all.
@@ -39,7 +46,22 @@ impl Default for Spool {
 impl Spool {
     /// A spool that keeps up to `memory_limit` unread bytes in memory.
     pub fn new(memory_limit: usize) -> Self {
-        Spool { memory: Vec::new(), memory_read: 0, memory_limit, file: None, file_written: 0, file_read: 0, len: 0 }
+        Spool {
+            memory: Vec::new(),
+            memory_read: 0,
+            memory_limit,
+            file: None,
+            dir: None,
+            mapped: None,
+            file_written: 0,
+            file_read: 0,
+            len: 0,
+        }
+    }
+
+    /// A spool whose file, if it needs one, is made in `dir`.
+    pub fn in_dir(memory_limit: usize, dir: Option<Arc<Path>>) -> Self {
+        Spool { dir, ..Spool::new(memory_limit) }
     }
 
     /// Appends bytes.
@@ -60,11 +82,72 @@ impl Spool {
         }
         let file = match &mut self.file {
             Some(f) => f,
-            None => self.file.insert(temp_file()?),
+            None => self.file.insert(temp_file(self.dir.as_deref())?),
         };
         file.write_all_at(data, self.file_written)?;
         self.file_written += data.len() as u64;
         Ok(())
+    }
+
+    /// Appends `parts` in order, with one system call where they go to the
+    /// file (a request body received in several reads).
+    pub fn write_parts(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let file_in_use = self.file_written > self.file_read;
+        let in_memory = self.memory.len() - self.memory_read;
+        if parts.len() < 2 || !file_in_use && in_memory + total <= self.memory_limit {
+            return parts.iter().try_for_each(|p| self.write(p));
+        }
+        if self.unread() == 0 && self.len > 0 {
+            self.reset()?;
+        }
+        let file = match &mut self.file {
+            Some(f) => f,
+            None => self.file.insert(temp_file(self.dir.as_deref())?),
+        };
+        write_all_parts_at(file, parts, self.file_written)?;
+        self.len += total as u64;
+        self.file_written += total as u64;
+        Ok(())
+    }
+
+    /// Done writing: the file's bytes are mapped so that [`Spool::peek`]
+    /// hands them out without a copy or a read per piece.
+    pub fn seal(&mut self) -> io::Result<()> {
+        if let (Some(file), None) = (&self.file, &self.mapped) {
+            if self.file_written > 0 {
+                self.mapped = Some(Mapping::of(file, self.file_written)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Up to `max` of the oldest unread bytes, in place (a sealed spool:
+    /// Err while file bytes are not mapped); [`Spool::advance`] passes them.
+    pub fn peek(&self, max: usize) -> io::Result<&[u8]> {
+        let rest = &self.memory[self.memory_read..];
+        if !rest.is_empty() {
+            return Ok(&rest[..rest.len().min(max)]);
+        }
+        if self.file_written == self.file_read {
+            return Ok(&[]);
+        }
+        let Some(map) = &self.mapped else {
+            return Err(io::Error::other("the spool's file is not mapped"));
+        };
+        let rest = map.bytes().get(self.file_read as usize..).unwrap_or(&[]);
+        Ok(&rest[..rest.len().min(max)])
+    }
+
+    /// Passes `n` bytes that [`Spool::peek`] gave.
+    pub fn advance(&mut self, n: usize) {
+        let in_memory = self.memory.len() - self.memory_read;
+        if n <= in_memory {
+            self.memory_read += n;
+        } else {
+            self.memory_read = self.memory.len();
+            self.file_read = (self.file_read + (n - in_memory) as u64).min(self.file_written);
+        }
     }
 
     /// Reads the oldest unread bytes; `Ok(0)` when all was read.
@@ -121,6 +204,7 @@ impl Spool {
 
     /// Empty again: memory reused, the file truncated.
     fn reset(&mut self) -> io::Result<()> {
+        self.mapped = None;
         self.memory.clear();
         self.memory_read = 0;
         if let Some(f) = &self.file {
@@ -134,15 +218,107 @@ impl Spool {
     }
 }
 
-/// An anonymous file in the system temp dir (O_TMPFILE: never visible, gone
-/// when closed).
-fn temp_file() -> io::Result<File> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_TMPFILE)
-        .open(std::env::temp_dir())
+/// Writes every byte of `parts` at `offset` (pwritev, again after a short write).
+fn write_all_parts_at(file: &File, parts: &[&[u8]], mut offset: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut iov: Vec<libc::iovec> = parts
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| libc::iovec { iov_base: p.as_ptr() as *mut libc::c_void, iov_len: p.len() })
+        .collect();
+    let mut first = 0;
+    while first < iov.len() {
+        let count = libc::c_int::try_from(iov.len() - first).unwrap_or(libc::c_int::MAX);
+        // SAFETY: iov[first..] are iovecs over live slices of `parts`, which
+        // pwritev only reads; the offset fits off_t for any file we write.
+        let n = unsafe { libc::pwritev(file.as_raw_fd(), iov[first..].as_ptr(), count, offset as libc::off_t) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let mut n = n as usize;
+        offset += n as u64;
+        while n > 0 && first < iov.len() {
+            let v = &mut iov[first];
+            if n >= v.iov_len {
+                n -= v.iov_len;
+                first += 1;
+            } else {
+                // SAFETY: n < iov_len: the advanced pointer stays inside the same slice.
+                v.iov_base = unsafe { v.iov_base.cast::<u8>().add(n) }.cast();
+                v.iov_len -= n;
+                n = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A read-only private mapping of a spool's file, unmapped on drop.
+#[derive(Debug)]
+struct Mapping {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+// SAFETY: the mapping is read-only memory owned by this value; nothing
+// else writes it, so it may move to and be read from another thread.
+unsafe impl Send for Mapping {}
+
+impl Mapping {
+    /// The first `len` bytes of `file`, populated at once (one fault-free
+    /// pass when the body goes to the application).
+    fn of(file: &File, len: u64) -> io::Result<Mapping> {
+        use std::os::fd::AsRawFd;
+        let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+        // SAFETY: a new private read-only mapping of an open file; the
+        // kernel picks the address; the result is checked below.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_POPULATE,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapping { ptr, len })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: ptr maps len readable bytes until drop; the file is never
+        // written again once sealed, and is not truncated while mapped.
+        unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len are this mapping's, unmapped once here.
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
+}
+
+/// An anonymous file in `dir` or the system temp dir (O_TMPFILE: never
+/// visible, gone when closed).
+fn temp_file(dir: Option<&Path>) -> io::Result<File> {
+    std::fs::OpenOptions::new().read(true).write(true).mode(0o600).custom_flags(libc::O_TMPFILE).open(temp_dir(dir))
+}
+
+/// The directory temporary files go to: `configured`, else `$TMPDIR`,
+/// else `/tmp`.
+pub fn temp_dir(configured: Option<&Path>) -> std::path::PathBuf {
+    configured.map_or_else(std::env::temp_dir, Path::to_path_buf)
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 //! layout is the same in every process that maps the segment and nothing
 //! but atomics ever touches it.
 
-/// "FCGISB04": the segment holds a scoreboard of this layout.
-pub const MAGIC: u64 = 0x4643_4749_5342_3034;
+/// "FCGISB05": the segment holds a scoreboard of this layout.
+pub const MAGIC: u64 = 0x4643_4749_5342_3035;
 
 /// The header's words.
 pub mod header {
@@ -104,7 +104,12 @@ pub mod app {
     pub const RECLAIMED: usize = REFUSALS + crate::metrics::Refusal::ALL.len();
     /// Unix time of the last refusal logged (one line a second at most).
     pub const REFUSAL_LOGGED: usize = RECLAIMED + 1;
-    pub const WORDS: usize = REFUSAL_LOGGED + 1;
+    /// Request bodies received whole before the application was asked,
+    /// their bytes, and those of them that went to a temporary file.
+    pub const RECEIVED: usize = REFUSAL_LOGGED + 1;
+    pub const RECEIVED_BYTES: usize = RECEIVED + 1;
+    pub const RECEIVED_FILE_BYTES: usize = RECEIVED + 2;
+    pub const WORDS: usize = RECEIVED_FILE_BYTES + 1;
 }
 
 /// An endpoint's words.

@@ -129,6 +129,17 @@ impl Tracker {
         }
     }
 
+    /// The request body was received whole before the application was
+    /// asked: `bytes`, `in_file` of them in a temporary file.
+    pub fn received(&self, bytes: u64, in_file: u64) {
+        let Some((b, slot)) = self.on else { return };
+        b.app_word(slot, app::RECEIVED).fetch_add(1, Relaxed);
+        b.app_word(slot, app::RECEIVED_BYTES).fetch_add(bytes, Relaxed);
+        if in_file > 0 {
+            b.app_word(slot, app::RECEIVED_FILE_BYTES).fetch_add(in_file, Relaxed);
+        }
+    }
+
     /// The gateway answers itself, because of `cause` (the first cause
     /// given counts).
     #[inline]

@@ -70,6 +70,10 @@ fn html_app(out: &mut String, a: &AppView, now: u64, index: usize, max: u32) {
     tile(out, "ttfb_p50", &human_secs(a.ttfb.quantile(0.5)), "first byte p50", false);
     tile(out, "bytes_out", &human_bytes(a.bytes_out), "sent", false);
     tile(out, "bytes_in", &human_bytes(a.bytes_in), "received", false);
+    if a.received > 0 {
+        let label = format!("uploads received first ({} bodies)", a.received);
+        tile(out, "received", &human_bytes(a.received_bytes), &label, false);
+    }
     if max > 0 {
         let p = &a.places;
         tile(out, "places", &format!("{} / {max}", p.taken), "in flight of -max-in-flight", false);

@@ -69,7 +69,7 @@ fn json_app(a: &AppView, max: u32) -> String {
     let procs: Vec<String> =
         a.process_list.iter().map(|p| format!("{{\"pid\":{},\"started\":{}}}", p.pid, p.started)).collect();
     format!(
-        "{{\"path\":{},\"kind\":\"{}\",\"identity\":{},\"requests\":{},\"in_flight\":{},\"errors\":{},\"outcomes\":{{{}}},\"bytes_in\":{},\"bytes_out\":{},\"held\":{{\"responses\":{},\"bytes\":{},\"file_bytes\":{},\"paced\":{}}},\"duration\":{},\"ttfb\":{},\"endpoints\":[{}],\"processes\":{{\"count\":{},\"starts\":{},\"failures\":{},\"backed_off\":{},\"list\":[{}]}},\"limit\":{}}}",
+        "{{\"path\":{},\"kind\":\"{}\",\"identity\":{},\"requests\":{},\"in_flight\":{},\"errors\":{},\"outcomes\":{{{}}},\"bytes_in\":{},\"bytes_out\":{},\"held\":{{\"responses\":{},\"bytes\":{},\"file_bytes\":{},\"paced\":{}}},\"received\":{{\"bodies\":{},\"bytes\":{},\"file_bytes\":{}}},\"duration\":{},\"ttfb\":{},\"endpoints\":[{}],\"processes\":{{\"count\":{},\"starts\":{},\"failures\":{},\"backed_off\":{},\"list\":[{}]}},\"limit\":{}}}",
         json_str(&a.path),
         a.kind.name(),
         identity_text(a).map_or_else(|| "null".to_string(), |i| json_str(&i)),
@@ -83,6 +83,9 @@ fn json_app(a: &AppView, max: u32) -> String {
         a.held_bytes,
         a.held_file_bytes,
         a.paced,
+        a.received,
+        a.received_bytes,
+        a.received_file_bytes,
         json_hist(&a.total),
         json_hist(&a.ttfb),
         endpoints.join(","),

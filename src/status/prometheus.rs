@@ -63,8 +63,14 @@ pub(super) fn doc(config: &Config, snapshot: Option<&Snapshot>) -> String {
         ("fastcgi_held_bytes_total", "Response bytes that waited in a backlog for a slow client.", 1),
         ("fastcgi_held_file_bytes_total", "Response bytes that waited in a temporary file.", 2),
         ("fastcgi_paced_responses_total", "Held responses that reached FastCgiResponseSpoolMax.", 3),
+        ("fastcgi_received_bodies_total", "Request bodies received whole before the application was asked.", 4),
+        ("fastcgi_received_bytes_total", "Bytes of those request bodies.", 5),
+        ("fastcgi_received_file_bytes_total", "Bytes of those request bodies that went to a temporary file.", 6),
     ] {
-        let value = move |a: &AppView| [a.held, a.held_bytes, a.held_file_bytes, a.paced][pick];
+        let value = move |a: &AppView| {
+            [a.held, a.held_bytes, a.held_file_bytes, a.paced, a.received, a.received_bytes, a.received_file_bytes]
+                [pick]
+        };
         family(&mut out, name, "counter", help, &mut |out| per_app(out, name, &value));
     }
     // Places under -max-in-flight, for the applications that have a limit.

@@ -22,6 +22,11 @@ impl Exchange<'_> {
     /// end of the body goes in the same write when it has come.
     pub(super) fn refill_stdin(&mut self, buf: &mut [u8]) -> Result<(), Stop> {
         if self.out_pos == self.out_len() {
+            if std::mem::take(&mut self.body_in_spool) {
+                if let Body::Spooled(spool) = &mut self.body {
+                    spool.advance(self.body_len);
+                }
+            }
             self.out.clear();
             self.tail.clear();
             self.body_len = 0;
@@ -37,13 +42,18 @@ impl Exchange<'_> {
             }
             // A spooled body can be read again, but what went out may have
             // been acted on: it counts as sent unless the method is idempotent.
-            Body::Spooled(spool) => {
-                let read = spool.read(buf);
-                if read.as_ref().is_ok_and(|&n| n > 0) && !self.client.idempotent() {
-                    self.body_read = true;
+            // Its bytes go out from the spool in place; the end of STDIN goes
+            // with the last piece.
+            Body::Spooled(spool) => spool.peek(piece).map(|next| {
+                let n = next.len();
+                if n > 0 {
+                    self.body_in_spool = true;
+                    if !self.client.idempotent() {
+                        self.body_read = true;
+                    }
                 }
-                read.map(|n| (n, n == 0))
-            }
+                (n, spool.unread() == n as u64)
+            }),
         }
         .map_err(|e| {
             self.log(

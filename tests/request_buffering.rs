@@ -1,0 +1,238 @@
+//! Slow uploads never tie up an application (issue 22): a request body is
+//! received whole (memory, then a temporary file in `FastCgiTempDir`)
+//! before the gateway connects to an application or asks the process
+//! manager for one. A client that stalls or leaves is dropped without any
+//! application seeing its request, and its temporary file is gone.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::backends::compile_fcgi_app;
+use common::fault::FaultServer;
+use common::http::{Body, Request};
+use common::{procs, util, Apache, Mpm, TestDir};
+
+/// echo.c's checksum of a body.
+fn fnv1a64(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+/// POSTs `body` to `path` at about `rate` bytes a second (10 pieces a
+/// second) and returns the whole response (HTTP/1.0, read to the end).
+fn slow_post(port: u16, path: &str, body: Vec<u8>, rate: usize) -> JoinHandle<String> {
+    let head = format!("POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n", body.len());
+    std::thread::spawn(move || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+        s.write_all(head.as_bytes()).expect("head");
+        for piece in body.chunks((rate / 10).max(1)) {
+            if s.write_all(piece).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    })
+}
+
+/// One instance of echo.c, which reads a body whole before it answers:
+/// as a FastCgiServer, or as a dynamic application limited to one process.
+fn one_process_site(name: &str, mpm: Mpm, dynamic: bool) -> (Apache, TestDir) {
+    let t = TestDir::new(name);
+    let app = t.htdocs().join("echo.fcgi");
+    compile_fcgi_app("echo.c", &app);
+    let conf = if dynamic {
+        format!(
+            "FastCgiConfig -maxClassProcesses 1 -startDelay 1\n\
+             <Directory \"{}\">\n  Options +ExecCGI\n  <Files *.fcgi>\n    SetHandler fastcgi-script\n  </Files>\n</Directory>\n",
+            t.htdocs().display()
+        )
+    } else {
+        format!("FastCgiServer {} -processes 1 -init-start-delay 0\n", app.display())
+    };
+    let apache = Apache::builder(&t).mpm(mpm).log_level("info").config(&conf).start();
+    let up = util::wait_until(Duration::from_secs(15), || apache.get("/echo.fcgi/bytes?3").status == 200);
+    assert!(up, "{}", apache.error_log());
+    (apache, t)
+}
+
+/// The issue's scenario: client A uploads slowly to a one-process
+/// application; B's small POST is answered while A still uploads, and A's
+/// body arrives byte for byte.
+fn slow_upload_does_not_hold_the_application(mpm: Mpm, dynamic: bool) {
+    let (apache, _t) = one_process_site(&format!("reqbuf-slow-{mpm:?}-{dynamic}"), mpm, dynamic);
+    let body = pattern(512 * 1024);
+    let want = format!("length={}\nfnv1a64={:016x}\n", body.len(), fnv1a64(&body));
+    let started = Instant::now();
+    let a = slow_post(apache.port, "/echo.fcgi/upload", body, 100_000);
+    std::thread::sleep(Duration::from_millis(1500));
+    let began = Instant::now();
+    let b = Request::post("/echo.fcgi/small", Body::Fixed(b"abc".to_vec()))
+        .timeout(Duration::from_secs(30))
+        .send(apache.port)
+        .expect("B");
+    let took = began.elapsed();
+    assert_eq!(b.status, 200);
+    assert!(b.text().starts_with("length=3\n"), "{}", b.text());
+    assert!(took < Duration::from_secs(2), "B waited {took:?} behind a slow upload");
+    assert!(!a.is_finished(), "A's upload ended before B was answered: the test proves nothing");
+    let a = a.join().expect("A");
+    assert!(a.contains(&want), "A's body did not arrive whole: {a}");
+    assert!(started.elapsed() > Duration::from_secs(4), "the upload was not slow");
+    let json = Request::get("/echo.fcgi/bytes?1").send(apache.port).map(|r| r.status).unwrap_or(0);
+    assert_eq!(json, 200);
+    apache.assert_alive();
+}
+
+#[test]
+fn slow_upload_event() {
+    slow_upload_does_not_hold_the_application(Mpm::Event, false);
+}
+
+#[test]
+fn slow_upload_prefork() {
+    slow_upload_does_not_hold_the_application(Mpm::Prefork, false);
+}
+
+#[test]
+fn slow_upload_dynamic() {
+    slow_upload_does_not_hold_the_application(Mpm::Event, true);
+}
+
+/// Descriptors of Apache's processes that lead into `dir` (an O_TMPFILE
+/// there reads as `dir/#NNN (deleted)`).
+fn files_in(apache: &Apache, dir: &Path) -> Vec<String> {
+    let parent = apache.pid().expect("pid") as i32;
+    let mut pids = vec![parent];
+    pids.extend(procs::children_of(parent).iter().map(|p| p.pid));
+    let prefix = dir.display().to_string();
+    let mut found = Vec::new();
+    for pid in pids {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { continue };
+        for fd in fds.flatten() {
+            if let Ok(target) = std::fs::read_link(fd.path()) {
+                let target = target.display().to_string();
+                if target.starts_with(&prefix) {
+                    found.push(format!("{pid}: {target}"));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// A client that stalls in the middle of its body, and one that leaves:
+/// no application ever sees them, and their temporary files are gone.
+#[test]
+fn stalled_and_departed_uploads_never_reach_the_application() {
+    let t = TestDir::new("reqbuf-stall");
+    let fault = FaultServer::start(&t.sock("fault.sock"));
+    let tmp = t.join("spool");
+    std::fs::create_dir_all(&tmp).expect("spool dir");
+    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).expect("chmod");
+    let conf = format!(
+        "Timeout 3\nFastCgiTempDir {}\nFastCgiExternalServer {} -socket {}\n",
+        tmp.display(),
+        t.htdocs().join("app").display(),
+        fault.path().display()
+    );
+    let apache = Apache::builder(&t).log_level("info").config(&conf).start();
+    let head = "POST /app/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 400000\r\n\r\n";
+    // A stalls after 200 KB (past FastCgiRequestBuffer: a temporary file).
+    let mut a = TcpStream::connect(("127.0.0.1", apache.port)).expect("A");
+    a.write_all(head.as_bytes()).expect("A head");
+    a.write_all(&pattern(200_000)).expect("A body");
+    let spooled = util::wait_until(Duration::from_secs(5), || !files_in(&apache, &tmp).is_empty());
+    assert!(spooled, "no temporary file in FastCgiTempDir while the body is received");
+    // B leaves after 200 KB.
+    let mut b = TcpStream::connect(("127.0.0.1", apache.port)).expect("B");
+    b.write_all(head.as_bytes()).expect("B head");
+    b.write_all(&pattern(200_000)).expect("B body");
+    std::thread::sleep(Duration::from_millis(300));
+    drop(b);
+    // httpd's Timeout drops A.
+    a.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut answer = Vec::new();
+    let _ = a.read_to_end(&mut answer);
+    let gone = util::wait_until(Duration::from_secs(5), || files_in(&apache, &tmp).is_empty());
+    assert!(gone, "temporary files left: {:?}", files_in(&apache, &tmp));
+    assert_eq!(fault.connections(), 0, "an application saw an incomplete upload");
+    assert!(apache.error_log().contains("client stopped connection before send body completed"));
+    // A complete upload goes through, whole.
+    let body = pattern(300_000);
+    let r = Request::post("/app/params", Body::Fixed(body.clone())).send(apache.port).expect("C");
+    assert_eq!(r.status, 200);
+    let rec = fault.wait_request(Duration::from_secs(5), |r| r.param("PATH_INFO").as_deref() == Some("/params"));
+    let rec = rec.expect("the application got the complete upload");
+    assert_eq!(rec.stdin_sha256, common::sha256::sha256_hex(&body));
+    assert_eq!(rec.param("CONTENT_LENGTH").as_deref(), Some("300000"));
+    assert!(files_in(&apache, &tmp).is_empty());
+}
+
+/// A temporary directory that cannot be written: 500, one clear line,
+/// nothing sent to the application; bodies that fit in memory still work.
+#[test]
+fn unwritable_temporary_directory() {
+    let t = TestDir::new("reqbuf-nodir");
+    let fault = FaultServer::start(&t.sock("fault.sock"));
+    let conf = format!(
+        "FastCgiTempDir /nonexistent-fcgirs-spool\nFastCgiExternalServer {} -socket {}\n",
+        t.htdocs().join("app").display(),
+        fault.path().display()
+    );
+    let apache = Apache::builder(&t).config(&conf).start();
+    let r = Request::post("/app/params", Body::Fixed(pattern(300_000))).send(apache.port).expect("big");
+    assert_eq!(r.status, 500);
+    let log = apache.error_log();
+    assert_eq!(
+        util::count(&log, "cannot write the request body to a temporary file in /nonexistent-fcgirs-spool"),
+        1,
+        "{log}"
+    );
+    assert_eq!(fault.connections(), 0);
+    let r = Request::post("/app/params", Body::Fixed(pattern(1000))).send(apache.port).expect("small");
+    assert_eq!(r.status, 200);
+    assert_eq!(fault.connections(), 1);
+}
+
+/// `FastCgiRequestBuffering Off` in a `<Location>` streams the body there
+/// (the application sees the request while the upload goes on); elsewhere
+/// it is still received first.
+#[test]
+fn buffering_off_per_location_streams() {
+    let t = TestDir::new("reqbuf-off");
+    let streamed = FaultServer::start(&t.sock("streamed.sock"));
+    let buffered = FaultServer::start(&t.sock("buffered.sock"));
+    let conf = format!(
+        "FastCgiExternalServer {} -socket {}\nFastCgiExternalServer {} -socket {}\n\
+         <Location /progress>\n  FastCgiRequestBuffering Off\n</Location>\n",
+        t.htdocs().join("progress").display(),
+        streamed.path().display(),
+        t.htdocs().join("plain").display(),
+        buffered.path().display()
+    );
+    let apache = Apache::builder(&t).config(&conf).start();
+    let body = pattern(300_000);
+    let s = slow_post(apache.port, "/progress/params", body.clone(), 100_000);
+    let p = slow_post(apache.port, "/plain/params", body.clone(), 100_000);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(streamed.connections(), 1, "Off: the application should see the upload as it comes");
+    assert_eq!(buffered.connections(), 0, "On: no application before the body is whole");
+    for (h, f) in [(s, &streamed), (p, &buffered)] {
+        let text = h.join().expect("upload");
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        let rec = f.wait_request(Duration::from_secs(5), |_| true).expect("request");
+        assert_eq!(rec.stdin_sha256, common::sha256::sha256_hex(&body));
+    }
+}
