@@ -29,6 +29,7 @@ enum fcgi_directive {
     FCGI_DIRECTIVE_REQUEST_BUFFER = 17,
     FCGI_DIRECTIVE_REQUEST_SPOOL_MAX = 18,
     FCGI_DIRECTIVE_TEMP_DIR = 19,
+    FCGI_DIRECTIVE_SPOOL_BUDGET = 21,
     /* Per directory, like the authorizers. */
     FCGI_DIRECTIVE_REQUEST_BUFFERING = 20
 };

@@ -76,6 +76,8 @@ static const command_rec fastcgi_cmds[] = {
              "request body bytes kept in memory while it is received (default 64K; the rest goes to a temporary file)"),
     FCGI_CMD("FastCgiRequestSpoolMax", FCGI_DIRECTIVE_REQUEST_SPOOL_MAX, RSRC_CONF,
              "largest request body received whole first (default 64M); larger ones are streamed"),
+    FCGI_CMD("FastCgiSpoolBudget", FCGI_DIRECTIVE_SPOOL_BUDGET, RSRC_CONF,
+             "most bytes all children keep in temporary files together (default auto: a quarter of the free space, at most 4G)"),
     FCGI_CMD("FastCgiTempDir", FCGI_DIRECTIVE_TEMP_DIR, RSRC_CONF,
              "directory of the temporary files of request bodies and held responses (default $TMPDIR or /tmp)"),
     {NULL}

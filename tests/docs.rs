@@ -299,6 +299,7 @@ fn configured(directive: &str, extra: &str) -> Result<mod_fastcgi_rs::config::Co
         "FastCgiLogNotes" if !extra.is_empty() => b.log_notes(directive, extra)?,
         "FastCgiRequestBuffer" if !extra.is_empty() => b.request_buffer(directive, extra)?,
         "FastCgiRequestSpoolMax" if !extra.is_empty() => b.request_spool_max(directive, extra)?,
+        "FastCgiSpoolBudget" if !extra.is_empty() => b.spool_budget(directive, extra)?,
         "FastCgiWrapper" | "FastCgiSuexec" if !extra.is_empty() => b.wrapper(directive, extra)?,
         "FastCgiChunkedBodyMax"
         | "FastCgiResponseBuffer"
@@ -307,6 +308,7 @@ fn configured(directive: &str, extra: &str) -> Result<mod_fastcgi_rs::config::Co
         | "FastCgiLogNotes"
         | "FastCgiRequestBuffer"
         | "FastCgiRequestSpoolMax"
+        | "FastCgiSpoolBudget"
         | "FastCgiWrapper"
         | "FastCgiSuexec" => {}
         other => return Err(format!("no way to check {other} here")),

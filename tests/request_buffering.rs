@@ -187,11 +187,12 @@ fn unwritable_temporary_directory() {
     let t = TestDir::new("reqbuf-nodir");
     let fault = FaultServer::start(&t.sock("fault.sock"));
     let conf = format!(
-        "FastCgiTempDir /nonexistent-fcgirs-spool\nFastCgiExternalServer {} -socket {}\n",
+        "FastCgiTempDir /nonexistent-fcgirs-spool\nFastCgiSpoolBudget 100M\nFastCgiExternalServer {} -socket {}\n",
         t.htdocs().join("app").display(),
         fault.path().display()
     );
     let apache = Apache::builder(&t).config(&conf).start();
+    assert!(apache.error_log().contains("FastCgiTempDir \"/nonexistent-fcgirs-spool\" is not a directory"));
     let r = Request::post("/app/params", Body::Fixed(pattern(300_000))).send(apache.port).expect("big");
     assert_eq!(r.status, 500);
     let log = apache.error_log();
@@ -235,4 +236,97 @@ fn buffering_off_per_location_streams() {
         let rec = f.wait_request(Duration::from_secs(5), |_| true).expect("request");
         assert_eq!(rec.stdin_sha256, common::sha256::sha256_hex(&body));
     }
+}
+
+/// A number in the status page's JSON: the first `"key":N` after `"spool":`.
+fn spool_field(apache: &Apache, key: &str) -> u64 {
+    let json = Request::get("/fcgi-status?json").send(apache.port).map(|r| r.text()).unwrap_or_default();
+    let Some(at) = json.find("\"spool\":") else { return u64::MAX };
+    let pat = format!("\"{key}\":");
+    let Some(k) = json[at..].find(&pat) else { return u64::MAX };
+    let rest = &json[at + k + pat.len()..];
+    rest.chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap_or(u64::MAX)
+}
+
+/// Bytes of the temporary files in `dir` that Apache's processes hold open.
+fn bytes_in(apache: &Apache, dir: &Path) -> u64 {
+    let parent = apache.pid().expect("pid") as i32;
+    let mut pids = vec![parent];
+    pids.extend(procs::children_of(parent).iter().map(|p| p.pid));
+    let prefix = dir.display().to_string();
+    let mut total = 0;
+    for pid in pids {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { continue };
+        for fd in fds.flatten() {
+            let into_dir = std::fs::read_link(fd.path()).is_ok_and(|t| t.display().to_string().starts_with(&prefix));
+            if into_dir {
+                total += std::fs::metadata(fd.path()).map(|m| m.len()).unwrap_or(0);
+            }
+        }
+    }
+    total
+}
+
+/// Slow readers of endless responses and uploads together never keep more
+/// in temporary files than FastCgiSpoolBudget: responses pace their
+/// application, bodies that find no budget are streamed; all is released
+/// when the clients go.
+#[test]
+fn the_spool_budget_bounds_every_temporary_file() {
+    const BUDGET: u64 = 6 << 20;
+    let t = TestDir::new("reqbuf-budget");
+    let fault = FaultServer::start(&t.sock("fault.sock"));
+    let tmp = t.join("spool");
+    std::fs::create_dir_all(&tmp).expect("spool dir");
+    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).expect("chmod");
+    let conf = format!(
+        "FastCgiTempDir {}\nFastCgiSpoolBudget {BUDGET}\nFastCgiResponseBuffer 128K\n\
+         FastCgiExternalServer {} -socket {} -idle-timeout 60\n\
+         <Location /fcgi-status>\n  SetHandler fastcgi-status\n</Location>\n",
+        tmp.display(),
+        t.htdocs().join("app").display(),
+        fault.path().display()
+    );
+    let apache = Apache::builder(&t).log_level("info").config(&conf).start();
+    assert_eq!(spool_field(&apache, "budget"), BUDGET);
+    // Eight clients that never read an endless response.
+    let mut readers = Vec::new();
+    for _ in 0..8 {
+        let mut s = TcpStream::connect(("127.0.0.1", apache.port)).expect("reader");
+        s.write_all(b"GET /app/stream-forever HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").expect("request");
+        readers.push(s);
+    }
+    // Eight uploads of 1 MiB each at 250 KB/s.
+    let body = pattern(1 << 20);
+    let uploads: Vec<_> = (0..8).map(|_| slow_post(apache.port, "/app/params", body.clone(), 250_000)).collect();
+    let mut most_files = 0;
+    let mut most_used = 0;
+    let began = Instant::now();
+    while began.elapsed() < Duration::from_secs(6) {
+        let files = bytes_in(&apache, &tmp);
+        let used = spool_field(&apache, "in_use");
+        most_files = most_files.max(files);
+        most_used = most_used.max(used);
+        assert!(files <= BUDGET, "temporary files hold {files} bytes, budget {BUDGET}");
+        assert!(used <= BUDGET, "the scoreboard counts {used} bytes, budget {BUDGET}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("most in files {most_files}, most counted {most_used}");
+    assert!(most_used > BUDGET / 2, "the budget was never approached ({most_used})");
+    assert!(spool_field(&apache, "refused") > 0, "nothing was refused");
+    for u in uploads {
+        let text = u.join().expect("upload");
+        assert!(text.starts_with("HTTP/1.1 200"), "{}", &text[..text.len().min(200)]);
+    }
+    let sha = common::sha256::sha256_hex(&body);
+    let whole = fault.requests().iter().filter(|r| r.stdin_sha256 == sha).count();
+    assert_eq!(whole, 8, "uploads did not arrive whole");
+    let log = apache.error_log();
+    assert!(log.contains("the budget of temporary files (FastCgiSpoolBudget) is used up"), "{log}");
+    drop(readers);
+    let released = util::wait_until(Duration::from_secs(10), || {
+        spool_field(&apache, "in_use") == 0 && bytes_in(&apache, &tmp) == 0
+    });
+    assert!(released, "still held: {} counted, {} in files", spool_field(&apache, "in_use"), bytes_in(&apache, &tmp));
+    apache.assert_alive();
 }

@@ -256,7 +256,10 @@ fn a_slow_download_does_not_hold_the_only_instance_with_flush() {
 /// temporary file stays open afterwards.
 #[test]
 fn a_large_held_response_stays_out_of_memory() {
-    let status = "<Location /fastcgi-status>\n    SetHandler fastcgi-status\n</Location>\n";
+    // Above the per-request and server-wide defaults (64M, a quarter of the
+    // free space): this response is held whole.
+    let status = "<Location /fastcgi-status>\n    SetHandler fastcgi-status\n</Location>\n\
+                  FastCgiResponseSpoolMax 1G\nFastCgiSpoolBudget 1G\n";
     let (_turn, apache, _t) = site("slow_rss", Mpm::Event, "", status);
     let pids = workers(&apache);
     assert!(!pids.is_empty(), "no Apache child found");

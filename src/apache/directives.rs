@@ -24,6 +24,7 @@ const LOG_NOTES: c_int = 16;
 const REQUEST_BUFFER: c_int = 17;
 const REQUEST_SPOOL_MAX: c_int = 18;
 const TEMP_DIR: c_int = 19;
+const SPOOL_BUDGET: c_int = 21;
 /// Per directory, as the authorizers.
 const REQUEST_BUFFERING: c_int = 20;
 
@@ -89,6 +90,7 @@ fn apply(cmd: &cmd_parms, which: c_int, name: &str, args: &str) -> Result<(), St
         REQUEST_BUFFER => b.request_buffer(name, args),
         REQUEST_SPOOL_MAX => b.request_spool_max(name, args),
         TEMP_DIR => b.temp_dir(name, args),
+        SPOOL_BUDGET => b.spool_budget(name, args),
         _ => Err(format!("{name}: not supported by mod_fastcgi_rs yet")),
     })
 }

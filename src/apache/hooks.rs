@@ -61,7 +61,14 @@ pub extern "C" fn fcgi_rs_check_config(
     guard(ffi::HTTP_INTERNAL_SERVER_ERROR as i32, || {
         let owner = super::pm::identity().map(|id| (id.uid, id.gid));
         let checked = state::with_builder(|b| {
-            let (warnings, mut errors) = pm::dirs::check_config(b.config(), owner);
+            let (mut warnings, mut errors) = pm::dirs::check_config(b.config(), owner);
+            let temp = crate::gateway::temp_dir(b.config().temp_dir.as_deref());
+            if !temp.is_dir() {
+                warnings.push(format!(
+                    "FastCGI: FastCgiTempDir \"{}\" is not a directory: request bodies and responses held for slow clients cannot spill to temporary files (500)",
+                    temp.display()
+                ));
+            }
             errors.extend(b.check());
             Ok((warnings, errors))
         });

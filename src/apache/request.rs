@@ -286,6 +286,12 @@ impl Client for ApacheRequest {
         })
     }
 
+    fn body_limit(&self) -> Option<u64> {
+        // SAFETY: r is live; this reads its per-dir core configuration.
+        let limit = unsafe { ffi::ap_get_limit_req_body(self.r) };
+        (limit > 0).then_some(limit as u64)
+    }
+
     fn buffers_body(&self) -> bool {
         // SAFETY: r is live; its per-dir config is ours (or NULL).
         let dir = unsafe { (ffi::fcgi_shim_dir_config(self.r) as *const crate::config::DirConfig).as_ref() };

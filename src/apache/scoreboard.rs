@@ -62,6 +62,7 @@ pub(super) fn setup(s: *mut server_rec, config: &Config) {
         // only through metrics' atomics.
         let words = unsafe { Board::view((*seg).base, (*seg).len) };
         if let Some(board) = words.and_then(|w| Board::attach(w, &plan, ungraceful())) {
+            board.set_spool_budget(spool_budget(config));
             metrics::install(Some(board));
             return;
         }
@@ -98,8 +99,9 @@ pub(super) fn setup(s: *mut server_rec, config: &Config) {
     // SAFETY: base maps `bytes` bytes until apr_shm_destroy, which only
     // this function calls, after installing a board that no longer uses it.
     let board = unsafe { Board::view(base, bytes) }.and_then(|words| Board::create(words, &plan, unix_now()));
-    if board.is_none() {
-        log_server(s, Level::Error, "FastCGI: can't lay out the scoreboard; traffic metrics are off");
+    match &board {
+        Some(board) => board.set_spool_budget(spool_budget(config)),
+        None => log_server(s, Level::Error, "FastCGI: can't lay out the scoreboard; traffic metrics are off"),
     }
     metrics::install(board);
     let seg = segment.unwrap_or_else(|| {
@@ -130,4 +132,22 @@ fn ungraceful() -> bool {
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The budget of temporary files (`FastCgiSpoolBudget`, or a quarter of
+/// what is free in the temporary directory now).
+fn spool_budget(config: &Config) -> u64 {
+    let dir = crate::gateway::temp_dir(config.temp_dir.as_deref());
+    let free = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok().map_or(0, |path| {
+        // SAFETY: an all-zero statvfs is a valid out value.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: path is NUL-terminated; st is a valid out pointer.
+        let rc = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
+        if rc == 0 {
+            u64::from(st.f_bavail).saturating_mul(st.f_frsize)
+        } else {
+            0
+        }
+    });
+    config.spool_budget_for(free)
 }

@@ -79,22 +79,26 @@ pub struct Config {
     /// `FastCgiTempDir`: where request bodies and held responses spill
     /// (`O_TMPFILE`); None: `$TMPDIR`, else `/tmp`.
     pub temp_dir: Option<std::sync::Arc<Path>>,
+    /// `FastCgiSpoolBudget`: the most all children together keep in
+    /// temporary files; None: a quarter of the temporary directory's free
+    /// space at start-up, at most [`MAX_AUTO_SPOOL_BUDGET`].
+    pub spool_budget: Option<u64>,
 }
 
 /// What `FastCgiWrapper On` means: Debian's suexec.
 pub const DEFAULT_WRAPPER: &str = "/usr/lib/apache2/suexec";
 
-/// Default for `FastCgiChunkedBodyMax`: 128 MiB.
-pub const DEFAULT_CHUNKED_BODY_MAX: u64 = 128 << 20;
+/// Default for `FastCgiChunkedBodyMax`: 64 MiB (as FastCgiRequestSpoolMax).
+pub const DEFAULT_CHUNKED_BODY_MAX: u64 = 64 << 20;
 /// Default for `FastCgiScoreboard`: 64 dynamic application slots.
 pub const DEFAULT_SCOREBOARD_SLOTS: u32 = 64;
 /// The most `FastCgiScoreboard` takes.
 pub const MAX_SCOREBOARD_SLOTS: u32 = 65_536;
 /// Default for `FastCgiResponseBuffer`: 1 MiB.
 pub const DEFAULT_RESPONSE_BUFFER: u64 = 1 << 20;
-/// Default for `FastCgiResponseSpoolMax`: 1 GiB (nginx's
-/// `fastcgi_max_temp_file_size` default).
-pub const DEFAULT_RESPONSE_SPOOL_MAX: u64 = 1 << 30;
+/// Default for `FastCgiResponseSpoolMax`: 64 MiB per response (the
+/// server-wide bound is `FastCgiSpoolBudget`).
+pub const DEFAULT_RESPONSE_SPOOL_MAX: u64 = 64 << 20;
 /// Default for `FastCgiRequestBuffer`: 64 KiB (mod_fcgid's
 /// `FcgidMaxRequestInMem`).
 pub const DEFAULT_REQUEST_BUFFER: u64 = 64 << 10;
@@ -118,9 +122,19 @@ impl Config {
             request_buffer: DEFAULT_REQUEST_BUFFER,
             request_spool_max: DEFAULT_REQUEST_SPOOL_MAX,
             temp_dir: None,
+            spool_budget: None,
         }
     }
+
+    /// The budget of temporary files, given the free bytes of the
+    /// temporary directory.
+    pub fn spool_budget_for(&self, free: u64) -> u64 {
+        self.spool_budget.unwrap_or((free / 4).min(MAX_AUTO_SPOOL_BUDGET))
+    }
 }
+
+/// The most `FastCgiSpoolBudget auto` takes: 4 GiB.
+pub const MAX_AUTO_SPOOL_BUDGET: u64 = 4 << 30;
 
 impl Server {
     /// Every endpoint, in failover order.
@@ -494,6 +508,16 @@ impl Builder {
     /// `FastCgiRequestSpoolMax bytes`.
     pub fn request_spool_max(&mut self, directive: &str, args: &str) -> Result<(), String> {
         self.config.request_spool_max = bytes(directive, args, "0 streams every body")?;
+        Ok(())
+    }
+
+    /// `FastCgiSpoolBudget bytes | auto`.
+    pub fn spool_budget(&mut self, directive: &str, args: &str) -> Result<(), String> {
+        if one_word(directive, args)?.eq_ignore_ascii_case("auto") {
+            self.config.spool_budget = None;
+            return Ok(());
+        }
+        self.config.spool_budget = Some(bytes(directive, args, "nothing goes to temporary files")?);
         Ok(())
     }
 

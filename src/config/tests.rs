@@ -239,7 +239,7 @@ fn chunked_body_max() {
 fn response_buffering_sizes() {
     let mut b = builder();
     assert_eq!(b.config.response_buffer, 1 << 20);
-    assert_eq!(b.config.response_spool_max, 1 << 30);
+    assert_eq!(b.config.response_spool_max, 64 << 20);
     b.response_buffer("FastCgiResponseBuffer", "256K").unwrap();
     b.scoreboard("FastCgiScoreboard", "Off").unwrap();
     assert_eq!(b.config.scoreboard, None);

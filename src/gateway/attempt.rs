@@ -65,7 +65,7 @@ fn respond(
     metrics: &Tracker,
     seen: &mut Seen,
 ) -> Outcome {
-    let body = match prepare_body(client, config, metrics) {
+    let body = match prepare_body(client, config, server, metrics) {
         Ok(body) => body,
         Err(status) => {
             metrics.cause(if status == 400 { Cause::ClientGone } else { Cause::GatewayError });

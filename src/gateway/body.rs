@@ -8,9 +8,9 @@
 use std::io;
 
 use super::buffers::Scratch;
-use super::spool::temp_dir;
+use super::spool::{over_budget, temp_dir};
 use super::{BodyLength, Client, Spool};
-use crate::config::Config;
+use crate::config::{Config, Server};
 use crate::log::Level;
 use crate::metrics::Tracker;
 
@@ -27,23 +27,52 @@ pub(super) enum Body {
 /// larger than `FastCgiRequestSpoolMax` or buffering is off for the
 /// request; Err is the status to answer with (logged). Nothing of the
 /// request reaches an application before this returns.
-pub(super) fn prepare_body(client: &mut dyn Client, config: &Config, metrics: &Tracker) -> Result<Body, u16> {
+pub(super) fn prepare_body(
+    client: &mut dyn Client,
+    config: &Config,
+    server: &Server,
+    metrics: &Tracker,
+) -> Result<Body, u16> {
+    let memory = usize::try_from(config.request_buffer).unwrap_or(usize::MAX);
+    let mut spool = Spool::in_dir(memory, config.temp_dir.clone());
     match client.body_length()? {
         BodyLength::None | BodyLength::Known(0) => Ok(Body::None),
         BodyLength::Known(n) if n <= config.request_spool_max && client.buffers_body() => {
-            receive(client, config, None, metrics).map(Body::Spooled)
+            // The whole length is taken from the budget of temporary files
+            // first: a body that cannot have it is streamed instead.
+            if n > memory as u64 {
+                if let Err(e) = spool.charge(n) {
+                    if over_budget(&e).is_some_and(|o| o.first) {
+                        let msg = format!(
+                            "FastCGI: the budget of temporary files (FastCgiSpoolBudget) is used up; streaming the request body to server \"{}\" as it arrives",
+                            server.path
+                        );
+                        client.log(Level::Warn, 0, &msg);
+                    }
+                    return Ok(Body::Streamed);
+                }
+            }
+            receive(client, config, spool, None, metrics).map(Body::Spooled)
         }
         BodyLength::Known(_) => Ok(Body::Streamed),
         BodyLength::Unknown if config.chunked_body_max == 0 => Err(411),
-        BodyLength::Unknown => receive(client, config, Some(config.chunked_body_max), metrics).map(Body::Spooled),
+        BodyLength::Unknown => {
+            let max = client.body_limit().map_or(config.chunked_body_max, |limit| limit.min(config.chunked_body_max));
+            receive(client, config, spool, Some(max), metrics).map(Body::Spooled)
+        }
     }
 }
 
-/// Reads the whole body into a spool, bounded by `max` for a chunked one
-/// (httpd bounds the rest: `LimitRequestBody`, `Timeout`, mod_reqtimeout).
-fn receive(client: &mut dyn Client, config: &Config, max: Option<u64>, metrics: &Tracker) -> Result<Spool, u16> {
-    let memory = usize::try_from(config.request_buffer).unwrap_or(usize::MAX);
-    let mut spool = Spool::in_dir(memory, config.temp_dir.clone());
+/// Reads the whole body into `spool`, bounded by `max` for a chunked one
+/// (the smaller of FastCgiChunkedBodyMax and LimitRequestBody; httpd
+/// bounds the rest: `LimitRequestBody`, `Timeout`, mod_reqtimeout).
+fn receive(
+    client: &mut dyn Client,
+    config: &Config,
+    mut spool: Spool,
+    max: Option<u64>,
+    metrics: &Tracker,
+) -> Result<Spool, u16> {
     let mut scratch = Scratch::take();
     let Scratch { input, body, held } = &mut *scratch;
     // The thread's three I/O buffers are filled in turn and written out
@@ -73,13 +102,26 @@ fn receive(client: &mut dyn Client, config: &Config, max: Option<u64>, metrics: 
         }
         let got: usize = lens.iter().sum();
         if let Some(max) = max.filter(|&max| spool.len() + got as u64 > max) {
-            let msg = format!("FastCGI: chunked request body larger than FastCgiChunkedBodyMax ({max} bytes)");
+            let msg = format!(
+                "FastCGI: chunked request body larger than FastCgiChunkedBodyMax or LimitRequestBody ({max} bytes)"
+            );
             client.log(Level::Error, 0, &msg);
             return Err(413);
         }
         let parts = [&bufs[0][..lens[0]], &bufs[1][..lens[1]], &bufs[2][..lens[2]]];
         let parts = &parts[..lens.iter().filter(|&&n| n > 0).count()];
         if let Err(e) = spool.write_parts(parts).and_then(|()| if ended { spool.seal() } else { Ok(()) }) {
+            if let Some(o) = over_budget(&e) {
+                if o.first {
+                    client.log(
+                        Level::Warn,
+                        0,
+                        "FastCGI: the budget of temporary files (FastCgiSpoolBudget) is used up; a chunked request body is refused with 503",
+                    );
+                }
+                client.retry_after(1);
+                return Err(503);
+            }
             let msg = format!(
                 "FastCGI: cannot write the request body to a temporary file in {} (FastCgiTempDir); nothing was sent to the application",
                 temp_dir(config.temp_dir.as_deref()).display()

@@ -23,7 +23,7 @@ use std::io;
 pub use attempt::{run, run_dynamic};
 pub use authorizer::{authorize, AuthPhase, AuthResult};
 pub use environment::variable as cgi_variable;
-pub use spool::Spool;
+pub use spool::{temp_dir, Spool};
 
 use crate::log::Level;
 use crate::protocol::ParamsWriter;
@@ -90,6 +90,8 @@ pub trait Client {
     fn idempotent(&self) -> bool;
     /// Prepares to read the body; `Err(status)` for a request httpd rejects.
     fn body_length(&mut self) -> Result<BodyLength, u16>;
+    /// httpd's `LimitRequestBody` for the request, when one is set.
+    fn body_limit(&self) -> Option<u64>;
     /// Whether the body is received whole before the application is asked
     /// (`FastCgiRequestBuffering` of the request's sections, On by default).
     fn buffers_body(&self) -> bool;

@@ -30,6 +30,9 @@ pub struct Spool {
     dir: Option<Arc<Path>>,
     /// The file's bytes mapped for reading, once the spool is sealed.
     mapped: Option<Mapping>,
+    /// Bytes taken from the server-wide budget of temporary files
+    /// (`FastCgiSpoolBudget`), given back on reset and drop.
+    charged: u64,
     file_written: u64,
     file_read: u64,
     /// Bytes written in all.
@@ -53,6 +56,7 @@ impl Spool {
             file: None,
             dir: None,
             mapped: None,
+            charged: 0,
             file_written: 0,
             file_read: 0,
             len: 0,
@@ -61,7 +65,9 @@ impl Spool {
 
     /// A spool whose file, if it needs one, is made in `dir`.
     pub fn in_dir(memory_limit: usize, dir: Option<Arc<Path>>) -> Self {
-        Spool { dir, ..Spool::new(memory_limit) }
+        let mut spool = Spool::new(memory_limit);
+        spool.dir = dir;
+        spool
     }
 
     /// Appends bytes.
@@ -80,12 +86,49 @@ impl Spool {
             self.memory.extend_from_slice(data);
             return Ok(());
         }
+        if let Err(e) = self.charge_for(data.len()) {
+            self.len -= data.len() as u64;
+            return Err(e);
+        }
         let file = match &mut self.file {
             Some(f) => f,
             None => self.file.insert(temp_file(self.dir.as_deref())?),
         };
         file.write_all_at(data, self.file_written)?;
         self.file_written += data.len() as u64;
+        Ok(())
+    }
+
+    /// Whether `n` more bytes can be written without going over the
+    /// server-wide budget: room in memory, or budget taken ahead for them
+    /// (so that a write never fails half-way for want of it). An emptied
+    /// spool starts again in memory.
+    pub fn room_for(&mut self, n: usize) -> bool {
+        if self.unread() == 0 && self.len > 0 && self.reset().is_err() {
+            return false;
+        }
+        let file_in_use = self.file_written > self.file_read;
+        if !file_in_use && self.memory.len() - self.memory_read + n <= self.memory_limit {
+            return true;
+        }
+        self.charge_for(n).is_ok()
+    }
+
+    /// Takes budget for `more` bytes of file beyond what is charged;
+    /// Err([`OverBudget`]) when it is used up.
+    fn charge_for(&mut self, more: usize) -> io::Result<()> {
+        let need = (self.file_written + more as u64).saturating_sub(self.charged);
+        self.charge(need)
+    }
+
+    /// Takes `bytes` of the server-wide budget for this spool's file (a
+    /// request body reserves its whole length before it is received).
+    pub fn charge(&mut self, bytes: u64) -> io::Result<()> {
+        if bytes == 0 {
+            return Ok(());
+        }
+        crate::metrics::spool_reserve(bytes).map_err(|first| io::Error::other(OverBudget { first }))?;
+        self.charged += bytes;
         Ok(())
     }
 
@@ -101,6 +144,7 @@ impl Spool {
         if self.unread() == 0 && self.len > 0 {
             self.reset()?;
         }
+        self.charge_for(total)?;
         let file = match &mut self.file {
             Some(f) => f,
             None => self.file.insert(temp_file(self.dir.as_deref())?),
@@ -202,9 +246,11 @@ impl Spool {
         Ok(())
     }
 
-    /// Empty again: memory reused, the file truncated.
+    /// Empty again: memory reused, the file truncated and its budget given
+    /// back.
     fn reset(&mut self) -> io::Result<()> {
         self.mapped = None;
+        crate::metrics::spool_release(std::mem::take(&mut self.charged));
         self.memory.clear();
         self.memory_read = 0;
         if let Some(f) = &self.file {
@@ -216,6 +262,33 @@ impl Spool {
         self.file_read = 0;
         Ok(())
     }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        crate::metrics::spool_release(self.charged);
+    }
+}
+
+/// A write to a temporary file refused because the server-wide budget
+/// (`FastCgiSpoolBudget`) is used up; `first`: the first refusal of its
+/// second, the one to log.
+#[derive(Debug)]
+pub struct OverBudget {
+    pub first: bool,
+}
+
+impl std::fmt::Display for OverBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the budget of temporary files (FastCgiSpoolBudget) is used up")
+    }
+}
+
+impl std::error::Error for OverBudget {}
+
+/// The refusal behind `e`, if it is one.
+pub fn over_budget(e: &io::Error) -> Option<&OverBudget> {
+    e.get_ref().and_then(|inner| inner.downcast_ref::<OverBudget>())
 }
 
 /// Writes every byte of `parts` at `offset` (pwritev, again after a short write).

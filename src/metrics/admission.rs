@@ -232,18 +232,16 @@ impl Board {
         freed
     }
 
-    /// [`Board::reclaim`], at most once a second whoever asks (a waiter, the
-    /// process manager).
+    /// [`Board::reclaim`] and [`Board::reclaim_spool`], at most once a
+    /// second whoever asks (a waiter, the process manager).
     pub(super) fn reclaim_if_due(&self) -> usize {
-        if self.lease_slots == 0 {
-            return 0;
-        }
         let now = now_ms();
         let last = &self.words[header::LEASE_SWEEP];
         let before = last.load(Relaxed);
         if now < before.saturating_add(1000) || last.compare_exchange(before, now, Relaxed, Relaxed).is_err() {
             return 0;
         }
+        self.reclaim_spool();
         self.reclaim()
     }
 
@@ -273,16 +271,16 @@ impl Board {
     }
 }
 
-/// Gives back the places and queue entries of dead processes, at most once
-/// a second: the process manager calls it on every turn of its loop, so a
-/// child killed with SIGKILL in the middle of requests frees their places
-/// within about a second. How many leases it freed.
-pub fn reclaim_leases() -> usize {
+/// Gives back what dead processes held (places, queue entries, budget of
+/// temporary files), at most once a second: the process manager calls it
+/// on every turn of its loop, so a child killed with SIGKILL in the middle
+/// of requests frees them within about a second. How many leases it freed.
+pub fn reclaim_dead() -> usize {
     board().map_or(0, Board::reclaim_if_due)
 }
 
 /// Whether `pid` still exists (a process of another user counts).
-fn alive(pid: libc::pid_t) -> bool {
+pub(super) fn alive(pid: libc::pid_t) -> bool {
     if pid <= 0 {
         return false;
     }

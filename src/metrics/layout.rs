@@ -3,8 +3,8 @@
 //! layout is the same in every process that maps the segment and nothing
 //! but atomics ever touches it.
 
-/// "FCGISB05": the segment holds a scoreboard of this layout.
-pub const MAGIC: u64 = 0x4643_4749_5342_3035;
+/// "FCGISB06": the segment holds a scoreboard of this layout.
+pub const MAGIC: u64 = 0x4643_4749_5342_3036;
 
 /// The header's words.
 pub mod header {
@@ -29,7 +29,16 @@ pub mod header {
     pub const LEASE_SWEEP: usize = 11;
     /// Requests admitted without a lease word (all were taken).
     pub const LEASELESS: usize = 12;
-    pub const WORDS: usize = 16;
+    /// The budget of temporary-file bytes for all children (request
+    /// bodies and held responses), the bytes in such files now, the most
+    /// there were, writes refused for want of budget, and the unix second
+    /// the last refusal was logged.
+    pub const SPOOL_BUDGET: usize = 13;
+    pub const SPOOL_USED: usize = 14;
+    pub const SPOOL_PEAK: usize = 15;
+    pub const SPOOL_REFUSED: usize = 16;
+    pub const SPOOL_LOGGED: usize = 17;
+    pub const WORDS: usize = 24;
 }
 
 /// Upper bounds of the latency histogram buckets, in microseconds; a last
@@ -178,7 +187,13 @@ pub mod process {
     pub const WORDS: usize = 3;
 }
 
+/// Rows of the spool budget's per-process accounting (one word each: the
+/// pid and the bytes its temporary files hold), so that what a killed
+/// child held is given back. More children than this are still counted,
+/// without that.
+pub const SPOOL_ROWS: usize = 1024;
+
 /// Words of a scoreboard with these many slots (a lease is one word).
 pub fn words(apps: usize, endpoints: usize, processes: usize, leases: usize) -> usize {
-    header::WORDS + apps * app::WORDS + endpoints * endpoint::WORDS + processes * process::WORDS + leases
+    header::WORDS + apps * app::WORDS + endpoints * endpoint::WORDS + processes * process::WORDS + leases + SPOOL_ROWS
 }

@@ -14,6 +14,7 @@
 
 mod admission;
 mod balance;
+mod budget;
 pub mod layout;
 mod read;
 mod track;
@@ -21,8 +22,9 @@ mod track;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::*};
 
-pub use admission::{reclaim_leases, DEFAULT_LEASE_SLOTS};
+pub use admission::{reclaim_dead, DEFAULT_LEASE_SLOTS};
 pub use balance::{backoff_ms, now_ms, Slot, BACKOFF_MAX_MS, BACKOFF_MIN_MS, SLOW_START_MS};
+pub use budget::{spool_refusal_to_log, spool_release, spool_reserve};
 pub use read::{percentile, AppView, EndpointView, Histogram, Places, ProcessView, Snapshot};
 pub use track::{Times, Tracker};
 
@@ -272,7 +274,7 @@ impl Plan {
     /// Equal for plans with the same layout and applications: a segment
     /// made for one can be kept for the other.
     pub fn fingerprint(&self) -> u64 {
-        let mut text = format!("v4 {} {} {}\n", self.dynamic_slots, self.process_slots, self.lease_slots);
+        let mut text = format!("v5 {} {} {}\n", self.dynamic_slots, self.process_slots, self.lease_slots);
         for a in &self.defined {
             text.push_str(&format!("{} {:?} {:?} {}\n", a.path, a.kind, a.endpoints, a.slot_count()));
         }
@@ -301,6 +303,7 @@ pub struct Board {
     endpoints_base: usize,
     processes_base: usize,
     leases_base: usize,
+    spool_rows_base: usize,
 }
 
 static INSTALLED: AtomicPtr<Board> = AtomicPtr::new(std::ptr::null_mut());
@@ -413,6 +416,7 @@ impl Board {
         let endpoints_base = apps_base + app_slots * app::WORDS;
         let processes_base = endpoints_base + endpoint_slots * endpoint::WORDS;
         let leases_base = processes_base + process_slots * process::WORDS;
+        let spool_rows_base = leases_base + lease_slots;
         Board {
             words,
             app_slots,
@@ -428,6 +432,7 @@ impl Board {
             endpoints_base,
             processes_base,
             leases_base,
+            spool_rows_base,
         }
     }
 

@@ -157,6 +157,12 @@ pub struct Snapshot {
     pub dynamic_slots_used: usize,
     pub app_slots: usize,
     pub apps: Vec<AppView>,
+    /// The budget of temporary files, what they hold now, the most they
+    /// held, and writes that found the budget used up.
+    pub spool_budget: u64,
+    pub spool_used: u64,
+    pub spool_peak: u64,
+    pub spool_refused: u64,
 }
 
 impl Board {
@@ -244,6 +250,10 @@ impl Board {
             dynamic_slots_used: apps.iter().filter(|a| a.kind == Kind::Dynamic).count(),
             app_slots: self.app_slots,
             apps,
+            spool_budget: self.spool_state().0,
+            spool_used: self.spool_state().1,
+            spool_peak: self.spool_state().2,
+            spool_refused: self.spool_state().3,
         }
     }
 

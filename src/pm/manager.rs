@@ -127,7 +127,7 @@ impl Manager<'_, '_> {
                 self.serve_control();
             }
             self.publish();
-            crate::metrics::reclaim_leases();
+            crate::metrics::reclaim_dead();
             match next {
                 Next::Retire => return self.retire(parent),
                 Next::Stop => return self.stop(true),

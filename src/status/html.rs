@@ -185,10 +185,15 @@ pub(super) fn doc(config: &Config, snapshot: Option<&Snapshot>, refresh: Option<
         Some(s) => {
             let _ = write!(
                 out,
-                "counters since {} s ago (kept across {} restarts) · process manager pid {} · ",
+                "counters since {} s ago (kept across {} restarts) · process manager pid {} · \
+                 <span data-metric=\"spool\">temporary files {} of {} (peak {}, {} refusals)</span> · ",
                 now.saturating_sub(s.created),
                 s.restarts,
-                s.manager_pid
+                s.manager_pid,
+                super::human_bytes(s.spool_used),
+                super::human_bytes(s.spool_budget),
+                super::human_bytes(s.spool_peak),
+                s.spool_refused
             );
         }
         None => out.push_str("traffic counters are off (FastCgiScoreboard Off) · "),

@@ -120,8 +120,8 @@ pub(super) fn doc(config: &Config, snapshot: Option<&Snapshot>, manager: Result<
     let (scoreboard, apps) = match snapshot {
         Some(s) => (
             format!(
-                "{{\"enabled\":true,\"created\":{},\"restarts\":{},\"manager_pid\":{},\"overflow\":{},\"dynamic_slots_used\":{}}}",
-                s.created, s.restarts, s.manager_pid, s.overflow, s.dynamic_slots_used
+                "{{\"enabled\":true,\"created\":{},\"restarts\":{},\"manager_pid\":{},\"overflow\":{},\"dynamic_slots_used\":{},\"spool\":{{\"budget\":{},\"in_use\":{},\"peak\":{},\"refused\":{}}}}}",
+                s.created, s.restarts, s.manager_pid, s.overflow, s.dynamic_slots_used, s.spool_budget, s.spool_used, s.spool_peak, s.spool_refused
             ),
             s.apps.iter().map(|a| json_app(a, limit(config, a))).collect::<Vec<_>>(),
         ),

@@ -264,6 +264,31 @@ pub(super) fn doc(config: &Config, snapshot: Option<&Snapshot>) -> String {
             let _ = writeln!(out, "fastcgi_scoreboard_overflow_total {}", s.overflow);
         },
     );
+    for (name, kind, help, value) in [
+        (
+            "fastcgi_spool_budget_bytes",
+            "gauge",
+            "FastCgiSpoolBudget: the most all children keep in temporary files.",
+            s.spool_budget,
+        ),
+        (
+            "fastcgi_spool_bytes",
+            "gauge",
+            "Bytes in temporary files now (request bodies and held responses).",
+            s.spool_used,
+        ),
+        ("fastcgi_spool_peak_bytes", "gauge", "The most bytes temporary files held at once.", s.spool_peak),
+        (
+            "fastcgi_spool_refused_total",
+            "counter",
+            "Writes to temporary files that found the budget used up (the application was paced or the body streamed).",
+            s.spool_refused,
+        ),
+    ] {
+        family(&mut out, name, kind, help, &mut |out| {
+            let _ = writeln!(out, "{name} {value}");
+        });
+    }
     out
 }
 

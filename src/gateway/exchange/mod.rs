@@ -325,6 +325,12 @@ impl<'c> Exchange<'c> {
                 // The application waited on purpose: that is no idle time.
                 last_io = None;
             }
+            // What the next read brings must fit the server-wide budget of
+            // temporary files; until it does, the application waits.
+            if self.backlog.as_mut().is_some_and(|b| !b.room_for(input.len())) {
+                self.pace_for_budget(held, input.len())?;
+                last_io = None;
+            }
             if self.out_pos == self.out_len() && !self.stdin_done && !self.write_closed {
                 self.refill_stdin(body)?;
             }

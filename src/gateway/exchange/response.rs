@@ -9,6 +9,7 @@ use super::{Exchange, Phase, Stop, MAX_STDERR_LINE};
 use crate::gateway::backlog::{CORE_MIN_WRITE, FEED_PIECE};
 use crate::gateway::buffers::Spare;
 use crate::gateway::headers::{block_end, sanitize, MAX_HEADER_BLOCK};
+use crate::gateway::spool::over_budget;
 use crate::gateway::{HeaderVerdict, Spool};
 use crate::log::Level;
 use crate::metrics::Outcome as Cause;
@@ -47,6 +48,13 @@ impl Exchange<'_> {
             Ok(()) => {
                 self.held += data.len() as u64;
                 self.held_in_file = self.held_in_file.max(backlog.in_file());
+                Ok(())
+            }
+            // Over the budget with nothing held (a FastCgiResponseBuffer
+            // smaller than a read): the bytes go to the client, paced.
+            Err(e) if over_budget(&e).is_some() && backlog.unread() == 0 => {
+                self.backlog = None;
+                self.queue(data);
                 Ok(())
             }
             Err(e) => {
@@ -113,6 +121,32 @@ impl Exchange<'_> {
             if n == 0 {
                 break;
             }
+            self.client.queue(&spare[..n]);
+            self.client.pass(true).map_err(|_| Stop::ClientGone)?;
+        }
+        Ok(())
+    }
+
+    /// The server-wide budget of temporary files is used up: the client
+    /// gets held bytes (waiting for it as httpd's `Timeout` allows) until
+    /// the backlog has room for `need` more again, at the latest once it is
+    /// empty and back in memory. Meanwhile the application waits.
+    pub(super) fn pace_for_budget(&mut self, spare: &mut [u8], need: usize) -> Result<(), Stop> {
+        if !self.paced {
+            self.paced = true;
+            if crate::metrics::spool_refusal_to_log() {
+                let msg = format!(
+                    "FastCGI: the budget of temporary files (FastCgiSpoolBudget) is used up; pacing server \"{}\" to its slow client instead of holding more of its response",
+                    self.server.path
+                );
+                self.log(Level::Warn, 0, &msg);
+            }
+        }
+        while let Some(backlog) = self.backlog.as_mut() {
+            if backlog.room_for(need) || backlog.unread() == 0 {
+                return Ok(());
+            }
+            let n = backlog.read(spare).map_err(|e| self.spool_failed(&e))?;
             self.client.queue(&spare[..n]);
             self.client.pass(true).map_err(|_| Stop::ClientGone)?;
         }
