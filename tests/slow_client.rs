@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::backends::compile_fcgi_app;
+use common::http::Request;
 use common::{Apache, Mpm, TestDir};
 
 const MIB: u64 = 1 << 20;
@@ -361,4 +362,65 @@ fn response_buffer_zero_paces_the_application() {
     );
     a.abandon();
     apache.assert_alive();
+}
+
+/// After a burst of `n` slow readers of large responses leaves, each
+/// child's memory is back within `slack_kib` of where it was (issue 22):
+/// the backlogs' memory is given back, not kept by the allocator.
+fn memory_comes_back_after(n: usize, name: &str, slack_kib: u64) {
+    let (_turn, apache, _t) = site(name, Mpm::Event, "", "StartServers 2\nMinSpareThreads 32\n");
+    // Every worker thread has served once and as many connections as the
+    // burst has were open at once (httpd's per-thread memory, the event
+    // MPM's recycled connection pools, our kept buffers exist): that is the
+    // steady state the burst is compared with. The one instance answers
+    // these one after the other, so they hold all 32 threads at once.
+    let warm: Vec<_> = (0..60)
+        .map(|_| {
+            let port = apache.port;
+            std::thread::spawn(move || {
+                Request::get("/echo.fcgi/sleep?ms=40")
+                    .timeout(Duration::from_secs(30))
+                    .send(port)
+                    .map(|r| r.status)
+                    .unwrap_or(0)
+            })
+        })
+        .collect();
+    assert!(warm.into_iter().all(|h| h.join().unwrap_or(0) == 200));
+    std::thread::sleep(Duration::from_millis(500));
+    let pids = workers(&apache);
+    let before: Vec<u64> = pids.iter().map(|&p| rss_kib(p)).collect();
+    let readers: Vec<Download> =
+        (0..n).map(|_| Download::start(apache.port, "/echo.fcgi/bytes?4000000", 2_000)).collect();
+    // Each backlog fills its memory part (1 MiB) and goes on in a file.
+    std::thread::sleep(Duration::from_secs(if n > 10 { 6 } else { 3 }));
+    let during: Vec<u64> = pids.iter().map(|&p| rss_kib(p)).collect();
+    for r in readers {
+        r.abandon();
+    }
+    // The server goes on serving (a request now and then, as any has).
+    let back = common::util::wait_until(Duration::from_secs(5), || {
+        for _ in 0..4 {
+            assert_eq!(Request::get("/echo.fcgi/bytes?5").send(apache.port).map(|r| r.status).unwrap_or(0), 200);
+        }
+        pids.iter().zip(&before).all(|(&p, &b)| rss_kib(p) <= b + slack_kib)
+    });
+    let after: Vec<u64> = pids.iter().map(|&p| rss_kib(p)).collect();
+    eprintln!("{n} readers: RSS before {before:?} KiB, during {during:?}, after {after:?}");
+    assert!(during.iter().zip(&before).any(|(d, b)| *d > b + 1024), "the burst never grew a child: proves nothing");
+    assert!(back, "RSS did not come back: before {before:?} KiB, after {after:?}");
+}
+
+#[test]
+fn memory_comes_back_after_3_slow_readers() {
+    memory_comes_back_after(3, "slow_rss_back3", 1024);
+}
+
+/// With 50, each child keeps about 2.5 MiB more than before (was 4.4 to
+/// 6.9 MiB before the allocator's threshold was fixed and the per-thread
+/// buffers bounded): not our buffers or the allocator's free memory, which
+/// are given back; see the issue 22 note. This bounds it.
+#[test]
+fn memory_comes_back_after_50_slow_readers() {
+    memory_comes_back_after(50, "slow_rss_back50", 4096);
 }

@@ -254,6 +254,13 @@ pub extern "C" fn fcgi_rs_status_hook(r: *mut request_rec, flags: i32) -> i32 {
 #[no_mangle]
 pub extern "C" fn fcgi_rs_child_init(pchild: *mut apr_pool_t, _s: *mut server_rec) {
     guard((), || {
+        // Memory comes back after a burst: glibc raises its mmap threshold
+        // each time a large block is freed, so that the 1 MiB backlogs of a
+        // burst of slow clients would afterwards live on the heap and stay
+        // there. A fixed threshold keeps every block of 256 KiB or more
+        // mapped on its own, returned to the system when freed.
+        // SAFETY: mallopt only sets the allocator's parameters.
+        unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024) };
         // SAFETY: pchild is the child's live pool; the cleanup takes no data.
         unsafe {
             ffi::apr_pool_cleanup_register(

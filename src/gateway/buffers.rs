@@ -26,37 +26,61 @@ thread_local! {
     static SCRATCH: std::cell::Cell<Option<Box<Scratch>>> = const { std::cell::Cell::new(None) };
 }
 
+/// Threads of a process that keep their [`Scratch`] between requests. A
+/// thread past these (a burst busied more) makes its buffers per request
+/// and frees them after, so that a burst's memory goes back when it ends
+/// instead of staying with every thread it touched.
+const KEEPERS: usize = 8;
+static KEPT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 impl Scratch {
     /// This thread's buffers (new ones when they are in use or not made
-    /// yet); they go back when the guard drops.
+    /// yet); they go back when the guard drops, if the thread keeps any.
     pub(super) fn take() -> ScratchGuard {
-        let kept = SCRATCH.try_with(|cell| cell.take()).ok().flatten();
-        ScratchGuard(Some(kept.unwrap_or_else(|| {
-            Box::new(Scratch { input: vec![0; INPUT_CHUNK], body: vec![0; IO_CHUNK], held: vec![0; IO_CHUNK] })
-        })))
+        use std::sync::atomic::Ordering::Relaxed;
+        if let Some(kept) = SCRATCH.try_with(|cell| cell.take()).ok().flatten() {
+            return ScratchGuard { buffers: Some(kept), keep: true };
+        }
+        let keep = KEPT.fetch_add(1, Relaxed) < KEEPERS;
+        if !keep {
+            KEPT.fetch_sub(1, Relaxed);
+        }
+        let fresh = Box::new(Scratch { input: vec![0; INPUT_CHUNK], body: vec![0; IO_CHUNK], held: vec![0; IO_CHUNK] });
+        ScratchGuard { buffers: Some(fresh), keep }
     }
 }
 
-/// Borrowed [`Scratch`], returned to the thread on drop.
-pub(super) struct ScratchGuard(Option<Box<Scratch>>);
+/// Borrowed [`Scratch`], returned to the thread on drop (or freed, on a
+/// thread that keeps none).
+pub(super) struct ScratchGuard {
+    buffers: Option<Box<Scratch>>,
+    keep: bool,
+}
 
 impl std::ops::Deref for ScratchGuard {
     type Target = Scratch;
     fn deref(&self) -> &Scratch {
-        self.0.as_deref().unwrap_or_else(|| unreachable!("taken only on drop"))
+        self.buffers.as_deref().unwrap_or_else(|| unreachable!("taken only on drop"))
     }
 }
 
 impl std::ops::DerefMut for ScratchGuard {
     fn deref_mut(&mut self) -> &mut Scratch {
-        self.0.as_deref_mut().unwrap_or_else(|| unreachable!("taken only on drop"))
+        self.buffers.as_deref_mut().unwrap_or_else(|| unreachable!("taken only on drop"))
     }
 }
 
 impl Drop for ScratchGuard {
     fn drop(&mut self) {
-        let buffers = self.0.take();
-        let _ = SCRATCH.try_with(|cell| cell.set(buffers));
+        if self.keep {
+            let buffers = self.buffers.take();
+            // A second set of this thread's (nested use) is freed, uncounted.
+            let _ = SCRATCH.try_with(|cell| {
+                if cell.replace(buffers).is_some() {
+                    KEPT.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
     }
 }
 
@@ -97,4 +121,12 @@ impl Spare {
             let _ = SPARES.try_with(|spares| spares[self as usize].set(buf));
         }
     }
+}
+
+/// Gives the memory glibc keeps free back to the system (every arena), so
+/// that a child does not keep the high-water mark of a burst of slow
+/// clients for ever. Called after a request that held a large backlog.
+pub(super) fn give_back_memory() {
+    // SAFETY: malloc_trim only releases free memory of the allocator.
+    unsafe { libc::malloc_trim(0) };
 }

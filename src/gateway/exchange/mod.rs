@@ -38,6 +38,19 @@ pub(super) fn next_request_id() -> u16 {
     (NEXT.fetch_add(1, Relaxed) % u32::from(u16::MAX)) as u16 + 1
 }
 
+/// A response that held this much gives its memory back when it ends.
+const GIVE_BACK_AFTER: u64 = 256 * 1024;
+
+/// Returns the memory the allocator keeps free to the system when dropped
+/// ([`crate::gateway::buffers::give_back_memory`]).
+struct GiveBack;
+
+impl Drop for GiveBack {
+    fn drop(&mut self) {
+        crate::gateway::buffers::give_back_memory();
+    }
+}
+
 /// Where the response stands.
 pub(super) enum Phase {
     /// An authorizer: keep the whole output (bounded) for the caller.
@@ -244,6 +257,9 @@ impl<'c> Exchange<'c> {
         } = self;
         Spare::Records.keep(out);
         Spare::Tail.keep(tail);
+        // A large backlog's memory goes back to the system when the request
+        // ends, whichever way (the guard drops last).
+        let _give_back = (held >= GIVE_BACK_AFTER).then_some(GiveBack);
         if held > 0 {
             metrics.inspect(|m| m.held(held, held_in_file, paced));
         }
