@@ -258,8 +258,9 @@ impl<'c> Exchange<'c> {
         Spare::Records.keep(out);
         Spare::Tail.keep(tail);
         // A large backlog's memory goes back to the system when the request
-        // ends, whichever way (the guard drops last).
-        let _give_back = (held >= GIVE_BACK_AFTER).then_some(GiveBack);
+        // ends, whichever way (the guard drops last). Not `then_some`: that
+        // would make, and drop, a guard for every request.
+        let _give_back = if held >= GIVE_BACK_AFTER { Some(GiveBack) } else { None };
         if held > 0 {
             metrics.inspect(|m| m.held(held, held_in_file, paced));
         }
