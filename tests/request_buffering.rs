@@ -422,3 +422,31 @@ fn a_crowd_of_slow_uploaders() {
     let clean = util::wait_until(Duration::from_secs(10), || files_in(&apache, &tmp).is_empty());
     assert!(clean, "temporary files left: {:?}", files_in(&apache, &tmp));
 }
+
+/// Large uploads keep Apache's memory small: 60 MiB is received whole (a
+/// temporary file, sent on from a 4 MiB mapping window at a time), 200 MiB
+/// (over FastCgiRequestSpoolMax) streams; each arrives byte for byte with
+/// the children's memory growing by less than 16 MiB.
+#[test]
+fn large_uploads_keep_memory_small() {
+    let (apache, _t) = one_process_site("reqbuf-large", Mpm::Event, false);
+    for mib in [60usize, 200] {
+        let body = pattern(mib << 20);
+        let want = format!("length={}\nfnv1a64={:016x}\n", body.len(), fnv1a64(&body));
+        let before = rss_total(&apache);
+        let port = apache.port;
+        let upload = std::thread::spawn(move || {
+            Request::post("/echo.fcgi/big", Body::Fixed(body)).timeout(Duration::from_secs(120)).send(port)
+        });
+        let mut most = 0;
+        while !upload.is_finished() {
+            most = most.max(rss_total(&apache).saturating_sub(before));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let r = upload.join().expect("upload").expect("response");
+        assert_eq!(r.status, 200);
+        assert!(r.text().starts_with(&want), "{mib} MiB: {}", r.text());
+        eprintln!("{mib} MiB: Apache's memory grew at most {most} KiB");
+        assert!(most < 16 * 1024, "{mib} MiB upload: memory grew by {most} KiB");
+    }
+}

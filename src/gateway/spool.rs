@@ -155,14 +155,27 @@ impl Spool {
         Ok(())
     }
 
-    /// Done writing: the file's bytes are mapped so that [`Spool::peek`]
-    /// hands them out without a copy or a read per piece.
+    /// Done writing: the file's bytes are mapped (a window of
+    /// [`MAP_WINDOW`] at a time) so that [`Spool::peek`] hands them out
+    /// without a copy or a read per piece.
     pub fn seal(&mut self) -> io::Result<()> {
-        if let (Some(file), None) = (&self.file, &self.mapped) {
-            if self.file_written > 0 {
-                self.mapped = Some(Mapping::of(file, self.file_written)?);
-            }
+        self.map_at_read()
+    }
+
+    /// Maps the window that holds the next unread file byte, unless it is
+    /// mapped already.
+    fn map_at_read(&mut self) -> io::Result<()> {
+        let Some(file) = &self.file else { return Ok(()) };
+        if self.file_read >= self.file_written {
+            return Ok(());
         }
+        if self.mapped.as_ref().is_some_and(|m| m.holds(self.file_read)) {
+            return Ok(());
+        }
+        self.mapped = None;
+        let start = self.file_read - self.file_read % MAP_WINDOW;
+        let len = (self.file_written - start).min(MAP_WINDOW);
+        self.mapped = Some(Mapping::of(file, start, len)?);
         Ok(())
     }
 
@@ -176,15 +189,16 @@ impl Spool {
         if self.file_written == self.file_read {
             return Ok(&[]);
         }
-        let Some(map) = &self.mapped else {
+        let Some(map) = self.mapped.as_ref().filter(|m| m.holds(self.file_read)) else {
             return Err(io::Error::other("the spool's file is not mapped"));
         };
-        let rest = map.bytes().get(self.file_read as usize..).unwrap_or(&[]);
+        let rest = map.bytes().get((self.file_read - map.offset) as usize..).unwrap_or(&[]);
         Ok(&rest[..rest.len().min(max)])
     }
 
-    /// Passes `n` bytes that [`Spool::peek`] gave.
-    pub fn advance(&mut self, n: usize) {
+    /// Passes `n` bytes that [`Spool::peek`] gave (mapping the next window
+    /// of the file when they end one).
+    pub fn advance(&mut self, n: usize) -> io::Result<()> {
         let in_memory = self.memory.len() - self.memory_read;
         if n <= in_memory {
             self.memory_read += n;
@@ -192,6 +206,10 @@ impl Spool {
             self.memory_read = self.memory.len();
             self.file_read = (self.file_read + (n - in_memory) as u64).min(self.file_written);
         }
+        if self.mapped.is_some() {
+            self.map_at_read()?;
+        }
+        Ok(())
     }
 
     /// Reads the oldest unread bytes; `Ok(0)` when all was read.
@@ -243,6 +261,9 @@ impl Spool {
     pub fn rewind(&mut self) -> io::Result<()> {
         self.memory_read = 0;
         self.file_read = 0;
+        if self.mapped.is_some() {
+            self.map_at_read()?;
+        }
         Ok(())
     }
 
@@ -333,11 +354,17 @@ fn write_all_parts_at(file: &File, parts: &[&[u8]], mut offset: u64) -> io::Resu
     Ok(())
 }
 
-/// A read-only private mapping of a spool's file, unmapped on drop.
+/// How much of a spool's file is mapped at a time: a 64 MiB body going to
+/// the application adds at most this much to the process's resident memory.
+const MAP_WINDOW: u64 = 4 << 20;
+
+/// A read-only private mapping of part of a spool's file, unmapped on drop.
 #[derive(Debug)]
 struct Mapping {
     ptr: *mut libc::c_void,
     len: usize,
+    /// The file offset of its first byte.
+    offset: u64,
 }
 
 // SAFETY: the mapping is read-only memory owned by this value; nothing
@@ -345,11 +372,12 @@ struct Mapping {
 unsafe impl Send for Mapping {}
 
 impl Mapping {
-    /// The first `len` bytes of `file`, populated at once (one fault-free
-    /// pass when the body goes to the application).
-    fn of(file: &File, len: u64) -> io::Result<Mapping> {
+    /// `len` bytes of `file` from `offset` (a multiple of the page size),
+    /// populated at once (one fault-free pass when the body goes out).
+    fn of(file: &File, offset: u64, len: u64) -> io::Result<Mapping> {
         use std::os::fd::AsRawFd;
         let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+        let at = libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         // SAFETY: a new private read-only mapping of an open file; the
         // kernel picks the address; the result is checked below.
         let ptr = unsafe {
@@ -359,13 +387,18 @@ impl Mapping {
                 libc::PROT_READ,
                 libc::MAP_PRIVATE | libc::MAP_POPULATE,
                 file.as_raw_fd(),
-                0,
+                at,
             )
         };
         if ptr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        Ok(Mapping { ptr, len })
+        Ok(Mapping { ptr, len, offset })
+    }
+
+    /// Whether file offset `at` is inside the mapping.
+    fn holds(&self, at: u64) -> bool {
+        at >= self.offset && at < self.offset + self.len as u64
     }
 
     fn bytes(&self) -> &[u8] {
@@ -418,6 +451,32 @@ mod tests {
             got.extend_from_slice(&buf[..n]);
         }
         assert_eq!(got, expect);
+    }
+
+    /// A sealed spool hands out its bytes in place, window after window,
+    /// and again from the start after a rewind.
+    #[test]
+    fn sealed_spools_map_their_file_a_window_at_a_time() {
+        let mut spool = Spool::new(1000);
+        let data: Vec<u8> = (0..(MAP_WINDOW as usize * 2 + 12_345)).map(|i| (i % 251) as u8).collect();
+        for chunk in data.chunks(192 * 1024) {
+            spool.write_parts(&[chunk, &[]][..1]).unwrap();
+        }
+        spool.seal().unwrap();
+        for _ in 0..2 {
+            let mut got = Vec::new();
+            loop {
+                let piece = spool.peek(65528).unwrap().to_vec();
+                if piece.is_empty() {
+                    break;
+                }
+                got.extend_from_slice(&piece);
+                spool.advance(piece.len()).unwrap();
+            }
+            assert!(got == data, "{} of {} bytes came back", got.len(), data.len());
+            assert!(spool.mapped.as_ref().map_or(0, |m| m.len) as u64 <= MAP_WINDOW);
+            spool.rewind().unwrap();
+        }
     }
 
     #[test]

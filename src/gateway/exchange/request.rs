@@ -24,7 +24,12 @@ impl Exchange<'_> {
         if self.out_pos == self.out_len() {
             if std::mem::take(&mut self.body_in_spool) {
                 if let Body::Spooled(spool) = &mut self.body {
-                    spool.advance(self.body_len);
+                    if let Err(e) = spool.advance(self.body_len) {
+                        let msg = "FastCGI: reading the received request body failed";
+                        self.log(Level::Error, e.raw_os_error().unwrap_or(0), msg);
+                        self.note(Cause::GatewayError);
+                        return Err(Stop::Failed(500));
+                    }
                 }
             }
             self.out.clear();
