@@ -595,14 +595,18 @@ fn app_that_exits_at_once_gives_503_fast() {
     // reads, nothing else of the manager's.
     assert!(s.get_ok("/hello.fcgi").starts_with("Hello from libfcgi"));
     let hello_pid = s.instances(pm.pid, &hello).first().map(|p| p.pid).expect("a hello.fcgi instance");
-    let fds: Vec<String> = fs::read_dir(format!("/proc/{hello_pid}/fd"))
-        .expect("read the instance's fds")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    let mut sorted = fds.clone();
-    sorted.sort();
-    assert_eq!(sorted, ["0", "1", "2"], "descriptors of hello.fcgi");
+    // (The request's connection, fd 3, may still be closing: a moment.)
+    let fds = || -> Vec<String> {
+        let mut fds: Vec<String> = fs::read_dir(format!("/proc/{hello_pid}/fd"))
+            .expect("read the instance's fds")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        fds.sort();
+        fds
+    };
+    common::util::wait_until(Duration::from_secs(3), || fds() == ["0", "1", "2"]);
+    assert_eq!(fds(), ["0", "1", "2"], "descriptors of hello.fcgi");
     let app_pipes = pipes_of(hello_pid);
     assert_eq!(app_pipes.len(), 2, "{app_pipes:?}");
     assert_eq!(app_pipes.get(&1), app_pipes.get(&2), "stdout and stderr are one pipe");
