@@ -119,6 +119,11 @@ impl ApacheRequest {
     }
 }
 
+/// A decimal number of ASCII digits, None when it overflows.
+fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    digits.iter().try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+}
+
 /// Apache's own TZ, read once: httpd does not change its process
 /// environment while serving.
 fn process_tz() -> Option<&'static [u8]> {
@@ -389,6 +394,19 @@ impl Client for ApacheRequest {
             ffi::fcgi_shim_skip_protocol_filters(self.r);
             (*(*self.r).connection).keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;
         }
+    }
+
+    fn set_length(&mut self, len: u64) {
+        // SAFETY: r is live; headers_out is its table; the key is a C literal.
+        let given = unsafe { c_bytes(ffi::apr_table_get((*self.r).headers_out, c"Content-Length".as_ptr())) };
+        // The application's own header, when right, is left as it is: the
+        // usual case costs a look-up, not a number written out.
+        if given.is_some_and(|v| !v.is_empty() && v.iter().all(u8::is_ascii_digit) && parse_decimal(v) == Some(len)) {
+            return;
+        }
+        let Ok(len) = ffi::apr_off_t::try_from(len) else { return };
+        // SAFETY: r is live; httpd writes the header into its pool.
+        unsafe { ffi::ap_set_content_length(self.r, len) };
     }
 
     fn queue(&mut self, data: &[u8]) {

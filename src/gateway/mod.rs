@@ -106,6 +106,10 @@ pub trait Client {
     /// For `-nph`: the output is a whole HTTP response; bypass httpd's
     /// protocol filters.
     fn start_nph(&mut self);
+    /// Sets the response's Content-Length to `len` (the whole body, known
+    /// before the head goes out), as httpd's content-length filter does
+    /// when it sees a whole response; unchanged when it says so already.
+    fn set_length(&mut self, len: u64);
     /// Adds response body bytes to what the next [`Client::pass`] hands to
     /// httpd's filters; `data` must stay unchanged until then (it is not
     /// copied unless a filter keeps it).

@@ -157,6 +157,11 @@ pub(super) struct Exchange<'c> {
     phase: Phase,
     /// Whether any response byte has been passed to httpd's filters.
     sent: bool,
+    /// The header block whose tail (the first body bytes) is queued: it is
+    /// kept until the pass that hands those bytes on, which comes at the
+    /// end of the read (so that a response whose end is in the same read
+    /// goes out with its length, see [`Self::pass_last`]).
+    head: Option<Vec<u8>>,
     /// Passed since the last flush.
     unflushed: bool,
     /// Bytes queued for the client but not passed yet, and how many the
@@ -214,6 +219,7 @@ impl<'c> Exchange<'c> {
             write_closed: false,
             phase,
             sent: false,
+            head: None,
             unflushed: false,
             queued: 0,
             last_pass: 0,
@@ -480,7 +486,7 @@ impl<'c> Exchange<'c> {
             // Everything this read brought goes to httpd's filters in one
             // pass, also when the response ends or fails inside it.
             let ended = self.on_input(&mut decoder, &input[..n]);
-            let passed = self.pass();
+            let passed = if matches!(ended, Ok(true)) { self.pass_last() } else { self.pass() };
             if ended? {
                 return passed;
             }
@@ -562,8 +568,8 @@ impl<'c> Exchange<'c> {
             self.note(if status == 503 { Cause::ConnectRefused } else { Cause::IncompleteHeaders });
             return Err(Stop::Failed(status));
         }
-        // No flush of our own at the end: httpd flushes when it finishes
-        // the request (and the event MPM then writes without a worker).
+        // The last pass flushes a small response that ended cleanly
+        // (`pass_last`); what is left httpd writes after the handler.
         Ok(())
     }
 

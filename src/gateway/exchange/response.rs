@@ -197,9 +197,12 @@ impl Exchange<'_> {
                     HeaderVerdict::Body => {
                         self.phase = Phase::Body;
                         // `rest` lives in the block, not in the read buffer:
-                        // it goes now, ahead of anything queued after it.
+                        // the block is kept until the pass at the end of
+                        // this read hands it on (moving the Vec leaves its
+                        // bytes where they are).
                         self.queue(rest);
-                        self.pass()
+                        self.head = Some(block);
+                        return Ok(());
                     }
                     HeaderVerdict::Discard(outcome) => {
                         self.phase = Phase::Discard(outcome);
@@ -225,18 +228,75 @@ impl Exchange<'_> {
     /// Hands what was queued to httpd's filters in one pass (with a flush
     /// under `-flush`).
     pub(super) fn pass(&mut self) -> Result<(), Stop> {
-        if self.queued == 0 {
+        self.pass_with(false)
+    }
+
+    /// [`Self::pass`], with a flush in the same pass if `flush`.
+    fn pass_with(&mut self, flush: bool) -> Result<(), Stop> {
+        if self.queued == 0 && !flush {
+            self.release_head();
             return Ok(());
         }
         self.last_pass = std::mem::take(&mut self.queued);
         self.sent = true;
-        self.unflushed = true;
-        self.client.pass(false).map_err(|_| Stop::ClientGone)?;
+        self.unflushed = !flush;
+        let passed = self.client.pass(flush);
+        // The queued bytes of the header block are handed on (a filter
+        // that keeps them made its own copy).
+        self.release_head();
+        passed.map_err(|_| Stop::ClientGone)?;
         // `-flush`: each piece reaches the client at once (while it keeps up).
-        if self.server.options.flush {
+        if self.server.options.flush && !flush {
             self.flush()?;
         }
         Ok(())
+    }
+
+    fn release_head(&mut self) {
+        if let Some(block) = self.head.take() {
+            Spare::HeaderBlock.keep(block);
+        }
+    }
+
+    /// The last pass of a response the application ended cleanly
+    /// (END_REQUEST) in the read just decoded.
+    ///
+    /// Why it differs from the other passes: httpd's core output filter
+    /// holds less than THRESHOLD_MIN_WRITE bytes until a flush, and without
+    /// one the MPM writes them only after the handler has returned and
+    /// httpd's check for a pipelined request (`ap_check_pipeline` in
+    /// `ap_process_request_after_handler`) has found nothing, since the
+    /// client had no answer yet. A keep-alive connection then goes back to
+    /// the event MPM's listener (epoll, a queue, a worker woken) for every
+    /// small request. Flushed here, the whole response is on its way while
+    /// the handler and httpd finish the request, and a client's next
+    /// request is usually there when httpd looks, so the same worker reads
+    /// it (the original module flushes at this point too, `ap_rflush`).
+    ///
+    /// For the client the response is complete only with its end: a
+    /// response whose head has not gone out yet has its whole body queued
+    /// here, so it gets the Content-Length httpd's own filter would give it
+    /// had the body and EOS come in one pass (which mod_cgi's pipe bucket
+    /// does for a script that has finished), instead of chunks whose last
+    /// one follows only with EOS. EOS itself is not passed here: with it,
+    /// httpd's byte-range filter would apply Range headers to our
+    /// responses, which it never did, and mod_cgi's does not.
+    ///
+    /// The flush never makes the handler wait for the client: it is made
+    /// only when httpd held nothing before this pass (so the client took
+    /// everything so far) and this pass is small; larger ones httpd writes
+    /// at once without waiting, and what it cannot write goes out as
+    /// before, after the handler.
+    pub(super) fn pass_last(&mut self) -> Result<(), Stop> {
+        if !matches!(self.phase, Phase::Body) || self.backlog.is_some() {
+            return self.pass();
+        }
+        let head_pending = !self.sent;
+        if head_pending {
+            self.client.set_length(self.queued as u64);
+        }
+        let flush = self.queued < CORE_MIN_WRITE && (self.queued > 0 || head_pending) && !self.client.holding();
+        self.pass_with(flush)
     }
 
     /// Flushes what was passed since the last flush: called when the
