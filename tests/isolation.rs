@@ -125,7 +125,7 @@ fn stray_records_on_a_kept_connection_never_answer_another_request() {
     util::write_file(&t.htdocs().join("late.fcgi"), "");
     let apache = Apache::builder(&t)
         .config(&format!(
-            "FastCgiExternalServer {} -socket {} -keep-conn -idle-timeout 5\n",
+            "FastCgiExternalServer {} -socket {} -keep-conn always -idle-timeout 5\n",
             t.htdocs().join("late.fcgi").display(),
             fault.path().display()
         ))

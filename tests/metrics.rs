@@ -776,7 +776,7 @@ fn pooled_connections_are_counted() {
     let h = t.htdocs().display().to_string();
     let apache = Apache::builder(&t)
         .config(&format!(
-            "FastCgiExternalServer {h}/kc -socket {} -keep-conn\n<Location {STATUS}>\n  SetHandler fastcgi-status\n</Location>",
+            "FastCgiExternalServer {h}/kc -socket {} -keep-conn always\n<Location {STATUS}>\n  SetHandler fastcgi-status\n</Location>",
             fault.path().display()
         ))
         .start();

@@ -57,7 +57,7 @@ fn two_hosts_through_apache_link_down_and_up() {
     let _e2 = hosts[1].start_echo(&t, &bin, "host-two", PORT, &[]);
     assert_ne!(hosts[0].addr(), hosts[1].addr());
     let mut conf = external(&t, "app1", &hosts[0].host_port(PORT), "");
-    conf += &external(&t, "app2", &hosts[1].host_port(PORT), "-keep-conn");
+    conf += &external(&t, "app2", &hosts[1].host_port(PORT), "-keep-conn always");
     let apache = Apache::builder(&t).config(&conf).start();
 
     let r = get(&apache, "/app1/whoami");
@@ -71,7 +71,7 @@ fn two_hosts_through_apache_link_down_and_up() {
     assert_eq!((r.status, r.text()), (200, "slept=300\n".to_string()));
     assert!(t0.elapsed() >= Duration::from_millis(300), "/sleep answered after {:?}", t0.elapsed());
 
-    // Without -keep-conn: one connection per request. With it: reused.
+    // By default (libfcgi reports no capacity): one connection per request. With -keep-conn always: reused.
     for _ in 0..10 {
         assert_eq!(get(&apache, "/app1/whoami").status, 200);
         assert_eq!(get(&apache, "/app2/whoami").status, 200);

@@ -199,7 +199,7 @@ fn site(t: &TestDir, sockets: &[PathBuf], cores: &Path) -> String {
         "CoreDumpDirectory {cores}\n\
          GracefulShutdownTimeout 5\n\
          FastCgiServer {htdocs}/static.fcgi -processes 2 -init-start-delay 0 -idle-timeout 2\n\
-         FastCgiExternalServer {htdocs}/ext.fcgi -socket {a} -socket {b} -keep-conn -idle-timeout 5\n\
+         FastCgiExternalServer {htdocs}/ext.fcgi -socket {a} -socket {b} -keep-conn always -idle-timeout 5\n\
          FastCgiConfig -idle-timeout 2 -restart-delay 0 -killInterval 5\n\
          <Directory \"{htdocs}\">\n    Options +FollowSymLinks +ExecCGI\n    AddHandler fastcgi-script .fcgi\n</Directory>\n\
          <Location /fcgi-status>\n    SetHandler fastcgi-status\n</Location>\n",

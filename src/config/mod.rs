@@ -354,8 +354,10 @@ impl Builder {
             }
         };
         let endpoints = endpoints.map_err(|e| format!("{directive} {path}: {e}"))?;
-        // Reuse is on by default towards TCP hosts, with the capacity rules.
-        if !parsed.hosts.is_empty() && parsed.app.keep_conn_given.is_none() {
+        // Reuse is on by default, with the capacity rules: towards TCP hosts
+        // and Unix sockets alike (an application that does not report a
+        // capacity of 2 or more keeps its connection per request).
+        if parsed.app.keep_conn_given.is_none() {
             parsed.app.keep_conn = true;
             parsed.app.keep_conn_safe = true;
         }

@@ -19,12 +19,13 @@ pub struct AppOptions {
     pub nph: bool,
     /// `-keep-conn` (new): keep connections open between requests
     /// (FCGI_KEEP_CONN), pooled per Apache child. On by default for
-    /// FastCgiExternalServer `-host` (then `keep_conn_safe`).
+    /// FastCgiExternalServer (then `keep_conn_safe`).
     pub keep_conn: bool,
-    /// Reuse is on by default (not forced by `-keep-conn on`): idle
-    /// connections are kept only to endpoints that said, through
-    /// FCGI_MAX_CONNS, that they serve more than one connection at a time,
-    /// and never so many that a new connection would wait behind them.
+    /// Reuse within the application's capacity (the default, and
+    /// `-keep-conn on`; not `-keep-conn always`): idle connections are kept
+    /// only to endpoints that said, through FCGI_MAX_CONNS, that they serve
+    /// more than one connection at a time, and never so many that a new
+    /// connection would wait behind them.
     pub keep_conn_safe: bool,
     /// `-keep-conn` as written: None when not given.
     pub keep_conn_given: Option<bool>,
@@ -278,16 +279,20 @@ pub(super) fn parse_options(
             (_, "-flush") => p.app.flush = true,
             (Static | External, "-nph") => p.app.nph = true,
             (Static | External, "-keep-conn") => {
-                // An optional on/off follows; a bare -keep-conn is on.
-                let on = match words.clone().next().map(|w| w.to_ascii_lowercase()) {
-                    Some(w) if w == "on" || w == "off" => {
+                // An optional on/off/always follows; a bare -keep-conn is on.
+                let mode = match words.clone().next().map(|w| w.to_ascii_lowercase()) {
+                    Some(w) if w == "on" || w == "off" || w == "always" => {
                         words.next();
-                        w == "on"
+                        w
                     }
-                    _ => true,
+                    _ => "on".to_string(),
                 };
+                let on = mode != "off";
                 p.app.keep_conn_given = Some(on);
                 p.app.keep_conn = on;
+                // `always`: reuse without the capacity checks, asked for by
+                // name (the pitfall of mod_proxy_fcgi's enablereuse).
+                p.app.keep_conn_safe = mode == "on";
             }
             (External, "-balance") => {
                 let v = value()?;

@@ -219,7 +219,8 @@ fn external_server_failover_list() {
     // localhost may give ::1 and 127.0.0.1: one endpoint each.
     assert!(c.servers[0].fallbacks.len() >= 2);
     assert!(c.servers[0].options.keep_conn && c.servers[0].options.keep_conn_safe);
-    assert!(!c.servers[1].options.keep_conn);
+    // Unix sockets too: reuse within the capacity by default.
+    assert!(c.servers[1].options.keep_conn && c.servers[1].options.keep_conn_safe);
     assert_eq!(c.servers[1].fallbacks, [Endpoint::Unix("/run/two.sock".into())]);
     assert_eq!(
         builder().external_server("E", "/c -host h:1 -socket s").unwrap_err(),
@@ -316,4 +317,19 @@ fn request_buffering_merges_and_authorizers_do_not() {
     assert!(!inner.buffers_requests());
     assert!(DirConfig::default().buffers_requests());
     assert!(Builder::request_buffering(&mut auth_only, "FastCgiRequestBuffering", "maybe").is_err());
+}
+
+#[test]
+fn keep_conn_modes() {
+    let mut b = builder();
+    b.external_server("E", "/a -socket a.sock -keep-conn").unwrap();
+    b.external_server("E", "/b -socket b.sock -keep-conn on").unwrap();
+    b.external_server("E", "/c -socket c.sock -keep-conn always").unwrap();
+    b.external_server("E", "/d -socket d.sock -keep-conn off").unwrap();
+    b.external_server("E", "/e -host 127.0.0.1:9 -keep-conn ALWAYS -idle-timeout 5").unwrap();
+    let c = b.build();
+    let modes: Vec<(bool, bool)> = c.servers.iter().map(|s| (s.options.keep_conn, s.options.keep_conn_safe)).collect();
+    // Bare and `on`: the capacity rule; `always`: unchecked reuse, asked by name.
+    assert_eq!(modes, [(true, true), (true, true), (true, false), (false, false), (true, false)]);
+    assert_eq!(c.servers[4].options.idle_timeout, 5);
 }

@@ -85,8 +85,8 @@ fn respond(
         overrides.push(("CONTENT_LENGTH".to_string(), spool.len().to_string().into_bytes()));
     }
     let request_id = next_request_id();
-    let mut head = params_head(client, server, None, overrides, request_id);
-    let keep = server.options.keep_conn && dynamic.is_none();
+    let keep = dynamic.is_none() && upstream::may_keep(server, metrics);
+    let mut head = params_head(client, server, None, overrides, request_id, keep);
     // As in the original and mod_cgi: per request, by the script's name.
     let nph = server.options.nph
         || client
@@ -131,6 +131,7 @@ fn respond(
         }
         let setup = Setup {
             request_id,
+            keep,
             reused: pooled,
             retry_elsewhere,
             metrics: Some(metrics),
@@ -265,21 +266,22 @@ pub(super) fn run_authorizer(
     overrides: Vec<(String, Vec<u8>)>,
 ) -> Result<Vec<u8>, u16> {
     let request_id = next_request_id();
-    let head = params_head(client, server, Some(role), overrides, request_id);
+    let head = params_head(client, server, Some(role), overrides, request_id, false);
     let (conn, endpoint) = open(client, server, dynamic, &Tracker::off(), &[])?;
     Exchange::new(client, server, conn, endpoint, Body::None, head, Setup::authorizer(request_id, dynamic)).collect()
 }
 
 /// BEGIN_REQUEST and the PARAMS stream: the responder's CGI variables, or
 /// with `auth_role` the authorizer's, plus `-pass-header` values and
-/// `overrides`, as records of `request_id`. FCGI_KEEP_CONN for responders
-/// of `-keep-conn` servers.
+/// `overrides`, as records of `request_id`. FCGI_KEEP_CONN with `keep`
+/// (responders whose connection may be pooled, `upstream::may_keep`).
 fn params_head(
     client: &mut dyn Client,
     server: &Server,
     auth_role: Option<&str>,
     mut overrides: Vec<(String, Vec<u8>)>,
     request_id: u16,
+    keep: bool,
 ) -> Vec<u8> {
     for name in &server.options.pass_headers {
         if let Some(value) = client.request_header(name) {
@@ -290,7 +292,7 @@ fn params_head(
     let mut out = Spare::Records.take();
     out.reserve(4096);
     let role = if auth_role.is_some() { Role::Authorizer } else { Role::Responder };
-    enc.begin_request(&mut out, role, server.options.keep_conn && auth_role.is_none());
+    enc.begin_request(&mut out, role, keep && auth_role.is_none());
     let mut params = enc.params(&mut out);
     client.cgi_vars(auth_role, &overrides, &mut params);
     params.finish();

@@ -211,6 +211,23 @@ impl Board {
         self.ep_word(ep, endpoint::CAPACITY).store(n, Relaxed);
     }
 
+    /// When a request last waited behind idle connections to endpoint
+    /// slot `ep` ([`endpoint::STARVED_AT`]; 0: never).
+    pub fn starved_at(&self, ep: usize) -> u64 {
+        self.ep_word(ep, endpoint::STARVED_AT).load(Relaxed)
+    }
+
+    pub fn set_starved_at(&self, ep: usize, now: u64) {
+        self.ep_word(ep, endpoint::STARVED_AT).store(now.max(1), Relaxed);
+    }
+
+    /// `n` pooled connections to endpoint slot `ep` were closed.
+    pub fn pool_closed(&self, ep: usize, n: usize) {
+        if n > 0 {
+            self.ep_word(ep, endpoint::POOL_IDLE).fetch_sub(n as u64, Relaxed);
+        }
+    }
+
     /// Idle pooled connections to `ep` in all children, and requests in flight there.
     pub fn idle_and_busy(&self, ep: usize) -> (u64, u64) {
         let idle = (self.ep_word(ep, endpoint::POOL_IDLE).load(Relaxed) as i64).max(0) as u64;

@@ -3,8 +3,8 @@
 //! layout is the same in every process that maps the segment and nothing
 //! but atomics ever touches it.
 
-/// "FCGISB06": the segment holds a scoreboard of this layout.
-pub const MAGIC: u64 = 0x4643_4749_5342_3036;
+/// "FCGISB07": the segment holds a scoreboard of this layout.
+pub const MAGIC: u64 = 0x4643_4749_5342_3037;
 
 /// The header's words.
 pub mod header {
@@ -169,7 +169,12 @@ pub mod endpoint {
     /// Why it is down: `DOWN_UNREACHABLE` (connect failed) or `DOWN_SILENT`
     /// (connected, no answer).
     pub const REASON: usize = AFTER_NAME + 19;
-    pub const WORDS: usize = AFTER_NAME + 20;
+    /// Unix time (ms) a request last waited on a fresh connection while
+    /// connections to the endpoint were kept idle (0: never): connections
+    /// pooled before it are closed by any child that comes across them,
+    /// and none is pooled for a while after it.
+    pub const STARVED_AT: usize = AFTER_NAME + 20;
+    pub const WORDS: usize = AFTER_NAME + 21;
     pub const DOWN_UNREACHABLE: u64 = 1;
     pub const DOWN_SILENT: u64 = 2;
     /// [`CAPACITY`]: the endpoint did not answer FCGI_GET_VALUES.

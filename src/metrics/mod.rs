@@ -274,7 +274,7 @@ impl Plan {
     /// Equal for plans with the same layout and applications: a segment
     /// made for one can be kept for the other.
     pub fn fingerprint(&self) -> u64 {
-        let mut text = format!("v5 {} {} {}\n", self.dynamic_slots, self.process_slots, self.lease_slots);
+        let mut text = format!("v6 {} {} {}\n", self.dynamic_slots, self.process_slots, self.lease_slots);
         for a in &self.defined {
             text.push_str(&format!("{} {:?} {:?} {}\n", a.path, a.kind, a.endpoints, a.slot_count()));
         }

@@ -19,4 +19,4 @@ pub use admission::{admit, Refused};
 pub use balance::{balanced, candidates, Candidate};
 pub use connect::{connect, endpoint_answered, endpoint_silent, open, Connected};
 pub use dynamic::{target, OnDemand};
-pub use pool::{checkout, may_pool};
+pub use pool::{checkout, may_keep, may_pool, starve_wait, starving};

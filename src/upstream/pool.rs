@@ -1,7 +1,9 @@
 //! Idle connections kept for reuse (`-keep-conn`), per Apache child process
 //! and shared by its worker threads. Bounded in count and age: an idle
 //! connection pins an application process that serves one connection at a
-//! time, so few are kept, briefly.
+//! time, so few are kept, briefly; within the application's capacity unless
+//! `-keep-conn always`; and a request that waits on a fresh connection
+//! while others sit idle has them closed, in every child ([`starving`]).
 
 use std::borrow::Cow;
 use std::sync::{Mutex, PoisonError};
@@ -9,37 +11,94 @@ use std::time::{Duration, Instant};
 
 use super::balance;
 use crate::config::Server;
-use crate::metrics::Tracker;
+use crate::metrics::{now_ms, Tracker};
 use crate::transport::{Conn, Endpoint};
 
 /// Idle connections kept per endpoint.
 const MAX_IDLE: usize = 8;
 /// How long an idle connection is kept.
 const MAX_AGE: Duration = Duration::from_secs(10);
+/// How long after a request waited behind idle connections to an endpoint
+/// no connection to it is pooled (in milliseconds): the pool gives way
+/// while the application is short of free processes.
+const STARVED_PAUSE_MS: u64 = 10_000;
 
-/// Idle connections by endpoint, each with the time it went idle: a list,
+/// Idle connections by endpoint, each with the time it went idle (and the
+/// same as Unix milliseconds, to compare with the scoreboard's
+/// [`Board::starved_at`](crate::metrics::Board::starved_at)): a list,
 /// searched in order (a child talks to a handful of endpoints; a hash of
 /// the endpoint would cost more than comparing a few).
-type Idle = Vec<(Endpoint, Vec<(Conn, Instant)>)>;
+type Idle = Vec<(Endpoint, Vec<(Conn, Instant, u64)>)>;
 
 static IDLE: Mutex<Idle> = Mutex::new(Vec::new());
 
 /// An idle connection to `endpoint` that still looks alive (nothing to read:
-/// a closed peer or stray bytes would show as readable), newest first; and
-/// how many connections left the pool (the one returned and the dead or
-/// expired ones dropped), for the scoreboard's gauge.
-fn checkout_counted(endpoint: &Endpoint) -> (Option<Conn>, usize) {
+/// a closed peer or stray bytes would show as readable), newest first, and
+/// pooled after `starved_at` (Unix ms: a request waited behind idle ones
+/// then); and how many connections left the pool (the one returned and the
+/// dead, expired or starving ones dropped), for the scoreboard's gauge.
+fn checkout_counted(endpoint: &Endpoint, starved_at: u64) -> (Option<Conn>, usize) {
     let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
     let Some((_, list)) = idle.iter_mut().find(|(e, _)| e == endpoint) else { return (None, 0) };
     let mut left = 0;
-    while let Some((conn, since)) = list.pop() {
+    while let Some((conn, since, at)) = list.pop() {
         left += 1;
+        if at <= starved_at {
+            // Pooled before a request waited behind it: the newest of them,
+            // so the older ones go too.
+            left += list.len();
+            list.clear();
+            break;
+        }
         let quiet = conn.wait(false, Duration::ZERO).is_ok_and(|r| !r.readable);
         if quiet && since.elapsed() < MAX_AGE {
             return (Some(conn), left);
         }
     }
     (None, left)
+}
+
+/// Closes this child's idle connections to `endpoint`; how many.
+fn evict(endpoint: &Endpoint) -> usize {
+    let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some((_, list)) = idle.iter_mut().find(|(e, _)| e == endpoint) else { return 0 };
+    let n = list.len();
+    list.clear();
+    n
+}
+
+/// A request on a fresh connection to `endpoint` of `server` has had no
+/// answer for [`starve_wait`]. When every application process is held by a
+/// kept connection (they serve one connection at a time), idle in a pool
+/// or going from request to request of the child that keeps it, the new
+/// connection waits in the application's backlog until its idle timeout.
+/// Under `-keep-conn always` that is assumed (nothing says how many
+/// processes there are); within the capacity, only when connections sit
+/// idle. Closes this child's idle connections to the endpoint at once,
+/// and notes the time on the scoreboard, so that every child closes those
+/// it pooled before as soon as it uses its pool and, for a while, closes
+/// every connection when its request ends: the processes they held take
+/// the waiting connections. Returns how many were closed here, None when
+/// nothing points at kept connections (the application is just slow).
+pub fn starving(server: &Server, metrics: &Tracker, endpoint: &Endpoint) -> Option<usize> {
+    let (board, ep) = metrics.current_endpoint()?;
+    if server.options.keep_conn_safe && board.idle_and_busy(ep).0 == 0 {
+        return None;
+    }
+    board.set_starved_at(ep, now_ms());
+    let closed = evict(endpoint);
+    board.pool_closed(ep, closed);
+    Some(closed)
+}
+
+/// How long a request on a fresh connection waits for its first byte
+/// before [`starving`] is checked: `-appConnTimeout` when set, else a
+/// second (what a connect may take when the application accepts at once).
+pub fn starve_wait(server: &Server) -> Duration {
+    match server.options.app_conn_timeout {
+        0 => Duration::from_secs(1),
+        n => Duration::from_secs(n.into()),
+    }
 }
 
 /// Keeps `conn` for the next request to `endpoint` (dropping the oldest
@@ -56,12 +115,12 @@ pub fn checkin(endpoint: &Endpoint, conn: Conn) -> usize {
     let list = &mut idle[at].1;
     let before = list.len();
     let now = Instant::now();
-    list.retain(|(_, since)| now.duration_since(*since) < MAX_AGE);
+    list.retain(|(_, since, _)| now.duration_since(*since) < MAX_AGE);
     if list.len() >= MAX_IDLE {
         list.remove(0);
     }
     let dropped = before - list.len();
-    list.push((conn, now));
+    list.push((conn, now, now_ms()));
     dropped
 }
 
@@ -89,30 +148,60 @@ pub fn forget_at_exit(mut each: impl FnMut(&Endpoint, usize)) {
 pub fn checkout<'s>(server: &'s Server, metrics: &Tracker) -> Option<(Conn, Cow<'s, Endpoint>)> {
     if balance::balanced(server, Some(metrics)) {
         let first = balance::candidates(server, Some(metrics), false).into_iter().next()?;
-        let (conn, left) = checkout_counted(&first.endpoint);
+        let starved_at = metrics.endpoint_of(first.order).map_or(0, |(b, ep)| b.starved_at(ep));
+        let (conn, left) = checkout_counted(&first.endpoint, starved_at);
         metrics.left_pool(first.order, left);
         let conn = conn?;
         metrics.reused(first.order);
         return Some((conn, first.endpoint));
     }
     // Not balanced: the server's one endpoint.
-    let (conn, left) = checkout_counted(&server.endpoint);
+    let starved_at = metrics.endpoint_of(0).map_or(0, |(b, ep)| b.starved_at(ep));
+    let (conn, left) = checkout_counted(&server.endpoint, starved_at);
     metrics.left_pool(0, left);
     let conn = conn?;
     metrics.reused(0);
     Some((conn, Cow::Borrowed(&server.endpoint)))
 }
 
+/// Whether a request to `server` asks the application to keep its
+/// connection (FCGI_KEEP_CONN) and looks for one in the pool. With the
+/// capacity rule (`keep_conn_safe`) and one endpoint, only once the
+/// endpoint has reported a capacity of 2 or more: an application that
+/// serves one connection at a time (libfcgi) closes its connection after
+/// each request, as without reuse, and the request costs no pool look-up.
+pub fn may_keep(server: &Server, metrics: &Tracker) -> bool {
+    if !server.options.keep_conn {
+        return false;
+    }
+    if !server.options.keep_conn_safe || balance::balanced(server, Some(metrics)) {
+        return true;
+    }
+    metrics.endpoint_of(0).is_some_and(|(board, ep)| {
+        let capacity = board.capacity(ep);
+        capacity >= 2 && capacity != crate::metrics::layout::endpoint::CAPACITY_NONE
+    })
+}
+
 /// Whether a connection that ended its request cleanly may wait in the
-/// pool. With reuse on by default (`keep_conn_safe`) only when the
-/// endpoint serves several connections at once (FCGI_MAX_CONNS, learned
-/// by the manager) and one stays free for a new connection from any
-/// child after this one goes idle: an idle connection pins a worker.
+/// pool: not for a while after a request waited behind idle connections to
+/// its endpoint ([`starving`]); with reuse within the capacity
+/// (`keep_conn_safe`) only when the endpoint serves several connections at
+/// once (FCGI_MAX_CONNS, learned by the manager) and one stays free for a
+/// new connection from any child after this one goes idle: an idle
+/// connection pins a worker.
 pub fn may_pool(server: &Server, metrics: Option<&Tracker>) -> bool {
+    let current = metrics.and_then(Tracker::current_endpoint);
+    if let Some((board, ep)) = current {
+        let starved = board.starved_at(ep);
+        if starved != 0 && now_ms().saturating_sub(starved) < STARVED_PAUSE_MS {
+            return false;
+        }
+    }
     if !server.options.keep_conn_safe {
         return true;
     }
-    let Some((board, ep)) = metrics.and_then(Tracker::current_endpoint) else { return false };
+    let Some((board, ep)) = current else { return false };
     let capacity = board.capacity(ep);
     if capacity < 2 || capacity == crate::metrics::layout::endpoint::CAPACITY_NONE {
         return false;
@@ -135,7 +224,7 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).unwrap();
         let ep = Endpoint::Unix(path.clone());
-        assert!(checkout_counted(&ep).0.is_none());
+        assert!(checkout_counted(&ep, 0).0.is_none());
         let a = crate::transport::connect(&ep, None).unwrap();
         let (peer_a, _) = listener.accept().unwrap();
         let b = crate::transport::connect(&ep, None).unwrap();
@@ -143,10 +232,17 @@ mod tests {
         checkin(&ep, a);
         checkin(&ep, b);
         // b is newest and alive.
-        assert!(checkout_counted(&ep).0.is_some());
+        assert!(checkout_counted(&ep, 0).0.is_some());
         // a's peer closed: it is readable (EOF) and dropped.
         drop(peer_a);
-        assert!(checkout_counted(&ep).0.is_none());
+        assert!(checkout_counted(&ep, 0).0.is_none());
+        // Pooled before a request starved: closed, whatever their state.
+        let c = crate::transport::connect(&ep, None).unwrap();
+        let (_peer_c, _) = listener.accept().unwrap();
+        checkin(&ep, c);
+        let (found, left) = checkout_counted(&ep, now_ms() + 1);
+        assert!(found.is_none());
+        assert_eq!(left, 1);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

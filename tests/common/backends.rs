@@ -192,6 +192,11 @@ pub fn php_fpm_binary() -> PathBuf {
 
 impl PhpFpm {
     pub fn start(dir: &TestDir) -> PhpFpm {
+        PhpFpm::start_with(dir, 2)
+    }
+
+    /// php-fpm with a static pool of `children` workers.
+    pub fn start_with(dir: &TestDir, children: u32) -> PhpFpm {
         let socket = dir.sock("php-fpm.sock");
         let log = dir.join("logs/php-fpm.log");
         let conf = dir.join("conf/php-fpm.conf");
@@ -201,7 +206,7 @@ impl PhpFpm {
             format!(
                 "[global]\nerror_log = {log}\ndaemonize = no\npid = {pid}\n\n\
                  [test]\nlisten = {sock}\nlisten.mode = 0666\n{user}\
-                 pm = static\npm.max_children = 2\ncatch_workers_output = yes\n",
+                 pm = static\npm.max_children = {children}\ncatch_workers_output = yes\n",
                 log = log.display(),
                 pid = dir.join("run/php-fpm.pid").display(),
                 sock = socket.display(),

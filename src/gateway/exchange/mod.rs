@@ -81,6 +81,9 @@ enum Stop {
 pub(super) struct Setup<'c> {
     /// The id of this request's records ([`next_request_id`]).
     pub request_id: u16,
+    /// The request asked to keep the connection (FCGI_KEEP_CONN): it may
+    /// go back to the pool when the request ends cleanly.
+    pub keep: bool,
     /// The connection came from the pool.
     pub reused: bool,
     /// A fresh connection whose request may go to another endpoint if this
@@ -102,6 +105,7 @@ impl<'c> Setup<'c> {
     pub(super) fn authorizer(request_id: u16, dynamic: Option<&'c OnDemand>) -> Self {
         Setup {
             request_id,
+            keep: false,
             reused: false,
             retry_elsewhere: false,
             metrics: None,
@@ -124,6 +128,12 @@ pub(super) struct Exchange<'c> {
     answered: bool,
     /// The connection came from the pool.
     reused: bool,
+    /// The request asked to keep the connection ([`Setup::keep`]).
+    keep: bool,
+    /// Whether this request, waiting on a fresh connection, has checked
+    /// for idle connections that could be keeping it waiting
+    /// (`upstream::starving`).
+    starve_checked: bool,
     /// A fresh connection whose request may go to another endpoint if
     /// this one closes it before any answer.
     retry_elsewhere: bool,
@@ -195,7 +205,7 @@ impl<'c> Exchange<'c> {
         out: Vec<u8>,
         setup: Setup<'c>,
     ) -> Self {
-        let Setup { request_id, reused, retry_elsewhere, metrics, hold_memory, hold_max, dynamic, phase } = setup;
+        let Setup { request_id, keep, reused, retry_elsewhere, metrics, hold_memory, hold_max, dynamic, phase } = setup;
         Exchange {
             request_id,
             client,
@@ -203,6 +213,8 @@ impl<'c> Exchange<'c> {
             dynamic,
             answered: false,
             reused,
+            keep,
+            starve_checked: false,
             retry_elsewhere,
             endpoint,
             metrics,
@@ -394,10 +406,17 @@ impl<'c> Exchange<'c> {
                 };
                 // A dynamic application that keeps a request waiting gets help:
                 // every -startDelay the manager is asked for another instance.
-                let slice = match self.dynamic {
+                let mut slice = match self.dynamic {
                     Some(d) if !self.answered => left.min(d.start_delay),
                     _ => left,
                 };
+                // A fresh connection to a server that keeps connections may
+                // be waiting behind idle ones: checked once, after a
+                // connect timeout without an answer.
+                let starve_at = self.starve_deadline(last_io);
+                if let Some(at) = starve_at {
+                    slice = slice.min(at.saturating_duration_since(now));
+                }
                 // Output waiting for a slow client goes on as it takes it.
                 let watch = self.backlog.as_ref().is_some_and(|b| b.unread() > 0 || self.client.holding());
                 let other = if watch { self.client.socket() } else { None };
@@ -410,6 +429,10 @@ impl<'c> Exchange<'c> {
                 }
                 if !ready.readable && !ready.writable {
                     if ready.other_writable {
+                        continue;
+                    }
+                    if starve_at.is_some_and(|at| Instant::now() >= at) {
+                        self.check_starving();
                         continue;
                     }
                     if let Some(d) = self.dynamic.filter(|_| last_io.is_some_and(|t| t.elapsed() < idle)) {
@@ -511,7 +534,7 @@ impl<'c> Exchange<'c> {
                 Some(ResponseEvent::Stdout(data)) => self.on_stdout(data)?,
                 Some(ResponseEvent::Stderr(data)) => self.on_stderr(data),
                 Some(ResponseEvent::EndRequest { protocol_status, .. }) => {
-                    self.reusable = self.server.options.keep_conn
+                    self.reusable = self.keep
                         && input.is_empty()
                         && !decoder.in_record()
                         && self.stdin_done
@@ -600,6 +623,35 @@ impl<'c> Exchange<'c> {
         );
         self.note(Cause::ProtocolError);
         Stop::Failed(self.no_answer_status(502))
+    }
+
+    /// When this request checks whether idle kept connections are keeping
+    /// it waiting ([`Self::check_starving`]): a fresh connection that may be
+    /// kept (others are, then), no answer yet, [`upstream::starve_wait`]
+    /// after the wait began (`since`, the idle clock's start).
+    fn starve_deadline(&self, since: Option<Instant>) -> Option<Instant> {
+        if !self.keep || self.reused || self.answered || self.starve_checked {
+            return None;
+        }
+        Some(since? + upstream::starve_wait(self.server))
+    }
+
+    /// A request that got no answer on a fresh connection for a connect
+    /// timeout: when connections to its endpoint sit idle in the pools,
+    /// they may hold every application process, so they are closed (here
+    /// at once, in the other children as they use their pools) and the
+    /// request goes on waiting for the process one of them frees.
+    fn check_starving(&mut self) {
+        self.starve_checked = true;
+        let Some(m) = self.metrics else { return };
+        if let Some(closed) = upstream::starving(self.server, m, &self.endpoint) {
+            let msg = format!(
+                "FastCGI: server \"{}\": a request waited {} s on a new connection while connections to the application are kept; closing the idle ones ({closed} in this process) and keeping none for a while",
+                self.server.path,
+                upstream::starve_wait(self.server).as_secs()
+            );
+            self.log(Level::Info, 0, &msg);
+        }
     }
 
     /// A pooled connection that closed before any answer, when nothing of
