@@ -37,34 +37,43 @@ static IDLE: Mutex<Idle> = Mutex::new(Vec::new());
 /// pooled after `starved_at` (Unix ms: a request waited behind idle ones
 /// then); and how many connections left the pool (the one returned and the
 /// dead, expired or starving ones dropped), for the scoreboard's gauge.
+///
+/// The lock is held only to take a connection out: the liveness check (a
+/// poll) and closing dead ones happen outside it, so that the worker
+/// threads of a child do not queue on it (each wait on a held lock costs a
+/// futex sleep and wake-up).
 fn checkout_counted(endpoint: &Endpoint, starved_at: u64) -> (Option<Conn>, usize) {
-    let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
-    let Some((_, list)) = idle.iter_mut().find(|(e, _)| e == endpoint) else { return (None, 0) };
     let mut left = 0;
-    while let Some((conn, since, at)) = list.pop() {
+    loop {
+        let (conn, since) = {
+            let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some((_, list)) = idle.iter_mut().find(|(e, _)| e == endpoint) else { return (None, left) };
+            match list.pop() {
+                None => return (None, left),
+                // Pooled before a request waited behind it: the newest of
+                // them, so the older ones go too (closed once unlocked).
+                Some((_, _, at)) if at <= starved_at => {
+                    let stale = std::mem::take(list);
+                    drop(idle);
+                    return (None, left + 1 + stale.len());
+                }
+                Some((conn, since, _)) => (conn, since),
+            }
+        };
         left += 1;
-        if at <= starved_at {
-            // Pooled before a request waited behind it: the newest of them,
-            // so the older ones go too.
-            left += list.len();
-            list.clear();
-            break;
-        }
-        let quiet = conn.wait(false, Duration::ZERO).is_ok_and(|r| !r.readable);
-        if quiet && since.elapsed() < MAX_AGE {
+        if since.elapsed() < MAX_AGE && conn.wait(false, Duration::ZERO).is_ok_and(|r| !r.readable) {
             return (Some(conn), left);
         }
     }
-    (None, left)
 }
 
 /// Closes this child's idle connections to `endpoint`; how many.
 fn evict(endpoint: &Endpoint) -> usize {
     let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
     let Some((_, list)) = idle.iter_mut().find(|(e, _)| e == endpoint) else { return 0 };
-    let n = list.len();
-    list.clear();
-    n
+    let gone = std::mem::take(list);
+    drop(idle);
+    gone.len()
 }
 
 /// A request on a fresh connection to `endpoint` of `server` has had no
@@ -113,15 +122,14 @@ pub fn checkin(endpoint: &Endpoint, conn: Conn) -> usize {
         }
     };
     let list = &mut idle[at].1;
-    let before = list.len();
     let now = Instant::now();
-    list.retain(|(_, since, _)| now.duration_since(*since) < MAX_AGE);
-    if list.len() >= MAX_IDLE {
-        list.remove(0);
-    }
-    let dropped = before - list.len();
+    // The expired and the oldest beyond the bound, closed once unlocked.
+    let expired = list.iter().take_while(|(_, since, _)| now.duration_since(*since) >= MAX_AGE).count();
+    let excess = (list.len() - expired + 1).saturating_sub(MAX_IDLE);
+    let gone: Vec<_> = list.drain(..expired + excess).collect();
     list.push((conn, now, now_ms()));
-    dropped
+    drop(idle);
+    gone.len()
 }
 
 /// The child is exiting: tells `each` how many idle connections each
