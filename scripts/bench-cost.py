@@ -6,9 +6,10 @@ timers) in front of the same libfcgi backend (scripts/bench/app.c), once per
 gateway configuration:
 
   ours              FastCgiExternalServer, Unix socket
-  ours-keep         the same with -keep-conn
+  ours-keep         the same with -keep-conn always (libfcgi reports no
+                    capacity, so the default keeps no connection)
   static            FastCgiServer (our process manager starts the app)
-  static-keep       the same with -keep-conn
+  static-keep       the same with -keep-conn always
   proxy             mod_proxy_fcgi, Unix socket, ProxyPass (a URL prefix:
                     httpd walks no directory for it)
   proxy-reuse       the same with enablereuse=on
@@ -19,6 +20,16 @@ gateway configuration:
                     costs (only when named in --configs)
   ours-limit        ours with -max-in-flight 64: what admission costs
                     (only when named in --configs)
+  fpm               PHP through php-fpm (Debian's php.ini, a pool as
+                    Debian's www.conf sets it: pm dynamic, 5 children),
+                    ours as the PHP-FPM recipe maps it (AddType, Action,
+                    FastCgiExternalServer -socket; default reuse)
+  fpm-proxy         the same php-fpm through mod_proxy_fcgi as Debian's
+                    php-fpm package maps it (SetHandler proxy:unix in
+                    <FilesMatch \.php$>)
+  fpm-proxy-reuse   the same with a <Proxy> worker, enablereuse=on max=2
+  (php-fpm: the scripts are small.php, big.php and echo.php; no PATH_INFO
+  workload, the recipe's URL already has one)
 
 Each configuration runs twice: under `valgrind --tool=callgrind` for
 instructions (Ir) and under `strace -f` for system calls. The client is this
@@ -141,7 +152,8 @@ def configs(d, fcgid):
     c = {}
     for static in (False, True):
         for keep in (False, True):
-            opt = " -keep-conn" if keep else ""
+            # libfcgi reports no capacity: only `always` keeps connections.
+            opt = " -keep-conn always" if keep else ""
             name = ("static" if static else "ours") + ("-keep" if keep else "")
             if static:
                 c[name] = dict(
@@ -178,6 +190,29 @@ def configs(d, fcgid):
         label="mod_proxy_fcgi, SetHandler proxy:unix in <Files>", side="theirs", external="theirs.sock",
         urls={k: v.replace("/ours", "/theirs") for k, v in ours_urls.items()},
         conf=proxy_mod + f"<Files \"theirs\">\n    SetHandler \"proxy:unix:{sock}/theirs.sock|fcgi://localhost\"\n</Files>\n")
+    # PHP through php-fpm, configured as Debian configures both sides.
+    if fpm_binary():
+        fpm_urls = {"small": "/small.php", "big": "/big.php", "echo": "/echo.php"}
+        no_pi = {"get13pi": "the PHP-FPM recipe's URL has PATH_INFO already (GET 13 B is the same request)"}
+        c["fpm"] = dict(
+            label="mod_fastcgi_rs, php-fpm, the PHP-FPM recipe", side="ours", external="fpm.sock", fpm=True,
+            urls=fpm_urls, skip=no_pi,
+            conf=ours_mod + f"LoadModule mime_module {MODS}/mod_mime.so\nTypesConfig /etc/mime.types\n"
+                            f"LoadModule actions_module {MODS}/mod_actions.so\n"
+                            f"LoadModule alias_module {MODS}/mod_alias.so\n"
+                            "AddType application/x-httpd-fastphp .php\n"
+                            "Action application/x-httpd-fastphp /php-fcgi virtual\n"
+                            f"Alias /php-fcgi \"{d}/cgi-bin/php-fcgi\"\n"
+                            f"FastCgiExternalServer \"{d}/cgi-bin/php-fcgi\" -socket \"{sock}/fpm.sock\"\n"
+                            f"<Directory \"{d}/cgi-bin\">\n    Require all granted\n</Directory>\n")
+        for reuse in (False, True):
+            worker = (f"<Proxy \"unix:{sock}/fpm.sock|fcgi://localhost\" enablereuse=on max=2>\n</Proxy>\n"
+                      if reuse else "")
+            c["fpm-proxy" + ("-reuse" if reuse else "")] = dict(
+                label="mod_proxy_fcgi, php-fpm, as Debian maps it" + (", enablereuse=on max=2" if reuse else ""),
+                side="theirs", external="fpm.sock", fpm=True, urls=fpm_urls, skip=no_pi,
+                conf=proxy_mod + worker + "<FilesMatch \".+\\.ph(?:ar|p|tml)$\">\n"
+                     f"    SetHandler \"proxy:unix:{sock}/fpm.sock|fcgi://localhost\"\n</FilesMatch>\n")
     if fcgid:
         c["fcgid"] = dict(
             label="mod_fcgid", side="theirs", external=None,
@@ -414,13 +449,33 @@ def drive(port, pacer, cfg, workloads, tool, on_warm=None):
 
 # ---------------------------------------------------------------- apache
 
+def fpm_binary():
+    """Debian's php-fpm (/usr/sbin/php-fpm8.2 and the like), if installed."""
+    found = sorted(glob.glob("/usr/sbin/php-fpm*"))
+    return found[-1] if found else None
+
+
+def fpm_command(d, name, path):
+    """php-fpm in the foreground with a pool as Debian's www.conf sets it
+    (and Debian's php.ini, which php-fpm reads from its own directory)."""
+    conf = f"{d}/{name}-fpm.conf"
+    user = "user = www-data\ngroup = www-data\n" if os.getuid() == 0 else ""
+    with open(conf, "w") as f:
+        f.write(f"[global]\npid = {d}/{name}-fpm.pid\nerror_log = {d}/{name}-fpm.log\ndaemonize = no\n\n"
+                f"[www]\n{user}listen = {path}\nlisten.mode = 0666\n"
+                "pm = dynamic\npm.max_children = 5\npm.start_servers = 2\n"
+                "pm.min_spare_servers = 1\npm.max_spare_servers = 3\n")
+    return [fpm_binary(), "-F", "-y", conf]
+
+
 def start_backend(d, name, cfg):
     if not cfg["external"]:
         return None
     path = f"{d}/sock/{cfg['external']}"
     if os.path.exists(path):
         os.unlink(path)
-    p = subprocess.Popen([f"{d}/app", path, "2"], start_new_session=True, preexec_fn=app_sched,
+    cmd = fpm_command(d, name, path) if cfg.get("fpm") else [f"{d}/app", path, "2"]
+    p = subprocess.Popen(cmd, start_new_session=True, preexec_fn=app_sched,
                          stdout=subprocess.DEVNULL, stderr=open(f"{d}/{name}-app.log", "a"))
     for _ in range(200):
         if os.path.exists(path):
@@ -1046,6 +1101,14 @@ def main():
             subprocess.run(["cc", "-O2", "-o", f"{d}/app", f"{TOP}/scripts/bench/app.c", "-lfcgi"], check=True)
             for n in ("static.fcgi", "app.fcgi"):
                 shutil.copy(f"{d}/app", f"{d}/htdocs/{n}")
+            # The PHP scripts (php-fpm configurations): the same bodies as app.c.
+            os.makedirs(f"{d}/cgi-bin")
+            for n, text in (("small.php", '<?php echo "Hello, world\\n";\n'),
+                            ("big.php", "<?php echo str_repeat('x', 1048576);\n"),
+                            ("echo.php", "<?php header('Content-Type: application/octet-stream');\n"
+                                         "readfile('php://input');\n")):
+                with open(f"{d}/htdocs/{n}", "w") as f:
+                    f.write(text)
             with open(f"{d}/htdocs/probe.txt", "w") as f:
                 f.write("probe\n")
             cfgs = configs(d, have_fcgid)

@@ -2,7 +2,13 @@
 # `make bench`: wrk on loopback against one Apache that serves the same libfcgi
 # backend two ways, through mod_fastcgi_rs and through mod_proxy_fcgi with
 # enablereuse=on (throughput ratio) and without it (p99 latency compared), and
-# prints req/s, p99 latency and the ratios.
+# prints req/s, p99 latency and the ratios. Then the same for PHP through
+# php-fpm, both sides configured as Debian configures them: a pool as
+# Debian's www.conf sets it (pm dynamic, 5 children; Debian's php.ini), ours
+# with the PHP-FPM recipe (AddType, Action, FastCgiExternalServer -socket),
+# mod_proxy_fcgi as Debian's php-fpm package maps it (SetHandler proxy:unix
+# in <FilesMatch>), with a worker enablereuse=on max=2 and without one.
+# BENCH_PHP=0 leaves PHP out.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 module="${FASTCGI_RS_MODULE:-$top/target/release/mod_fastcgi_rs.so}"
@@ -18,8 +24,38 @@ nproc="${BENCH_BACKEND_PROCS:-$conns}"
 mods=/usr/lib/apache2/modules
 
 cc -O2 -o "$dir/app" "$top/scripts/bench/app.c" -lfcgi
-mkdir -p "$dir/htdocs" "$dir/logs" "$dir/sock"
-chmod 755 "$dir/htdocs" "$dir/sock"
+mkdir -p "$dir/htdocs" "$dir/logs" "$dir/sock" "$dir/cgi-bin"
+chmod 755 "$dir/htdocs" "$dir/sock" "$dir/cgi-bin"
+fpm=$(ls /usr/sbin/php-fpm* 2>/dev/null | sort | tail -n 1)
+php=""
+[ "${BENCH_PHP:-1}" != 0 ] && [ -n "$fpm" ] && php=1
+# One php-fpm pool per gateway, as Debian's www.conf sets it.
+fpm_start() {
+    cat > "$dir/fpm-$1.conf" <<FPM
+[global]
+pid = $dir/logs/fpm-$1.pid
+error_log = $dir/logs/fpm-$1.log
+daemonize = no
+[www]
+$([ "$(id -u)" -eq 0 ] && printf 'user = www-data\ngroup = www-data')
+listen = $dir/sock/fpm-$1.sock
+listen.mode = 0666
+pm = dynamic
+pm.max_children = 5
+pm.start_servers = 2
+pm.min_spare_servers = 1
+pm.max_spare_servers = 3
+FPM
+    "$fpm" -F -y "$dir/fpm-$1.conf" >/dev/null 2>&1 &
+}
+if [ -n "$php" ]; then
+    for side in ours theirs plain; do
+        mkdir -p "$dir/htdocs/php-$side"
+        printf '<?php echo "Hello, world\\n";\n' > "$dir/htdocs/php-$side/small.php"
+        printf "<?php echo str_repeat('x', 1048576);\n" > "$dir/htdocs/php-$side/big.php"
+        printf "<?php header('Content-Type: application/octet-stream');\nreadfile('php://input');\n" > "$dir/htdocs/php-$side/echo.php"
+    done
+fi
 user=""
 [ "$(id -u)" -eq 0 ] && { user="User www-data
 Group www-data"; chown www-data "$dir/logs"; }
@@ -38,6 +74,9 @@ LoadModule authz_core_module $mods/mod_authz_core.so
 LoadModule alias_module $mods/mod_alias.so
 LoadModule proxy_module $mods/mod_proxy.so
 LoadModule proxy_fcgi_module $mods/mod_proxy_fcgi.so
+LoadModule mime_module $mods/mod_mime.so
+TypesConfig /etc/mime.types
+LoadModule actions_module $mods/mod_actions.so
 LoadModule fastcgi_module $module
 StartServers 1
 ServerLimit 1
@@ -56,6 +95,35 @@ FastCgiExternalServer "$dir/htdocs/ours" -socket "$dir/sock/ours.sock" ${OURS_OP
 ProxyPass /theirs/ "unix:$dir/sock/theirs.sock|fcgi://theirs/" enablereuse=on
 ProxyPass /plain/ "unix:$dir/sock/plain.sock|fcgi://plain/"
 CONF
+if [ -n "$php" ]; then
+    cat >> "$dir/httpd.conf" <<CONF
+# PHP: ours as the PHP-FPM recipe maps it, mod_proxy_fcgi as Debian's package does.
+<Directory "$dir/htdocs/php-ours">
+    AddType application/x-httpd-fastphp .php
+    Action application/x-httpd-fastphp /php-fcgi virtual
+</Directory>
+Alias /php-fcgi "$dir/cgi-bin/php-fcgi"
+FastCgiExternalServer "$dir/cgi-bin/php-fcgi" -socket "$dir/sock/fpm-ours.sock" ${OURS_OPTS:-}
+<Directory "$dir/cgi-bin">
+    Require all granted
+</Directory>
+<Proxy "unix:$dir/sock/fpm-theirs.sock|fcgi://fpmtheirs" enablereuse=on max=2>
+</Proxy>
+<Directory "$dir/htdocs/php-theirs">
+    <FilesMatch ".+\.ph(?:ar|p|tml)\$">
+        SetHandler "proxy:unix:$dir/sock/fpm-theirs.sock|fcgi://fpmtheirs"
+    </FilesMatch>
+</Directory>
+<Directory "$dir/htdocs/php-plain">
+    <FilesMatch ".+\.ph(?:ar|p|tml)\$">
+        SetHandler "proxy:unix:$dir/sock/fpm-plain.sock|fcgi://fpmplain"
+    </FilesMatch>
+</Directory>
+CONF
+    fpm_start ours; fpm_ours=$!
+    fpm_start theirs; fpm_theirs=$!
+    fpm_start plain; fpm_plain=$!
+fi
 
 "$dir/app" "$dir/sock/ours.sock" "$nproc" &
 app_ours=$!
@@ -70,6 +138,9 @@ cleanup() {
     for app in $app_ours $app_theirs $app_plain; do
         pkill -P "$app" 2>/dev/null || true
         kill "$app" 2>/dev/null || true
+    done
+    for p in ${fpm_ours:-} ${fpm_theirs:-} ${fpm_plain:-}; do
+        kill "$p" 2>/dev/null || true
     done
     wait 2>/dev/null || true
     [ -n "${BENCH_KEEP:-}" ] || rm -rf "$dir"
@@ -108,6 +179,30 @@ for case in "GET 13 B:/ours/small:/small:" "GET 13 B query:/ours?small:/?small:"
     set -- $(wrk_run "http://127.0.0.1:$port$ours" "$script"); o_rps=$1; o_p99=$2; shift 2; o_err="$*"
     set -- $(wrk_run "http://127.0.0.1:$port/theirs$theirs" "$script"); t_rps=$1; t_p99=$2; shift 2; t_err="$*"
     set -- $(wrk_run "http://127.0.0.1:$port/plain$theirs" "$script"); p_rps=$1; p_p99=$2; shift 2; p_err="$*"
+    ratio=$(awk -v a="$o_rps" -v b="$t_rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+    p99r=$(awk -v a="$(ms "$o_p99")" -v b="$(ms "$p_p99")" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+    printf '%-14s %11s %9s %11s %9s %11s %9s %7s %9s\n' "$name" "$o_rps" "$o_p99" "$t_rps" "$t_p99" \
+        "$p_rps" "$p_p99" "$ratio" "$p99r"
+    if [ -n "$o_err$t_err$p_err" ]; then echo "   errors: ours: $o_err reuse: $t_err plain: $p_err"; fi
+done
+
+[ -n "$php" ] || exit 0
+# PHP through php-fpm: the same cases, ratio against mod_proxy_fcgi with reuse.
+for p in ours theirs plain; do
+    for i in $(seq 50); do
+        curl -fsS "http://127.0.0.1:$port/php-$p/small.php" 2>/dev/null | grep -q Hello && break
+        sleep 0.2
+    done
+    curl -fsS "http://127.0.0.1:$port/php-$p/small.php" | grep -q Hello || { echo "bench: php-fpm ($p) does not answer"; cat "$dir/logs/error.log"; exit 1; }
+done
+echo
+printf '%-14s %11s %9s %11s %9s %11s %9s %7s %9s\n' "php-fpm case" "ours req/s" "ours p99" "reuse req/s" "reuse p99" \
+    "plain req/s" "plain p99" ratio "p99/plain"
+for case in "GET 13 B:small.php:" "GET 1 MiB:big.php:" "POST 1 MiB:echo.php:$top/scripts/bench/post.lua"; do
+    name=${case%%:*}; rest=${case#*:}; file=${rest%%:*}; script=${rest#*:}
+    set -- $(wrk_run "http://127.0.0.1:$port/php-ours/$file" "$script"); o_rps=$1; o_p99=$2; shift 2; o_err="$*"
+    set -- $(wrk_run "http://127.0.0.1:$port/php-theirs/$file" "$script"); t_rps=$1; t_p99=$2; shift 2; t_err="$*"
+    set -- $(wrk_run "http://127.0.0.1:$port/php-plain/$file" "$script"); p_rps=$1; p_p99=$2; shift 2; p_err="$*"
     ratio=$(awk -v a="$o_rps" -v b="$t_rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
     p99r=$(awk -v a="$(ms "$o_p99")" -v b="$(ms "$p_p99")" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
     printf '%-14s %11s %9s %11s %9s %11s %9s %7s %9s\n' "$name" "$o_rps" "$o_p99" "$t_rps" "$t_p99" \
