@@ -173,17 +173,23 @@ printf '%-14s %11s %9s %11s %9s %11s %9s %7s %9s\n' case "ours req/s" "ours p99"
 # sub-request for PATH_TRANSLATED (as mod_cgi and the original compute it);
 # mod_proxy_fcgi computes none, so the query-string case compares like with like.
 ms() { awk -v t="$1" 'BEGIN { v = t + 0; if (t ~ /us$/) v /= 1000; else if (t ~ /ms$/) v = v; else if (t ~ /s$/) v *= 1000; print v }'; }
-for case in "GET 13 B:/ours/small:/small:" "GET 13 B query:/ours?small:/?small:" \
-            "GET 1 MiB:/ours/big:/big:" "POST 1 MiB:/ours/echo:/echo:$top/scripts/bench/post.lua"; do
-    name=${case%%:*}; rest=${case#*:}; ours=${rest%%:*}; rest=${rest#*:}; theirs=${rest%%:*}; script=${rest#*:}
+# One row of the table: wrk on our, the reusing and the plain mod_proxy_fcgi
+# URL of a case, the ratio ours/reuse and the p99 against plain.
+row() {
+    local name=$1 ours=$2 reuse=$3 plain=$4 script=$5 o_rps o_p99 o_err t_rps t_p99 t_err p_rps p_p99 p_err ratio p99r
     set -- $(wrk_run "http://127.0.0.1:$port$ours" "$script"); o_rps=$1; o_p99=$2; shift 2; o_err="$*"
-    set -- $(wrk_run "http://127.0.0.1:$port/theirs$theirs" "$script"); t_rps=$1; t_p99=$2; shift 2; t_err="$*"
-    set -- $(wrk_run "http://127.0.0.1:$port/plain$theirs" "$script"); p_rps=$1; p_p99=$2; shift 2; p_err="$*"
+    set -- $(wrk_run "http://127.0.0.1:$port$reuse" "$script"); t_rps=$1; t_p99=$2; shift 2; t_err="$*"
+    set -- $(wrk_run "http://127.0.0.1:$port$plain" "$script"); p_rps=$1; p_p99=$2; shift 2; p_err="$*"
     ratio=$(awk -v a="$o_rps" -v b="$t_rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
     p99r=$(awk -v a="$(ms "$o_p99")" -v b="$(ms "$p_p99")" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
     printf '%-14s %11s %9s %11s %9s %11s %9s %7s %9s\n' "$name" "$o_rps" "$o_p99" "$t_rps" "$t_p99" \
         "$p_rps" "$p_p99" "$ratio" "$p99r"
     if [ -n "$o_err$t_err$p_err" ]; then echo "   errors: ours: $o_err reuse: $t_err plain: $p_err"; fi
+}
+for case in "GET 13 B:/ours/small:/small:" "GET 13 B query:/ours?small:/?small:" \
+            "GET 1 MiB:/ours/big:/big:" "POST 1 MiB:/ours/echo:/echo:$top/scripts/bench/post.lua"; do
+    name=${case%%:*}; rest=${case#*:}; ours=${rest%%:*}; rest=${rest#*:}; theirs=${rest%%:*}; script=${rest#*:}
+    row "$name" "$ours" "/theirs$theirs" "/plain$theirs" "$script"
 done
 
 [ -n "$php" ] || exit 0
@@ -200,12 +206,5 @@ printf '%-14s %11s %9s %11s %9s %11s %9s %7s %9s\n' "php-fpm case" "ours req/s" 
     "plain req/s" "plain p99" ratio "p99/plain"
 for case in "GET 13 B:small.php:" "GET 1 MiB:big.php:" "POST 1 MiB:echo.php:$top/scripts/bench/post.lua"; do
     name=${case%%:*}; rest=${case#*:}; file=${rest%%:*}; script=${rest#*:}
-    set -- $(wrk_run "http://127.0.0.1:$port/php-ours/$file" "$script"); o_rps=$1; o_p99=$2; shift 2; o_err="$*"
-    set -- $(wrk_run "http://127.0.0.1:$port/php-theirs/$file" "$script"); t_rps=$1; t_p99=$2; shift 2; t_err="$*"
-    set -- $(wrk_run "http://127.0.0.1:$port/php-plain/$file" "$script"); p_rps=$1; p_p99=$2; shift 2; p_err="$*"
-    ratio=$(awk -v a="$o_rps" -v b="$t_rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-    p99r=$(awk -v a="$(ms "$o_p99")" -v b="$(ms "$p_p99")" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-    printf '%-14s %11s %9s %11s %9s %11s %9s %7s %9s\n' "$name" "$o_rps" "$o_p99" "$t_rps" "$t_p99" \
-        "$p_rps" "$p_p99" "$ratio" "$p99r"
-    if [ -n "$o_err$t_err$p_err" ]; then echo "   errors: ours: $o_err reuse: $t_err plain: $p_err"; fi
+    row "$name" "/php-ours/$file" "/php-theirs/$file" "/php-plain/$file" "$script"
 done

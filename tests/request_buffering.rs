@@ -110,9 +110,9 @@ fn slow_upload_dynamic() {
     slow_upload_does_not_hold_the_application(Mpm::Event, true);
 }
 
-/// Descriptors of Apache's processes that lead into `dir` (an O_TMPFILE
-/// there reads as `dir/#NNN (deleted)`).
-fn files_in(apache: &Apache, dir: &Path) -> Vec<String> {
+/// The files in `dir` that Apache's processes hold open, with their sizes
+/// (an O_TMPFILE there reads as `dir/#NNN (deleted)`).
+fn open_files_in(apache: &Apache, dir: &Path) -> Vec<(String, u64)> {
     let parent = apache.pid().expect("pid") as i32;
     let mut pids = vec![parent];
     pids.extend(procs::children_of(parent).iter().map(|p| p.pid));
@@ -121,15 +121,19 @@ fn files_in(apache: &Apache, dir: &Path) -> Vec<String> {
     for pid in pids {
         let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { continue };
         for fd in fds.flatten() {
-            if let Ok(target) = std::fs::read_link(fd.path()) {
-                let target = target.display().to_string();
-                if target.starts_with(&prefix) {
-                    found.push(format!("{pid}: {target}"));
-                }
+            let Ok(target) = std::fs::read_link(fd.path()).map(|t| t.display().to_string()) else { continue };
+            if target.starts_with(&prefix) {
+                let size = std::fs::metadata(fd.path()).map(|m| m.len()).unwrap_or(0);
+                found.push((format!("{pid}: {target}"), size));
             }
         }
     }
     found
+}
+
+/// The names of [`open_files_in`].
+fn files_in(apache: &Apache, dir: &Path) -> Vec<String> {
+    open_files_in(apache, dir).into_iter().map(|(name, _)| name).collect()
 }
 
 /// A client that stalls in the middle of its body, and one that leaves:
@@ -167,7 +171,7 @@ fn stalled_and_departed_uploads_never_reach_the_application() {
     let _ = a.read_to_end(&mut answer);
     let gone = util::wait_until(Duration::from_secs(5), || files_in(&apache, &tmp).is_empty());
     assert!(gone, "temporary files left: {:?}", files_in(&apache, &tmp));
-    assert_eq!(fault.connections(), 0, "an application saw an incomplete upload");
+    assert_eq!(fault.begun(), 0, "an application saw an incomplete upload");
     assert!(apache.error_log().contains("client stopped connection before send body completed"));
     // A complete upload goes through, whole.
     let body = pattern(300_000);
@@ -201,10 +205,10 @@ fn unwritable_temporary_directory() {
         1,
         "{log}"
     );
-    assert_eq!(fault.connections(), 0);
+    assert_eq!(fault.begun(), 0);
     let r = Request::post("/app/params", Body::Fixed(pattern(1000))).send(apache.port).expect("small");
     assert_eq!(r.status, 200);
-    assert_eq!(fault.connections(), 1);
+    assert_eq!(fault.begun(), 1);
 }
 
 /// `FastCgiRequestBuffering Off` in a `<Location>` streams the body there
@@ -228,8 +232,8 @@ fn buffering_off_per_location_streams() {
     let s = slow_post(apache.port, "/progress/params", body.clone(), 100_000);
     let p = slow_post(apache.port, "/plain/params", body.clone(), 100_000);
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(streamed.connections(), 1, "Off: the application should see the upload as it comes");
-    assert_eq!(buffered.connections(), 0, "On: no application before the body is whole");
+    assert_eq!(streamed.begun(), 1, "Off: the application should see the upload as it comes");
+    assert_eq!(buffered.begun(), 0, "On: no application before the body is whole");
     for (h, f) in [(s, &streamed), (p, &buffered)] {
         let text = h.join().expect("upload");
         assert!(text.starts_with("HTTP/1.1 200"), "{text}");
@@ -250,21 +254,7 @@ fn spool_field(apache: &Apache, key: &str) -> u64 {
 
 /// Bytes of the temporary files in `dir` that Apache's processes hold open.
 fn bytes_in(apache: &Apache, dir: &Path) -> u64 {
-    let parent = apache.pid().expect("pid") as i32;
-    let mut pids = vec![parent];
-    pids.extend(procs::children_of(parent).iter().map(|p| p.pid));
-    let prefix = dir.display().to_string();
-    let mut total = 0;
-    for pid in pids {
-        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { continue };
-        for fd in fds.flatten() {
-            let into_dir = std::fs::read_link(fd.path()).is_ok_and(|t| t.display().to_string().starts_with(&prefix));
-            if into_dir {
-                total += std::fs::metadata(fd.path()).map(|m| m.len()).unwrap_or(0);
-            }
-        }
-    }
-    total
+    open_files_in(apache, dir).iter().map(|(_, size)| size).sum()
 }
 
 /// Slow readers of endless responses and uploads together never keep more

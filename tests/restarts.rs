@@ -182,15 +182,28 @@ fn backtrace(core: &Path, all: bool) -> String {
 /// workers hold (`close_worker_sockets`, where `apr_os_sock_get` reads the
 /// socket) while a worker that just finished one has given its pool, and
 /// the socket in it, back (seen: the worker in `apr_allocator_destroy` ->
-/// `munmap` at that moment). A crash is taken for it only when the
-/// crashing thread is exactly there, with no frame of this module.
+/// `munmap` at that moment). The same race seen from the other side, as
+/// a child exits after a graceful restart: a worker thread ending destroys
+/// its pool (`apr_pool_destroy` -> `apr_allocator_free`, called straight
+/// from the MPM's thread function) while another thread destroys the
+/// allocator under it (`apr_allocator_destroy` -> `munmap`). A crash is
+/// taken for it only when the crashing thread is exactly there: frame #0
+/// in one of those APR calls, every frame in APR, the event MPM or the
+/// thread start, and none of this module.
 fn httpds_own_race(crashing_thread: &str) -> bool {
     // gdb shows frame #0 once when it loads the core and again in `bt`.
     let mut frames: Vec<&str> = crashing_thread.lines().filter(|l| l.starts_with('#')).collect();
     frames.dedup();
-    frames.first().is_some_and(|f| f.contains("apr_os_sock_get"))
-        && frames.iter().skip(1).take(3).all(|f| f.contains("mod_mpm_event.so"))
-        && !crashing_thread.contains("mod_fastcgi_rs")
+    let in_httpd = |f: &&str| {
+        ["libapr-1.so", "libaprutil-1.so", "mod_mpm_event.so", "start_thread", "clone"].iter().any(|m| f.contains(m))
+    };
+    let sockets = frames.first().is_some_and(|f| f.contains("apr_os_sock_get"))
+        && frames.iter().skip(1).take(3).all(|f| f.contains("mod_mpm_event.so"));
+    let thread_exit = frames.first().is_some_and(|f| f.contains("apr_allocator_free"))
+        && frames.iter().any(|f| f.contains("apr_pool_destroy"))
+        && frames.iter().any(|f| f.contains("mod_mpm_event.so"))
+        && frames.iter().all(in_httpd);
+    (sockets || thread_exit) && !crashing_thread.contains("mod_fastcgi_rs")
 }
 
 fn site(t: &TestDir, sockets: &[PathBuf], cores: &Path) -> String {
@@ -339,6 +352,21 @@ fn only_httpds_own_race_is_tolerated() {
     let elsewhere = "#0  0x00007f4054886180 in apr_os_sock_get () from /lib/x86_64-linux-gnu/libapr-1.so.0\n\
                      #1  0x000055cfb2cb7360 in ap_run_handler ()\n";
     assert!(!httpds_own_race(elsewhere));
+    // A child exiting after a graceful restart (seen in the storm, with
+    // another thread in apr_allocator_destroy -> munmap).
+    let exiting = "#0  0x00007f7cf2113365 in apr_allocator_free () from /lib/x86_64-linux-gnu/libapr-1.so.0\n\
+                   #1  0x00007f7cf2139491 in ?? () from /lib/x86_64-linux-gnu/libaprutil-1.so.0\n\
+                   #2  0x00007f7cf21135de in apr_pool_destroy () from /lib/x86_64-linux-gnu/libapr-1.so.0\n\
+                   #3  0x00007f7cf1e5f59a in ?? () from /usr/lib/apache2/modules/mod_mpm_event.so\n\
+                   #4  0x00007f7cf1f981f5 in start_thread (arg=<optimized out>) at ./nptl/pthread_create.c:442\n\
+                   #5  0x00007f7cf20188ec in clone3 () at ../sysdeps/unix/sysv/linux/x86_64/clone3.S:81\n";
+    assert!(httpds_own_race(exiting));
+    // The same, but a request of ours on the stack: ours.
+    let from_a_request = "#0  0x00007f7cf2113365 in apr_allocator_free () from /lib/x86_64-linux-gnu/libapr-1.so.0\n\
+                          #1  0x00007f7cf21135de in apr_pool_destroy () from /lib/x86_64-linux-gnu/libapr-1.so.0\n\
+                          #2  0x000055cfb2cb7360 in ap_process_request ()\n\
+                          #3  0x00007f7cf1e5f59a in ?? () from /usr/lib/apache2/modules/mod_mpm_event.so\n";
+    assert!(!httpds_own_race(from_a_request));
 }
 
 #[test]

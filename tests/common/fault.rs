@@ -100,6 +100,9 @@ struct Shared {
     /// Protocol errors the backend saw in what the web server sent.
     errors: Mutex<Vec<String>>,
     connections: AtomicUsize,
+    /// BEGIN_REQUEST records received (the web server's capacity probes,
+    /// FCGI_GET_VALUES, are connections without one).
+    begun: AtomicUsize,
     /// Stalled connections that the web server closed.
     stalls_released: AtomicUsize,
 }
@@ -154,6 +157,11 @@ impl FaultServer {
 
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// Requests that have begun (BEGIN_REQUEST arrived), finished or not.
+    pub fn begun(&self) -> usize {
+        self.shared.begun.load(Ordering::SeqCst)
     }
 
     pub fn stalls_released(&self) -> usize {
@@ -336,6 +344,7 @@ fn on_event(
 ) -> Next {
     match ev {
         Ev::Begin { id, role, keep_conn } => {
+            shared.begun.fetch_add(1, Ordering::SeqCst);
             *cur = Some(Pending {
                 rec: Recorded { role, keep_conn, request_id: id, ..Default::default() },
                 params: Some(ParamsDecoder::new(16 << 20)),
