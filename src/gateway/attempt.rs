@@ -72,8 +72,9 @@ fn respond(
             return Outcome::Status(status);
         }
     };
-    let socket = client.socket();
-    match upstream::admit(&server.options, metrics, &mut || socket.is_some_and(peer_closed)) {
+    // The client's socket is looked up only if the request has to wait.
+    let admitted = upstream::admit(&server.options, metrics, &mut || client.socket().is_some_and(peer_closed));
+    match admitted {
         Ok(waited) => seen.waited = waited,
         Err(refused) => return refuse(client, server, refused, seen),
     }

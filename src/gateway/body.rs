@@ -34,12 +34,13 @@ pub(super) fn prepare_body(
     metrics: &Tracker,
 ) -> Result<Body, u16> {
     let memory = usize::try_from(config.request_buffer).unwrap_or(usize::MAX);
-    let mut spool = Spool::in_dir(memory, config.temp_dir.clone());
+    let spool = || Spool::in_dir(memory, config.temp_dir.clone());
     match client.body_length()? {
         BodyLength::None | BodyLength::Known(0) => Ok(Body::None),
         BodyLength::Known(n) if n <= config.request_spool_max && client.buffers_body() => {
             // The whole length is taken from the budget of temporary files
             // first: a body that cannot have it is streamed instead.
+            let mut spool = spool();
             if n > memory as u64 {
                 if let Err(e) = spool.charge(n) {
                     if over_budget(&e).is_some_and(|o| o.first) {
@@ -58,7 +59,7 @@ pub(super) fn prepare_body(
         BodyLength::Unknown if config.chunked_body_max == 0 => Err(411),
         BodyLength::Unknown => {
             let max = client.body_limit().map_or(config.chunked_body_max, |limit| limit.min(config.chunked_body_max));
-            receive(client, config, spool, Some(max), metrics).map(Body::Spooled)
+            receive(client, config, spool(), Some(max), metrics).map(Body::Spooled)
         }
     }
 }
