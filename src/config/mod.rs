@@ -442,11 +442,7 @@ impl Builder {
 
     /// `FastCgiAuthenticatorAuthoritative On|Off` and its two siblings.
     pub fn auth_authoritative(dir: &mut DirConfig, phase: usize, directive: &str, args: &str) -> Result<(), String> {
-        let on = match one_word(directive, args)?.to_ascii_lowercase().as_str() {
-            "on" => true,
-            "off" => false,
-            _ => return Err(format!("{directive} must be On or Off")),
-        };
+        let on = on_off(directive, args)?;
         if let Some(slot) = dir.authoritative.get_mut(phase) {
             *slot = on;
         }
@@ -537,11 +533,7 @@ impl Builder {
     /// `FastCgiRequestBuffering On | Off` in `dir` (a section, or the
     /// server's defaults).
     pub fn request_buffering(dir: &mut DirConfig, directive: &str, args: &str) -> Result<(), String> {
-        dir.request_buffering = Some(match one_word(directive, args)?.to_ascii_lowercase().as_str() {
-            "on" => true,
-            "off" => false,
-            _ => return Err(format!("{directive} must be On or Off")),
-        });
+        dir.request_buffering = Some(on_off(directive, args)?);
         Ok(())
     }
 
@@ -577,12 +569,7 @@ impl Builder {
 
     /// `FastCgiLogNotes On | Off`.
     pub fn log_notes(&mut self, directive: &str, args: &str) -> Result<(), String> {
-        let word = one_word(directive, args)?;
-        self.config.log_notes = match word.to_ascii_lowercase().as_str() {
-            "on" => true,
-            "off" => false,
-            _ => return Err(format!("{directive}: expected On or Off, got \"{word}\"")),
-        };
+        self.config.log_notes = on_off(directive, args)?;
         Ok(())
     }
 
@@ -633,6 +620,15 @@ impl Builder {
         } else {
             self.config.ipc_dir.join(name)
         }
+    }
+}
+
+/// The one argument of a directive that takes `On` or `Off`.
+fn on_off(directive: &str, args: &str) -> Result<bool, String> {
+    match one_word(directive, args)?.to_ascii_lowercase().as_str() {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("{directive} must be On or Off")),
     }
 }
 

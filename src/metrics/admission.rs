@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::Duration;
 
 use super::layout::{app, header};
-use super::{board, now_ms, Board};
+use super::{board, first_since, now_ms, subtract, Board};
 
 /// Lease words of a scoreboard with limits: room for 4096 requests holding
 /// or waiting for a place at once, across both generations of children
@@ -235,10 +235,7 @@ impl Board {
     /// [`Board::reclaim`] and [`Board::reclaim_spool`], at most once a
     /// second whoever asks (a waiter, the process manager).
     pub(super) fn reclaim_if_due(&self) -> usize {
-        let now = now_ms();
-        let last = &self.words[header::LEASE_SWEEP];
-        let before = last.load(Relaxed);
-        if now < before.saturating_add(1000) || last.compare_exchange(before, now, Relaxed, Relaxed).is_err() {
+        if !first_since(&self.words[header::LEASE_SWEEP], now_ms(), 1000) {
             return 0;
         }
         self.reclaim_spool();
@@ -291,5 +288,5 @@ pub(super) fn alive(pid: libc::pid_t) -> bool {
 
 /// Counts one down, never below zero.
 fn decrement(word: &AtomicU64) {
-    let _ = word.fetch_update(SeqCst, SeqCst, |v| v.checked_sub(1));
+    subtract(word, 1);
 }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use super::admission::alive;
 use super::layout::{header, SPOOL_ROWS};
-use super::{board, track::unix_now, Board};
+use super::{board, first_since, subtract, track::unix_now, Board};
 
 /// Row word: pid above, bytes below.
 const PID_SHIFT: u32 = 42;
@@ -78,16 +78,13 @@ impl Board {
             let _ =
                 row.fetch_update(SeqCst, SeqCst, |v| Some(v & !BYTES_MASK | (v & BYTES_MASK).saturating_sub(bytes)));
         }
-        let _ = self.words[header::SPOOL_USED].fetch_update(SeqCst, SeqCst, |v| Some(v.saturating_sub(bytes)));
+        subtract(&self.words[header::SPOOL_USED], bytes);
     }
 
     /// Counts a refusal; true for the first of its second.
     fn spool_refused(&self) -> bool {
         self.words[header::SPOOL_REFUSED].fetch_add(1, Relaxed);
-        let second = unix_now();
-        let logged = &self.words[header::SPOOL_LOGGED];
-        let before = logged.load(Relaxed);
-        before < second && logged.compare_exchange(before, second, Relaxed, Relaxed).is_ok()
+        first_since(&self.words[header::SPOOL_LOGGED], unix_now(), 1)
     }
 
     /// Gives back what the temporary files of dead processes held.
@@ -100,7 +97,7 @@ impl Board {
             }
             if row.compare_exchange(value, 0, SeqCst, Relaxed).is_ok() {
                 let bytes = value & BYTES_MASK;
-                let _ = self.words[header::SPOOL_USED].fetch_update(SeqCst, SeqCst, |v| Some(v.saturating_sub(bytes)));
+                subtract(&self.words[header::SPOOL_USED], bytes);
             }
         }
     }

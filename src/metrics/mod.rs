@@ -635,5 +635,19 @@ fn key_word(key: u64) -> u64 {
     }
 }
 
+/// Takes `n` off a counter, never below zero: a count a dead process's
+/// reclaim may already have lowered.
+fn subtract(word: &AtomicU64, n: u64) {
+    let _ = word.fetch_update(SeqCst, SeqCst, |v| Some(v.saturating_sub(n)));
+}
+
+/// Whether `now` is the first time of its period for the shared `word`
+/// (a time, in any unit): true for exactly one caller per `period`, across
+/// all processes. What logs once a second and sweeps at most once a second.
+fn first_since(word: &AtomicU64, now: u64, period: u64) -> bool {
+    let before = word.load(Relaxed);
+    now >= before.saturating_add(period) && word.compare_exchange(before, now, Relaxed, Relaxed).is_ok()
+}
+
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::admission::Standing;
 use super::layout::{app, endpoint, BOUNDS_US, BUCKETS};
-use super::{board, Board, Outcome, Refusal};
+use super::{board, first_since, Board, Outcome, Refusal};
 
 /// How long an endpoint that failed counts as "failed recently" (the
 /// failover order's own delay, `transport::health`).
@@ -203,10 +203,7 @@ impl Tracker {
         self.standing.set(st);
         let index = Refusal::ALL.iter().position(|&r| r == why).unwrap_or(0);
         b.app_word(slot, app::REFUSALS + index).fetch_add(1, Relaxed);
-        let now = unix_now();
-        let logged = b.app_word(slot, app::REFUSAL_LOGGED);
-        let before = logged.load(Relaxed);
-        if before >= now || logged.compare_exchange(before, now, Relaxed, Relaxed).is_err() {
+        if !first_since(b.app_word(slot, app::REFUSAL_LOGGED), unix_now(), 1) {
             return None;
         }
         let total = (0..Refusal::ALL.len()).map(|i| b.app_word(slot, app::REFUSALS + i).load(Relaxed)).sum();
