@@ -206,11 +206,25 @@ fn httpds_own_race(crashing_thread: &str) -> bool {
     (sockets || thread_exit) && !crashing_thread.contains("mod_fastcgi_rs")
 }
 
+/// The site of the storm. `MaxMemFree 0` takes out a use-after-free of
+/// httpd's event MPM that no module can reach: at a hard restart the
+/// child's main thread closes every worker's socket (`close_worker_sockets`)
+/// while a worker that has just finished its connection may destroy that
+/// connection's pool, and with it the socket, because the list of
+/// recycled pools is full; the pool's memory is unmapped and the main
+/// thread dies in `apr_os_sock_get`. The list is bounded only when
+/// `MaxMemFree` is (httpd's default 2048 KiB); unbounded, the pool is only
+/// cleared and stays mapped, so the main thread reads stale memory of a
+/// process that is exiting anyway instead of faulting. No frame of this
+/// module is on that path. The faster requests end, the more often a
+/// worker ends one inside that window, so it showed up as the module grew
+/// faster, up to three children of one Apache in CI.
 fn site(t: &TestDir, sockets: &[PathBuf], cores: &Path) -> String {
     let htdocs = t.htdocs();
     format!(
         "CoreDumpDirectory {cores}\n\
          GracefulShutdownTimeout 5\n\
+         MaxMemFree 0\n\
          FastCgiServer {htdocs}/static.fcgi -processes 2 -init-start-delay 0 -idle-timeout 2\n\
          FastCgiExternalServer {htdocs}/ext.fcgi -socket {a} -socket {b} -keep-conn always -idle-timeout 5\n\
          FastCgiConfig -idle-timeout 2 -restart-delay 0 -killInterval 5\n\
