@@ -258,19 +258,22 @@ fn bytes_in(apache: &Apache, dir: &Path) -> u64 {
 }
 
 /// Slow readers of endless responses and uploads together never keep more
-/// in temporary files than FastCgiSpoolBudget: responses pace their
-/// application, bodies that find no budget are streamed; all is released
-/// when the clients go.
+/// in temporary files than FastCgiSpoolBudget (the issue's scenario: 20
+/// clients that never read a response of hundreds of MB, here endless, and
+/// 20 slow uploaders): responses pace their application, bodies that find
+/// no budget are streamed; all is released when the clients go.
 #[test]
 fn the_spool_budget_bounds_every_temporary_file() {
     const BUDGET: u64 = 6 << 20;
+    const CLIENTS: usize = 20;
     let t = TestDir::new("reqbuf-budget");
     let fault = FaultServer::start(&t.sock("fault.sock"));
     let tmp = t.join("spool");
     std::fs::create_dir_all(&tmp).expect("spool dir");
     std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).expect("chmod");
     let conf = format!(
-        "FastCgiTempDir {}\nFastCgiSpoolBudget {BUDGET}\nFastCgiResponseBuffer 128K\n\
+        "ServerLimit 2\nThreadLimit 32\nThreadsPerChild 32\nMaxRequestWorkers 64\nMaxSpareThreads 64\n\
+         FastCgiTempDir {}\nFastCgiSpoolBudget {BUDGET}\nFastCgiResponseBuffer 128K\n\
          FastCgiExternalServer {} -socket {} -idle-timeout 60\n\
          <Location /fcgi-status>\n  SetHandler fastcgi-status\n</Location>\n",
         tmp.display(),
@@ -279,16 +282,16 @@ fn the_spool_budget_bounds_every_temporary_file() {
     );
     let apache = Apache::builder(&t).log_level("info").config(&conf).start();
     assert_eq!(spool_field(&apache, "budget"), BUDGET);
-    // Eight clients that never read an endless response.
+    // Twenty clients that never read an endless response.
     let mut readers = Vec::new();
-    for _ in 0..8 {
+    for _ in 0..CLIENTS {
         let mut s = TcpStream::connect(("127.0.0.1", apache.port)).expect("reader");
         s.write_all(b"GET /app/stream-forever HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").expect("request");
         readers.push(s);
     }
-    // Eight uploads of 1 MiB each at 250 KB/s.
+    // Twenty uploads of 1 MiB each at 250 KB/s.
     let body = pattern(1 << 20);
-    let uploads: Vec<_> = (0..8).map(|_| slow_post(apache.port, "/app/params", body.clone(), 250_000)).collect();
+    let uploads: Vec<_> = (0..CLIENTS).map(|_| slow_post(apache.port, "/app/params", body.clone(), 250_000)).collect();
     let mut most_files = 0;
     let mut most_used = 0;
     let began = Instant::now();
@@ -310,7 +313,7 @@ fn the_spool_budget_bounds_every_temporary_file() {
     }
     let sha = common::sha256::sha256_hex(&body);
     let whole = fault.requests().iter().filter(|r| r.stdin_sha256 == sha).count();
-    assert_eq!(whole, 8, "uploads did not arrive whole");
+    assert_eq!(whole, CLIENTS, "uploads did not arrive whole");
     let log = apache.error_log();
     assert!(log.contains("the budget of temporary files (FastCgiSpoolBudget) is used up"), "{log}");
     drop(readers);
