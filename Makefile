@@ -6,6 +6,8 @@
 #   make bench    wrk against our module and mod_proxy_fcgi, same backend, ratios
 #   make bench-cost  instructions (callgrind) and system calls (strace) per request
 #                 inside Apache: ours, mod_proxy_fcgi, mod_fcgid; build/bench-cost.txt
+#                 (both also measure the original mod_fastcgi when
+#                 ORIGINAL_FASTCGI_MODULE names a built one: docs/benchmarks.md)
 #   make install  the module into Apache's module dir, .load/.conf into mods-available
 #   make deb      build/deb/libapache2-mod-fastcgi-rs_<version>_<arch>.deb (dpkg-buildpackage), lintian
 

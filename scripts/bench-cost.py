@@ -16,6 +16,11 @@ gateway configuration:
   proxy-files       mod_proxy_fcgi mapped by file (SetHandler proxy:unix in
                     <Files>), as Debian's php-fpm package configures it
   fcgid             mod_fcgid (spawns the app itself), when installed
+  original          the original mod_fastcgi (2.4.7), FastCgiExternalServer
+                    on the same Unix socket backend, as issue 25 measured
+                    it; only when ORIGINAL_FASTCGI_MODULE names a module
+                    built for this Apache (not built here: see
+                    docs/development.md)
   ours-nosb         ours with FastCgiScoreboard Off: what the scoreboard
                     costs (only when named in --configs)
   ours-limit        ours with -max-in-flight 64: what admission costs
@@ -213,6 +218,16 @@ def configs(d, fcgid):
                 side="theirs", external="fpm.sock", fpm=True, urls=fpm_urls, skip=no_pi,
                 conf=proxy_mod + worker + "<FilesMatch \".+\\.ph(?:ar|p|tml)$\">\n"
                      f"    SetHandler \"proxy:unix:{sock}/fpm.sock|fcgi://localhost\"\n</FilesMatch>\n")
+    # The original mod_fastcgi, when a built one is named: it defines
+    # fastcgi_module and our directives too, so it runs in its own Apache
+    # (as every configuration here does), never next to ours.
+    original = os.environ.get("ORIGINAL_FASTCGI_MODULE")
+    if original:
+        c["original"] = dict(
+            label="the original mod_fastcgi, FastCgiExternalServer", side="theirs", external="original.sock",
+            urls=ours_urls,
+            conf=f"LoadModule fastcgi_module \"{os.path.abspath(original)}\"\nFastCgiIpcDir \"{d}/ipc-original\"\n"
+                 f"FastCgiExternalServer \"{d}/htdocs/ours\" -socket \"{sock}/original.sock\"\n")
     if fcgid:
         c["fcgid"] = dict(
             label="mod_fcgid", side="theirs", external=None,
@@ -914,7 +929,7 @@ def fmt_n(x):
 # (column title, ours, theirs)
 PAIRS = [("ours/proxy", "ours", "proxy"), ("ours/files", "ours", "proxy-files"),
          ("keep/reuse", "ours-keep", "proxy-reuse"),
-         ("ours/fcgid", "ours", "fcgid"), ("ours/nosb", "ours", "ours-nosb")]
+         ("ours/fcgid", "ours", "fcgid"), ("ours/orig", "ours", "original"), ("ours/nosb", "ours", "ours-nosb")]
 
 
 def ratio(a, b):
@@ -988,6 +1003,23 @@ def report(results, workloads, meta):
 
 
 def goals(results):
+    return goals_issue9(results) + goals_original(results)
+
+
+def goals_original(results):
+    """Issue 25: CPU per small request at most 0.8x the original's
+    (instructions stand in for CPU time here)."""
+    if "ours" not in results or "original" not in results:
+        return []
+    a = results["ours"]["ir"].get("get13", {}).get("per_request")
+    b = results["original"]["ir"].get("get13", {}).get("per_request")
+    if a is None or not b:
+        return ["Goal (issue 25), GET 13 B instructions ours/original: not measured"]
+    return [f"Goal (issue 25), GET 13 B no PATH_INFO, instructions ours/original: {a / b:.2f} (goal <= 0.8): "
+            f"{'met' if a / b <= 0.8 else 'NOT met'}"]
+
+
+def goals_issue9(results):
     L = ["Goals (issue 9), mod_fastcgi_rs with FastCgiExternalServer against mod_proxy_fcgi without reuse"]
     if "ours" not in results or "proxy" not in results:
         return L + ["  (need the ours and proxy configurations)"]

@@ -8,7 +8,11 @@
 # with the PHP-FPM recipe (AddType, Action, FastCgiExternalServer -socket),
 # mod_proxy_fcgi as Debian's php-fpm package maps it (SetHandler proxy:unix
 # in <FilesMatch>), with a worker enablereuse=on max=2 and without one.
-# BENCH_PHP=0 leaves PHP out.
+# BENCH_PHP=0 leaves PHP out. With ORIGINAL_FASTCGI_MODULE naming a built
+# original mod_fastcgi (docs/development.md), a second Apache with the same
+# MPM settings serves the same backend through it (FastCgiExternalServer on
+# a Unix socket, as issue 25 measured it), and a table compares ours and
+# the original case by case, each pair measured back to back.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 module="${FASTCGI_RS_MODULE:-$top/target/release/mod_fastcgi_rs.so}"
@@ -133,9 +137,47 @@ app_theirs=$!
 app_plain=$!
 setsid apache2 -f "$dir/httpd.conf" -DFOREGROUND &
 httpd=$!
+original="${ORIGINAL_FASTCGI_MODULE:-}"
+if [ -n "$original" ]; then
+    # Its own Apache: the original defines fastcgi_module and our directives.
+    oport=$((port + 1))
+    mkdir -p "$dir/original/logs"
+    [ "$(id -u)" -eq 0 ] && chown www-data "$dir/original/logs"
+    cat > "$dir/original/httpd.conf" <<CONF
+ServerRoot "$dir/original"
+ServerName 127.0.0.1
+Listen 127.0.0.1:$oport
+PidFile "$dir/original/logs/httpd.pid"
+DefaultRuntimeDir "$dir/original/logs"
+ErrorLog "$dir/original/logs/error.log"
+LogLevel warn
+$user
+LoadModule mpm_event_module $mods/mod_mpm_event.so
+LoadModule authz_core_module $mods/mod_authz_core.so
+LoadModule alias_module $mods/mod_alias.so
+LoadModule fastcgi_module $original
+StartServers 1
+ServerLimit 1
+ThreadsPerChild 64
+MaxRequestWorkers 64
+KeepAliveTimeout 30
+MaxKeepAliveRequests 0
+DocumentRoot "$dir/htdocs"
+<Directory "$dir/htdocs">
+    Require all granted
+</Directory>
+FastCgiIpcDir "$dir/original/ipc"
+Alias /ours "$dir/htdocs/ours"
+FastCgiExternalServer "$dir/htdocs/ours" -socket "$dir/sock/original.sock"
+CONF
+    "$dir/app" "$dir/sock/original.sock" "$nproc" &
+    app_original=$!
+    setsid apache2 -f "$dir/original/httpd.conf" -DFOREGROUND &
+    httpd_original=$!
+fi
 cleanup() {
-    kill "$httpd" 2>/dev/null || true
-    for app in $app_ours $app_theirs $app_plain; do
+    kill "$httpd" ${httpd_original:-} 2>/dev/null || true
+    for app in $app_ours $app_theirs $app_plain ${app_original:-}; do
         pkill -P "$app" 2>/dev/null || true
         kill "$app" 2>/dev/null || true
     done
@@ -191,6 +233,25 @@ for case in "GET 13 B:/ours/small:/small:" "GET 13 B query:/ours?small:/?small:"
     name=${case%%:*}; rest=${case#*:}; ours=${rest%%:*}; rest=${rest#*:}; theirs=${rest%%:*}; script=${rest#*:}
     row "$name" "$ours" "/theirs$theirs" "/plain$theirs" "$script"
 done
+
+if [ -n "$original" ]; then
+    for i in $(seq 50); do
+        curl -fsS "http://127.0.0.1:$oport/ours/small" >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    curl -fsS "http://127.0.0.1:$oport/ours/small" | grep -q Hello || { echo "bench: the original does not answer"; cat "$dir/original/logs/error.log"; exit 1; }
+    echo
+    printf '%-14s %11s %9s %11s %9s %7s\n' "original case" "ours req/s" "ours p99" "orig req/s" "orig p99" ratio
+    for case in "GET 13 B:/ours/small:" "GET 13 B query:/ours?small:" \
+                "GET 1 MiB:/ours/big:" "POST 1 MiB:/ours/echo:$top/scripts/bench/post.lua"; do
+        name=${case%%:*}; rest=${case#*:}; path=${rest%%:*}; script=${rest#*:}
+        set -- $(wrk_run "http://127.0.0.1:$port$path" "$script"); o_rps=$1; o_p99=$2; shift 2; o_err="$*"
+        set -- $(wrk_run "http://127.0.0.1:$oport$path" "$script"); g_rps=$1; g_p99=$2; shift 2; g_err="$*"
+        ratio=$(awk -v a="$o_rps" -v b="$g_rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+        printf '%-14s %11s %9s %11s %9s %7s\n' "$name" "$o_rps" "$o_p99" "$g_rps" "$g_p99" "$ratio"
+        if [ -n "$o_err$g_err" ]; then echo "   errors: ours: $o_err original: $g_err"; fi
+    done
+fi
 
 [ -n "$php" ] || exit 0
 # PHP through php-fpm: the same cases, ratio against mod_proxy_fcgi with reuse.
