@@ -174,10 +174,6 @@ pub(super) struct Exchange<'c> {
     head: Option<Vec<u8>>,
     /// Passed since the last flush.
     unflushed: bool,
-    /// The last pass flushed a response that ended cleanly (`pass_last`):
-    /// httpd held nothing before it, so a response with no body for the
-    /// client may be flushed again below the filter that ate that flush.
-    ended_flushed: bool,
     /// Bytes queued for the client but not passed yet, and how many the
     /// last pass handed on.
     queued: usize,
@@ -237,7 +233,6 @@ impl<'c> Exchange<'c> {
             sent: false,
             head: None,
             unflushed: false,
-            ended_flushed: false,
             queued: 0,
             last_pass: 0,
             hold_memory,
@@ -270,7 +265,6 @@ impl<'c> Exchange<'c> {
             endpoint,
             backlog,
             sent,
-            ended_flushed,
             phase,
             held,
             held_in_file,
@@ -316,27 +310,8 @@ impl<'c> Exchange<'c> {
             client.send_broken();
             return Ok(Outcome::Sent);
         }
-        // A response with no body for the client (HEAD, 204, 304) is ended
-        // here, its head on the wire before httpd looks for the client's
-        // next request (see `pass_last` for why): the flush of the last
-        // pass never reaches the client for it (httpd's header filter eats
-        // it), and a HEAD or a 304 of httpd's conditions passes nothing at
-        // all. Only when httpd held nothing before this response's head, so
-        // the flush is of that head alone.
-        let quiet = if sent { ended_flushed } else { !client.holding() };
         Ok(match phase {
-            Phase::Discard(outcome) => {
-                if quiet && matches!(outcome, Outcome::Sent) {
-                    client.end_bodiless();
-                }
-                outcome
-            }
-            Phase::Body => {
-                if quiet {
-                    client.end_bodiless();
-                }
-                Outcome::Sent
-            }
+            Phase::Discard(outcome) => outcome,
             _ => Outcome::Sent,
         })
     }
