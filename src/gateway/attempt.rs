@@ -141,7 +141,7 @@ fn respond(
             dynamic,
             phase,
         };
-        match Exchange::new(client, server, conn, endpoint, body, out, setup).run() {
+        match Exchange::new(client, server, endpoint, body, out, setup).run(conn) {
             Ok(outcome) => {
                 Spare::Replay.keep(head);
                 return outcome;
@@ -269,7 +269,7 @@ pub(super) fn run_authorizer(
     let request_id = next_request_id();
     let head = params_head(client, server, Some(role), overrides, request_id, false);
     let (conn, endpoint) = open(client, server, dynamic, &Tracker::off(), &[])?;
-    Exchange::new(client, server, conn, endpoint, Body::None, head, Setup::authorizer(request_id, dynamic)).collect()
+    Exchange::new(client, server, endpoint, Body::None, head, Setup::authorizer(request_id, dynamic)).collect(conn)
 }
 
 /// BEGIN_REQUEST and the PARAMS stream: the responder's CGI variables, or

@@ -148,7 +148,6 @@ pub(super) struct Exchange<'c> {
     /// The application ended the request cleanly with the connection
     /// clean too: it can go back to the pool.
     reusable: bool,
-    conn: Conn,
     body: Body,
     /// What goes to the application, in order: `out` (records, ending
     /// with a STDIN record's header), `body_len` bytes of the body buffer
@@ -194,12 +193,11 @@ pub(super) struct Exchange<'c> {
 }
 
 impl<'c> Exchange<'c> {
-    /// An exchange of `out` (BEGIN_REQUEST, PARAMS) and `body` over `conn`,
-    /// which reached `endpoint` of `server`.
+    /// An exchange of `out` (BEGIN_REQUEST, PARAMS) and `body` with
+    /// `endpoint` of `server`, over the connection given to [`Self::run`].
     pub(super) fn new(
         client: &'c mut dyn Client,
         server: &'c Server,
-        conn: Conn,
         endpoint: Cow<'c, Endpoint>,
         body: Body,
         out: Vec<u8>,
@@ -220,7 +218,6 @@ impl<'c> Exchange<'c> {
             metrics,
             body_read: false,
             reusable: false,
-            conn,
             body,
             out,
             out_pos: 0,
@@ -245,10 +242,10 @@ impl<'c> Exchange<'c> {
         }
     }
 
-    /// Runs the exchange; Err gives the body back when a pooled connection
-    /// was stale and the request can be replayed.
-    pub(super) fn run(mut self) -> Result<Outcome, Body> {
-        let result = self.pump();
+    /// Runs the exchange over `conn`; Err gives the body back when a pooled
+    /// connection was stale and the request can be replayed.
+    pub(super) fn run(mut self, conn: Conn) -> Result<Outcome, Body> {
+        let result = self.pump(conn);
         self.flush_stderr();
         if let Err(Stop::Stale) = result {
             return Err(self.body);
@@ -257,22 +254,7 @@ impl<'c> Exchange<'c> {
             self.note(Cause::ClientGone);
         }
         let metrics = self.metrics;
-        let Exchange {
-            client,
-            server,
-            conn,
-            reusable,
-            endpoint,
-            backlog,
-            sent,
-            phase,
-            held,
-            held_in_file,
-            paced,
-            out,
-            tail,
-            ..
-        } = self;
+        let Exchange { client, server, backlog, sent, phase, held, held_in_file, paced, out, tail, .. } = self;
         Spare::Records.keep(out);
         Spare::Tail.keep(tail);
         // A large backlog's memory goes back to the system when the request
@@ -282,14 +264,6 @@ impl<'c> Exchange<'c> {
         if held > 0 {
             metrics.inspect(|m| m.held(held, held_in_file, paced));
         }
-        // The application is free before the client has its answer.
-        if reusable && upstream::may_pool(server, metrics) {
-            let dropped = upstream::pool::checkin(&endpoint, conn);
-            metrics.inspect(|m| m.pooled(dropped));
-        } else {
-            drop(conn);
-        }
-        metrics.inspect(|m| m.app_done());
         let failed = match result {
             Ok(()) => false,
             Err(Stop::ClientGone) => return Ok(Outcome::Sent),
@@ -316,10 +290,10 @@ impl<'c> Exchange<'c> {
         })
     }
 
-    /// Runs an authorizer exchange to its end: the collected output, or the
-    /// status to answer with.
-    pub(super) fn collect(mut self) -> Result<Vec<u8>, u16> {
-        let result = self.pump();
+    /// Runs an authorizer exchange over `conn` to its end: the collected
+    /// output, or the status to answer with.
+    pub(super) fn collect(mut self, conn: Conn) -> Result<Vec<u8>, u16> {
+        let result = self.pump(conn);
         self.flush_stderr();
         match (result, std::mem::replace(&mut self.phase, Phase::Body)) {
             (Ok(()), Phase::Collect(output)) if !output.is_empty() => Ok(output),
@@ -334,12 +308,40 @@ impl<'c> Exchange<'c> {
         }
     }
 
-    fn pump(&mut self) -> Result<(), Stop> {
-        let idle = Duration::from_secs(self.server.options.idle_timeout.into());
-        let mut decoder = ResponseDecoder::new(self.request_id);
+    /// Moves the request and the response over `conn` until the
+    /// application is done, then lets the connection go before the last
+    /// pass to the client: an application that closes its connection waits
+    /// until we close ours (libfcgi's and php-fpm's close read it to the
+    /// end), and that pass may write to the client and flush. The pass
+    /// still comes from the read buffer, so it is made before the buffers
+    /// go back to the thread.
+    fn pump(&mut self, conn: Conn) -> Result<(), Stop> {
         let mut scratch = Scratch::take();
         let Scratch { input, body, held } = &mut *scratch;
-        let (input, body, held) = (input.as_mut_slice(), body.as_mut_slice(), held.as_mut_slice());
+        let ended = self.records(&conn, input, body, held);
+        if self.reusable && upstream::may_pool(self.server, self.metrics) {
+            let dropped = upstream::pool::checkin(&self.endpoint, conn);
+            self.metrics.inspect(|m| m.pooled(dropped));
+        } else {
+            drop(conn);
+        }
+        // A stale pooled connection: the request is replayed on another,
+        // still holding its place.
+        if !matches!(ended, Err(Stop::Stale)) {
+            self.metrics.inspect(|m| m.app_done());
+        }
+        if ended? {
+            self.pass_last()?;
+        }
+        Ok(())
+    }
+
+    /// [`Self::pump`]'s loop: true when the application ended cleanly in
+    /// the last read, whose output waits for its last pass
+    /// ([`Self::pass_last`]) in `input`.
+    fn records(&mut self, conn: &Conn, input: &mut [u8], body: &mut [u8], held: &mut [u8]) -> Result<bool, Stop> {
+        let idle = Duration::from_secs(self.server.options.idle_timeout.into());
+        let mut decoder = ResponseDecoder::new(self.request_id);
         // BEGIN_REQUEST, PARAMS and the first piece of STDIN (all of it for
         // a request without a body) go out in one write. Not on a pooled
         // connection with a body: if it turns out closed, the request is
@@ -376,7 +378,7 @@ impl<'c> Exchange<'c> {
                     _ => &body[..self.body_len],
                 };
                 let parts = [&self.out[..], piece, &self.tail[..]];
-                match self.conn.write_parts(&parts, self.out_pos) {
+                match conn.write_parts(&parts, self.out_pos) {
                     Ok(n) => {
                         self.out_pos += n;
                         last_io = None;
@@ -420,10 +422,8 @@ impl<'c> Exchange<'c> {
                 // Output waiting for a slow client goes on as it takes it.
                 let watch = self.backlog.as_ref().is_some_and(|b| b.unread() > 0 || self.client.holding());
                 let other = if watch { self.client.socket() } else { None };
-                let ready = self
-                    .conn
-                    .wait_with(want_write, other, slice, now)
-                    .map_err(|e| self.comm_failed("poll() failed", &e))?;
+                let ready =
+                    conn.wait_with(want_write, other, slice, now).map_err(|e| self.comm_failed("poll() failed", &e))?;
                 if ready.other_writable {
                     self.feed(held)?;
                 }
@@ -464,7 +464,7 @@ impl<'c> Exchange<'c> {
                     continue;
                 }
             }
-            let n = match self.conn.read(input) {
+            let n = match conn.read(input) {
                 Ok(0) if decoder.in_record() => {
                     let msg = format!(
                         "FastCGI: comm with server \"{}\" aborted: the connection closed in the middle of a record",
@@ -475,7 +475,7 @@ impl<'c> Exchange<'c> {
                     return Err(Stop::Failed(502));
                 }
                 Ok(0) if self.replayable() => return Err(Stop::Stale),
-                Ok(0) => return self.end_of_output(),
+                Ok(0) => return self.end_of_output().map(|()| false),
                 Ok(n) => {
                     last_io = None;
                     if let Some(m) = self.metrics.filter(|_| !self.answered) {
@@ -497,7 +497,7 @@ impl<'c> Exchange<'c> {
                 // the connection instead of closing it: before the headers
                 // that is the same incomplete answer as a close.
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset && matches!(self.phase, Phase::Headers(_)) => {
-                    return self.end_of_output()
+                    return self.end_of_output().map(|()| false)
                 }
                 Err(e) => return Err(self.comm_failed("read failed", &e)),
             };
@@ -507,12 +507,14 @@ impl<'c> Exchange<'c> {
                 self.start_backlog();
             }
             // Everything this read brought goes to httpd's filters in one
-            // pass, also when the response ends or fails inside it.
+            // pass, also when the response fails inside it; when it ends
+            // there, the pass is the caller's.
             let ended = self.on_input(&mut decoder, &input[..n]);
-            let passed = if matches!(ended, Ok(true)) { self.pass_last() } else { self.pass() };
-            if ended? {
-                return passed;
+            if matches!(ended, Ok(true)) {
+                return Ok(true);
             }
+            let passed = self.pass();
+            ended?;
             passed?;
             if self.backlog.is_some() {
                 self.feed(held)?;
