@@ -170,3 +170,28 @@ fn discard_pages(buf: &mut [u8]) {
         unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::discard_pages;
+
+    /// Only whole pages inside the buffer go (they read as zeros); the
+    /// bytes before the first page boundary and after the last stay.
+    #[test]
+    fn discarded_pages_read_as_zeros_and_nothing_else_changes() {
+        // SAFETY: sysconf only reads a system constant.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let mut buf = vec![7u8; 64 * 1024 + 100];
+        let slice = &mut buf[1..];
+        let start = (slice.as_ptr() as usize).next_multiple_of(page) - slice.as_ptr() as usize;
+        let end = (slice.as_ptr() as usize + slice.len()) / page * page - slice.as_ptr() as usize;
+        discard_pages(slice);
+        assert!(slice[..start].iter().all(|&b| b == 7));
+        assert!(slice[start..end].iter().all(|&b| b == 0));
+        assert!(slice[end..].iter().all(|&b| b == 7));
+        assert_eq!(buf[0], 7);
+        // Still usable.
+        buf[5000] = 1;
+        assert_eq!(buf[5000], 1);
+    }
+}
