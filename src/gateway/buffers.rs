@@ -123,10 +123,75 @@ impl Spare {
     }
 }
 
-/// Gives the memory glibc keeps free back to the system (every arena), so
-/// that a child does not keep the high-water mark of a burst of slow
-/// clients for ever. Called after a request that held a large backlog.
+/// Gives the memory a request that held a large backlog made resident back
+/// to the system, so that a child does not keep the high-water mark of a
+/// burst of slow clients for ever: the memory glibc keeps free (every
+/// arena), and the pages of this thread's kept [`Scratch`].
+///
+/// Why the kept buffers too: they are calloc'd, and fresh heap memory is
+/// not touched by calloc, so a keeper's buffers cost little until a
+/// response fills them (a full 64 KiB read, a held response fed 64 KiB at a
+/// time). A burst of slow readers of large responses did that to every
+/// keeper: 8 threads x 192 KiB stayed resident per child after the burst
+/// had gone (tests/slow_client.rs, 50 readers: +1.3 to 1.6 MiB per child;
+/// with no keepers, none). The buffers stay allocated; their pages come
+/// back zeroed when next touched, and only those a request touches.
 pub(super) fn give_back_memory() {
+    let _ = SCRATCH.try_with(|cell| {
+        if let Some(mut kept) = cell.take() {
+            let Scratch { input, body, held } = &mut *kept;
+            for buf in [input, body, held] {
+                discard_pages(buf);
+            }
+            cell.set(Some(kept));
+        }
+    });
     // SAFETY: malloc_trim only releases free memory of the allocator.
     unsafe { libc::malloc_trim(0) };
+}
+
+/// Hands the whole pages inside `buf` back to the system; they read as
+/// zeros when next touched. The allocator's own bookkeeping (before the
+/// first byte, after the last) is on no page that goes.
+fn discard_pages(buf: &mut [u8]) {
+    // SAFETY: sysconf only reads a system constant.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(0);
+    if !page.is_power_of_two() {
+        return;
+    }
+    let start = (buf.as_mut_ptr() as usize).next_multiple_of(page);
+    let end = (buf.as_mut_ptr() as usize + buf.len()) & !(page - 1);
+    if end > start {
+        // SAFETY: [start, end) lies inside `buf`, which this function
+        // borrows mutably: no one else reads or writes it meanwhile. It is
+        // private anonymous memory (glibc's heaps and mappings), whose
+        // pages MADV_DONTNEED replaces with zeroed ones on the next touch:
+        // the same as writing zeros over them, as they were when made.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::discard_pages;
+
+    /// Only whole pages inside the buffer go (they read as zeros); the
+    /// bytes before the first page boundary and after the last stay.
+    #[test]
+    fn discarded_pages_read_as_zeros_and_nothing_else_changes() {
+        // SAFETY: sysconf only reads a system constant.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let mut buf = vec![7u8; 64 * 1024 + 100];
+        let slice = &mut buf[1..];
+        let start = (slice.as_ptr() as usize).next_multiple_of(page) - slice.as_ptr() as usize;
+        let end = (slice.as_ptr() as usize + slice.len()) / page * page - slice.as_ptr() as usize;
+        discard_pages(slice);
+        assert!(slice[..start].iter().all(|&b| b == 7));
+        assert!(slice[start..end].iter().all(|&b| b == 0));
+        assert!(slice[end..].iter().all(|&b| b == 7));
+        assert_eq!(buf[0], 7);
+        // Still usable.
+        buf[5000] = 1;
+        assert_eq!(buf[5000], 1);
+    }
 }
