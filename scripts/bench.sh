@@ -64,6 +64,18 @@ user=""
 [ "$(id -u)" -eq 0 ] && { user="User www-data
 Group www-data"; chown www-data "$dir/logs"; }
 
+# Both Apaches (ours and the peers', the original's): one child of 64
+# threads, keep-alive without a limit, the same document root.
+server_conf="StartServers 1
+ServerLimit 1
+ThreadsPerChild 64
+MaxRequestWorkers 64
+KeepAliveTimeout 30
+MaxKeepAliveRequests 0
+DocumentRoot \"$dir/htdocs\"
+<Directory \"$dir/htdocs\">
+    Require all granted
+</Directory>"
 cat > "$dir/httpd.conf" <<CONF
 ServerRoot "$dir"
 ServerName 127.0.0.1
@@ -82,16 +94,7 @@ LoadModule mime_module $mods/mod_mime.so
 TypesConfig /etc/mime.types
 LoadModule actions_module $mods/mod_actions.so
 LoadModule fastcgi_module $module
-StartServers 1
-ServerLimit 1
-ThreadsPerChild 64
-MaxRequestWorkers 64
-KeepAliveTimeout 30
-MaxKeepAliveRequests 0
-DocumentRoot "$dir/htdocs"
-<Directory "$dir/htdocs">
-    Require all granted
-</Directory>
+$server_conf
 Alias /ours "$dir/htdocs/ours"
 FastCgiExternalServer "$dir/htdocs/ours" -socket "$dir/sock/ours.sock" ${OURS_OPTS:-}
 # Distinct worker names: mod_proxy keys workers by the fcgi:// URL, not the
@@ -156,16 +159,7 @@ LoadModule mpm_event_module $mods/mod_mpm_event.so
 LoadModule authz_core_module $mods/mod_authz_core.so
 LoadModule alias_module $mods/mod_alias.so
 LoadModule fastcgi_module $original
-StartServers 1
-ServerLimit 1
-ThreadsPerChild 64
-MaxRequestWorkers 64
-KeepAliveTimeout 30
-MaxKeepAliveRequests 0
-DocumentRoot "$dir/htdocs"
-<Directory "$dir/htdocs">
-    Require all granted
-</Directory>
+$server_conf
 FastCgiIpcDir "$dir/original/ipc"
 Alias /ours "$dir/htdocs/ours"
 FastCgiExternalServer "$dir/htdocs/ours" -socket "$dir/sock/original.sock"
