@@ -59,6 +59,8 @@ void fcgi_shim_queue(request_rec *r, apr_bucket_brigade *bb, const char *data, a
 apr_status_t fcgi_shim_pass(request_rec *r, apr_bucket_brigade *bb, int flush);
 long fcgi_shim_read_body(request_rec *r, apr_bucket_brigade *bb, char *buf, apr_size_t len, int block);
 apr_status_t fcgi_shim_send_broken(request_rec *r, apr_bucket_brigade *bb);
+int fcgi_shim_end_bodiless(request_rec *r, apr_bucket_brigade *bb);
+apr_status_t fcgi_shim_flush_connection(request_rec *r, apr_bucket_brigade *bb);
 void fcgi_shim_skip_protocol_filters(request_rec *r);
 void *fcgi_shim_dir_config(const request_rec *r);
 void *fcgi_shim_conn_state(const conn_rec *c);

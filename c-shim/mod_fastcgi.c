@@ -235,6 +235,38 @@ apr_status_t fcgi_shim_send_broken(request_rec *r, apr_bucket_brigade *bb)
     return rv;
 }
 
+/* A response that has no body for the client (HEAD, 204, 304) to a main
+ * request that sent none: ends it now, with the brigade httpd's
+ * ap_finalize_request_protocol would pass after the handler (EOS alone;
+ * its ap_discard_request_body has nothing to read), so that its head
+ * reaches the connection's filters before the handler returns; httpd's
+ * HTTP_HEADER filter eats any flush that comes before. 1 when it did. */
+int fcgi_shim_end_bodiless(request_rec *r, apr_bucket_brigade *bb)
+{
+    apr_status_t rv;
+
+    if (r->main || r->eos_sent || !(r->header_only || AP_STATUS_IS_HEADER_ONLY(r->status))
+        || ap_request_has_body(r)) {
+        return 0;
+    }
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(r->connection->bucket_alloc));
+    rv = ap_pass_brigade(r->output_filters, bb);
+    apr_brigade_cleanup(bb);
+    return rv == APR_SUCCESS && !r->connection->aborted;
+}
+
+/* A flush below the request's filters (as httpd passes its EOR bucket),
+ * for output that no request filter holds any more. */
+apr_status_t fcgi_shim_flush_connection(request_rec *r, apr_bucket_brigade *bb)
+{
+    apr_status_t rv;
+
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(r->connection->bucket_alloc));
+    rv = ap_pass_brigade(r->connection->output_filters, bb);
+    apr_brigade_cleanup(bb);
+    return rv;
+}
+
 void *fcgi_shim_dir_config(const request_rec *r)
 {
     return ap_get_module_config(r->per_dir_config, &fastcgi_module);

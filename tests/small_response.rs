@@ -5,8 +5,10 @@
 //! through the event MPM's listener. The response is whole for the client at
 //! that point: one whose body came with its end gets a Content-Length (as
 //! httpd's filter gives mod_cgi's finished scripts) instead of chunks whose
-//! last one waits for EOS. What must not change: Range is not applied (200
-//! with the whole body), HEAD has no body.
+//! last one waits for EOS. A response with no body for the client (HEAD, a
+//! 304 of httpd's conditions, a script's 304 or 204) is ended before the
+//! handler returns, as httpd would end it after. What must not change:
+//! Range is not applied (200 with the whole body), HEAD has no body.
 //!
 //! Made deterministic with a slow log hook (mod_lua, `LuaHookLog`): httpd
 //! logs a request when the bucket that ends it is destroyed, which happens
@@ -120,6 +122,23 @@ fn check(mpm: Mpm, name: &str) {
     s.write_all(b"HEAD /fault/head HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").expect("send");
     let a = read_answer(&mut s, true);
     assert_eq!(a.status, 200, "{:?}", a.head);
+    // 304 from httpd's conditions, and the statuses a script gives that
+    // have no body: the head only, no length.
+    let bodiless = [
+        ("/fault/hdr?etag", "If-None-Match: \"v1\"\r\n", 304),
+        ("/fault/hdr?s304", "", 304),
+        ("/fault/hdr?s204", "", 204),
+    ];
+    for (path, extra, status) in bodiless {
+        s.write_all(&get(path, extra)).expect("send");
+        let a = read_answer(&mut s, true);
+        assert_eq!(a.status, status, "{path}: {:?}", a.head);
+        assert!(
+            a.header("Content-Length").is_none() && a.header("Transfer-Encoding").is_none(),
+            "{path}: {:?}",
+            a.head
+        );
+    }
     // The connection is still good after them.
     s.write_all(&get("/fault/last", "Connection: close\r\n")).expect("send");
     let a = read_answer(&mut s, false);
@@ -132,7 +151,7 @@ fn check(mpm: Mpm, name: &str) {
     // request was read by the worker that served the previous one.
     let log = apache.root().join("logs/tids.log");
     let ok = common::util::wait_until(Duration::from_secs(10), || {
-        std::fs::read_to_string(&log).is_ok_and(|l| l.lines().filter(|l| l.contains(" /fault/")).count() >= rounds + 4)
+        std::fs::read_to_string(&log).is_ok_and(|l| l.lines().filter(|l| l.contains(" /fault/")).count() >= rounds + 7)
     });
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(ok, "access log:\n{text}");
@@ -145,16 +164,16 @@ fn check(mpm: Mpm, name: &str) {
             Some((w.next()?, w.next()?))
         })
         .collect();
-    assert_eq!(conn.len(), rounds + 3, "{text}");
-    let keepalives: Vec<&str> = conn.iter().map(|(_, k)| *k).take(rounds + 2).collect();
-    let expected: Vec<String> = (0..rounds + 2).map(|i| i.to_string()).collect();
+    assert_eq!(conn.len(), rounds + 6, "{text}");
+    // (The last, with Connection: close, counts no keep-alive of its own.)
+    let keepalives: Vec<&str> = conn.iter().map(|(_, k)| *k).take(rounds + 5).collect();
+    let expected: Vec<String> = (0..rounds + 5).map(|i| i.to_string()).collect();
     assert_eq!(keepalives, expected, "one connection's requests, in order:\n{text}");
-    // Each request that followed a response with a body (all but the
-    // last, which follows the HEAD: httpd writes a head alone after the
-    // handler, as before) was read by the thread that wrote that response.
+    // Each request was read by the thread that wrote the response before
+    // it, those that followed a head alone (HEAD, 304, 204) too.
     let first = conn[0].0;
     assert!(
-        conn[..rounds + 2].iter().all(|(tid, _)| *tid == first),
+        conn.iter().all(|(tid, _)| *tid == first),
         "the connection's requests went to several threads (each through the listener):\n{text}"
     );
     apache.assert_alive();

@@ -452,6 +452,18 @@ impl Client for ApacheRequest {
         })
     }
 
+    fn end_bodiless(&mut self) {
+        // SAFETY: r and bb are live.
+        let ended = unsafe { ffi::fcgi_shim_end_bodiless(self.r, self.bb) } != 0;
+        // The head now waits below the request's filters; written at once
+        // unless the client has not taken what came before.
+        if ended && !self.behind() {
+            // SAFETY: r and bb are live; no request filter holds output any
+            // more (EOS went through them).
+            unsafe { ffi::fcgi_shim_flush_connection(self.r, self.bb) };
+        }
+    }
+
     fn send_broken(&mut self) {
         // SAFETY: r and bb are live.
         unsafe { ffi::fcgi_shim_send_broken(self.r, self.bb) };

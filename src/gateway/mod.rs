@@ -126,6 +126,12 @@ pub trait Client {
     /// The client's socket, to wait until it can take more (None where the
     /// connection has no socket of its own).
     fn socket(&mut self) -> Option<std::os::fd::RawFd>;
+    /// Ends a response that has no body for the client (HEAD, 204, 304)
+    /// and whose application ended cleanly, as httpd would after the
+    /// handler, and puts its head on the wire unless the client is behind:
+    /// so the worker that answered reads a keep-alive client's next
+    /// request. Leaves any other response as it is.
+    fn end_bodiless(&mut self);
     /// Ends a response whose headers already went out as broken: the client
     /// sees a truncated reply, not a complete-looking one.
     fn send_broken(&mut self);

@@ -466,6 +466,11 @@ pub fn header_case(case: &str) -> Option<Vec<u8>> {
         "fold" => [line("X-Fold", b"a"), b"  continued: yes\r\n".to_vec()].concat(),
         "nocolon" => b"this is no header\r\n".to_vec(),
         "status" => [line("Status", b"299 Fine Thanks"), line("X-Status", b"set")].concat(),
+        // For conditional GETs: httpd answers 304 to `If-None-Match: "v1"`.
+        "etag" => line("ETag", b"\"v1\""),
+        // Statuses whose responses have no body (httpd drops the script's).
+        "s304" => line("Status", b"304 Not Modified"),
+        "s204" => line("Status", b"204 No Content"),
         "location" => line("Location", format!("http://example.test/{}", "q".repeat(12 * 1024)).as_bytes()),
         "auth-long" => line("Variable-Long", &vec![b'V'; 10 * 1024]),
         "auth-nul" => line("Variable-Nul", b"a\0b"),

@@ -173,6 +173,10 @@ pub(super) struct Exchange<'c> {
     head: Option<Vec<u8>>,
     /// Passed since the last flush.
     unflushed: bool,
+    /// The last pass flushed a response that ended cleanly (`pass_last`):
+    /// httpd held nothing before it, so a response with no body for the
+    /// client may be flushed again below the filter that ate that flush.
+    ended_flushed: bool,
     /// Bytes queued for the client but not passed yet, and how many the
     /// last pass handed on.
     queued: usize,
@@ -230,6 +234,7 @@ impl<'c> Exchange<'c> {
             sent: false,
             head: None,
             unflushed: false,
+            ended_flushed: false,
             queued: 0,
             last_pass: 0,
             hold_memory,
@@ -254,7 +259,9 @@ impl<'c> Exchange<'c> {
             self.note(Cause::ClientGone);
         }
         let metrics = self.metrics;
-        let Exchange { client, server, backlog, sent, phase, held, held_in_file, paced, out, tail, .. } = self;
+        let Exchange {
+            client, server, backlog, sent, ended_flushed, phase, held, held_in_file, paced, out, tail, ..
+        } = self;
         Spare::Records.keep(out);
         Spare::Tail.keep(tail);
         // A large backlog's memory goes back to the system when the request
@@ -284,8 +291,27 @@ impl<'c> Exchange<'c> {
             client.send_broken();
             return Ok(Outcome::Sent);
         }
+        // A response with no body for the client (HEAD, 204, 304) is ended
+        // here, its head on the wire before httpd looks for the client's
+        // next request (see `pass_last` for why): the flush of the last
+        // pass never reaches the client for it (httpd's header filter eats
+        // it), and a HEAD or a 304 of httpd's conditions passes nothing at
+        // all. Only when httpd held nothing before this response's head, so
+        // the flush is of that head alone.
+        let quiet = if sent { ended_flushed } else { !client.holding() };
         Ok(match phase {
-            Phase::Discard(outcome) => outcome,
+            Phase::Discard(outcome) => {
+                if quiet && matches!(outcome, Outcome::Sent) {
+                    client.end_bodiless();
+                }
+                outcome
+            }
+            Phase::Body => {
+                if quiet {
+                    client.end_bodiless();
+                }
+                Outcome::Sent
+            }
             _ => Outcome::Sent,
         })
     }

@@ -296,6 +296,7 @@ impl Exchange<'_> {
             self.client.set_length(self.queued as u64);
         }
         let flush = self.queued < CORE_MIN_WRITE && (self.queued > 0 || head_pending) && !self.client.holding();
+        self.ended_flushed = flush;
         self.pass_with(flush)
     }
 
