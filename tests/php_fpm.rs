@@ -35,19 +35,21 @@ use std::path::Path;
 use common::util::write_file;
 use common::{json, Apache, Body, FaultServer, PhpFpm, Request, Response, TestDir};
 
-fn recipe(t: &TestDir, socket: &Path, pass_auth: bool) -> String {
+/// The PHP-FPM recipe of docs/migrating.md, the server with `opts` added.
+fn recipe(t: &TestDir, socket: &Path, opts: &str) -> String {
     let cgi_bin = t.join("cgi-bin");
     format!(
         "AddType application/x-httpd-fastphp .php\n\
          Action application/x-httpd-fastphp /php-fcgi virtual\n\
          Alias /php-fcgi {bin}/php-fcgi\n\
-         FastCgiExternalServer {bin}/php-fcgi -socket {sock}{pass}\n\
+         FastCgiExternalServer {bin}/php-fcgi -socket {sock} {opts}\n\
          <Directory {bin}>\n    Require all granted\n</Directory>\n",
         bin = cgi_bin.display(),
         sock = socket.display(),
-        pass = if pass_auth { " -pass-header Authorization" } else { "" },
     )
 }
+
+const PASS_AUTH: &str = "-pass-header Authorization";
 
 fn install_scripts(t: &TestDir) {
     for f in ["env.php", "post.php", "auth.php"] {
@@ -67,7 +69,7 @@ fn recipe_params_on_the_wire() {
     let t = TestDir::new("php_wire");
     install_scripts(&t);
     let fault = FaultServer::start(&t.sock("fault.sock"));
-    let apache = Apache::builder(&t).config(&recipe(&t, fault.path(), true)).start();
+    let apache = Apache::builder(&t).config(&recipe(&t, fault.path(), PASS_AUTH)).start();
     let r = apache.request(Request::get("/env.php?wire").header("Authorization", "Basic YTpi"));
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.text(), "fault-backend ok\n");
@@ -96,7 +98,7 @@ fn php_runs_the_requested_script_with_original_path_variables() {
     let t = TestDir::new("php_env");
     install_scripts(&t);
     let fpm = PhpFpm::start(&t);
-    let apache = Apache::builder(&t).config(&recipe(&t, &fpm.socket, true)).start();
+    let apache = Apache::builder(&t).config(&recipe(&t, &fpm.socket, PASS_AUTH)).start();
     let docroot = t.htdocs().display().to_string();
     let env = json_of(&apache.get("/env.php?x=1"));
     let expect = [
@@ -139,7 +141,7 @@ fn php_post_form() {
     let t = TestDir::new("php_post");
     install_scripts(&t);
     let fpm = PhpFpm::start(&t);
-    let apache = Apache::builder(&t).config(&recipe(&t, &fpm.socket, true)).start();
+    let apache = Apache::builder(&t).config(&recipe(&t, &fpm.socket, PASS_AUTH)).start();
     let form = b"name=Ada+Lovelace&lang=php%2Bfcgi&empty=".to_vec();
     let r = apache.request(
         Request::post("/post.php", Body::Fixed(form.clone()))
@@ -172,7 +174,7 @@ fn authorization_reaches_php_via_pass_header() {
     // "alice:s3cret"
     let auth = "Basic YWxpY2U6czNjcmV0";
     {
-        let apache = Apache::builder(&t).config(&recipe(&t, &fpm.socket, true)).start();
+        let apache = Apache::builder(&t).config(&recipe(&t, &fpm.socket, PASS_AUTH)).start();
         let m = json_of(&apache.request(Request::get("/auth.php").header("Authorization", auth)));
         assert_eq!(m["executed"], format!("{}/auth.php", t.htdocs().display()));
         assert_eq!(m["PHP_AUTH_USER"], "alice", "{m:#?}");
@@ -180,7 +182,7 @@ fn authorization_reaches_php_via_pass_header() {
         assert_eq!(m["HTTP_AUTHORIZATION"], auth);
     }
     // The same recipe without -pass-header: httpd keeps Authorization back.
-    let apache = Apache::builder(&t).config(&recipe(&t, &fpm.socket, false)).start();
+    let apache = Apache::builder(&t).config(&recipe(&t, &fpm.socket, "")).start();
     let m = json_of(&apache.request(Request::get("/auth.php").header("Authorization", auth)));
     assert_eq!(m["PHP_AUTH_USER"], "<unset>", "{m:#?}");
     assert_eq!(m["HTTP_AUTHORIZATION"], "<unset>", "{m:#?}");
@@ -220,18 +222,8 @@ fn four_workers_and_32_clients_never_starve_whatever_the_reuse() {
             write_file(&t.htdocs().join("big.php"), "<?php echo str_repeat('x', 1048576);\n");
             write_file(&t.htdocs().join("len.php"), "<?php echo strlen(file_get_contents('php://input')), \"\\n\";\n");
             let fpm = PhpFpm::start_with(&t, 4);
-            let cgi_bin = t.join("cgi-bin");
             // The PHP-FPM recipe, with the idle timeout left at its default.
-            let conf = format!(
-                "AddType application/x-httpd-fastphp .php\n\
-                 Action application/x-httpd-fastphp /php-fcgi virtual\n\
-                 Alias /php-fcgi {bin}/php-fcgi\n\
-                 FastCgiExternalServer {bin}/php-fcgi -socket {sock} {opts}\n\
-                 <Directory {bin}>\n    Require all granted\n</Directory>\n",
-                bin = cgi_bin.display(),
-                sock = fpm.socket.display(),
-            );
-            let apache = Apache::builder(&t).config(&conf).start();
+            let apache = Apache::builder(&t).config(&recipe(&t, &fpm.socket, opts)).start();
             let r = apache.get("/small.php");
             assert_eq!((r.status, r.text()), (200, "Hello, world\n".to_string()), "{name}: {}", apache.error_log());
             (*name, t, fpm, apache)
