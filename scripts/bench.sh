@@ -222,7 +222,7 @@ row() {
         "$p_rps" "$p_p99" "$ratio" "$p99r"
     if [ -n "$o_err$t_err$p_err" ]; then echo "   errors: ours: $o_err reuse: $t_err plain: $p_err"; fi
 }
-for case in "GET 13 B:/ours/small:/small:" "GET 13 B query:/ours?small:/?small:" \
+for case in "GET 13 B:/ours/small:/small:" "GET 13 B query:/ours?small:/?small:" "GET 64 KiB:/ours/mid:/mid:" \
             "GET 1 MiB:/ours/big:/big:" "POST 1 MiB:/ours/echo:/echo:$top/scripts/bench/post.lua"; do
     name=${case%%:*}; rest=${case#*:}; ours=${rest%%:*}; rest=${rest#*:}; theirs=${rest%%:*}; script=${rest#*:}
     row "$name" "$ours" "/theirs$theirs" "/plain$theirs" "$script"
@@ -236,7 +236,7 @@ if [ -n "$original" ]; then
     curl -fsS "http://127.0.0.1:$oport/ours/small" | grep -q Hello || { echo "bench: the original does not answer"; cat "$dir/original/logs/error.log"; exit 1; }
     echo
     printf '%-14s %11s %9s %11s %9s %7s\n' "original case" "ours req/s" "ours p99" "orig req/s" "orig p99" ratio
-    for case in "GET 13 B:/ours/small:" "GET 13 B query:/ours?small:" \
+    for case in "GET 13 B:/ours/small:" "GET 13 B query:/ours?small:" "GET 64 KiB:/ours/mid:" \
                 "GET 1 MiB:/ours/big:" "POST 1 MiB:/ours/echo:$top/scripts/bench/post.lua"; do
         name=${case%%:*}; rest=${case#*:}; path=${rest%%:*}; script=${rest#*:}
         set -- $(wrk_run "http://127.0.0.1:$port$path" "$script"); o_rps=$1; o_p99=$2; shift 2; o_err="$*"

@@ -1,5 +1,6 @@
 /* The benchmark's backend: one libfcgi program that both gateways talk to.
- *   GET  /small  13 bytes      GET /big or ?big  1 MiB      POST  the body back
+ *   GET  /small  13 bytes   GET /mid or ?mid  64 KiB   GET /big or ?big  1 MiB
+ *   POST  the body back
  * Usage: app SOCKET_PATH NPROC  (forks NPROC processes accepting on one socket)
  *        app                    (a process manager's child: the listening
  *                                socket is fd 0, as mod_fcgid and FastCgiServer give it)
@@ -37,10 +38,11 @@ static void serve(int sock)
         } else if (FCGX_GetStr(buf, sizeof buf, req.in) > 0) {
             /* A GET with a body: none is expected. */
             FCGX_PutS("Status: 400 Bad Request\r\nContent-Type: text/plain\r\n\r\nunexpected body\n", req.out);
-        } else if (plen >= 4 && strcmp(path + plen - 3, "big") == 0 &&
+        } else if (plen >= 4 && (strcmp(path + plen - 3, "big") == 0 || strcmp(path + plen - 3, "mid") == 0) &&
                    (path[plen - 4] == '/' || path[plen - 4] == '?')) {
-            FCGX_FPrintF(req.out, "Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", (int)sizeof big);
-            FCGX_PutStr(big, sizeof big, req.out);
+            int len = path[plen - 3] == 'b' ? (int)sizeof big : 64 * 1024;
+            FCGX_FPrintF(req.out, "Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", len);
+            FCGX_PutStr(big, len, req.out);
         } else {
             FCGX_PutS("Content-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world\n", req.out);
         }
