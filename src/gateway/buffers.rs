@@ -30,8 +30,10 @@ thread_local! {
     /// thread is free. With 8 keepers among 64 threads, Apache spent 12.6 µs
     /// of user time per 13-byte GET against 7.9 µs with every thread keeping
     /// (wrk -c16, one child of 64 threads). The memory stays bounded: 192 KiB
-    /// per thread at most, and a request that held a large backlog hands the
-    /// pages of its thread's set back ([`give_back_memory`]).
+    /// per thread at most (httpd itself lets each thread's allocator keep up
+    /// to MaxMemFree, 2 MiB by default), and a request that held a large
+    /// backlog hands the pages of its thread's set back
+    /// ([`give_back_memory`]).
     static SCRATCH: std::cell::Cell<Option<Box<Scratch>>> = const { std::cell::Cell::new(None) };
 }
 
