@@ -143,8 +143,7 @@ fn stalled_and_departed_uploads_never_reach_the_application() {
     let t = TestDir::new("reqbuf-stall");
     let fault = FaultServer::start(&t.sock("fault.sock"));
     let tmp = t.join("spool");
-    std::fs::create_dir_all(&tmp).expect("spool dir");
-    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).expect("chmod");
+    util::mkdir_1777(&tmp);
     let conf = format!(
         "Timeout 3\nFastCgiTempDir {}\nFastCgiExternalServer {} -socket {}\n",
         tmp.display(),
@@ -269,8 +268,7 @@ fn the_spool_budget_bounds_every_temporary_file() {
     let t = TestDir::new("reqbuf-budget");
     let fault = FaultServer::start(&t.sock("fault.sock"));
     let tmp = t.join("spool");
-    std::fs::create_dir_all(&tmp).expect("spool dir");
-    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).expect("chmod");
+    util::mkdir_1777(&tmp);
     let conf = format!(
         "ServerLimit 2\nThreadLimit 32\nThreadsPerChild 32\nMaxRequestWorkers 64\nMaxSpareThreads 64\n\
          FastCgiTempDir {}\nFastCgiSpoolBudget {BUDGET}\nFastCgiResponseBuffer 128K\n\
@@ -394,8 +392,7 @@ fn a_crowd_of_slow_uploaders() {
     let app = t.htdocs().join("echo.fcgi");
     compile_fcgi_app("echo.c", &app);
     let tmp = t.join("spool");
-    std::fs::create_dir_all(&tmp).expect("spool dir");
-    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).expect("chmod");
+    util::mkdir_1777(&tmp);
     // A worker thread for every uploader (each holds one while its body
     // comes in) and for the fast client.
     let conf = format!(

@@ -269,9 +269,7 @@ fn storm(mpm: Mpm, name: &str) {
     // SAFETY: setrlimit with a valid struct; children inherit the limit.
     unsafe { libc::setrlimit(libc::RLIMIT_CORE, &unlimited) };
     let cores = t.join("cores");
-    util::mkdir_0755(&cores);
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(&cores, fs::Permissions::from_mode(0o1777)).unwrap();
+    util::mkdir_1777(&cores);
     compile_fcgi_app("dyn_hello.c", &t.htdocs().join("static.fcgi"));
     fs::copy(t.htdocs().join("static.fcgi"), t.htdocs().join("hello.fcgi")).unwrap();
     util::write_file(&t.htdocs().join("ext.fcgi"), "");

@@ -57,12 +57,23 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 /// Creates `path` (and parents) with mode 0755, so `www-data` can reach it.
 pub fn mkdir_0755(path: &Path) {
+    mkdir_mode(path, 0o755);
+}
+
+/// Makes `path` (and its parents) a directory anyone may write in, sticky
+/// like /tmp (1777): for what Apache's user writes there (temporary files,
+/// cores, sockets).
+pub fn mkdir_1777(path: &Path) {
+    mkdir_mode(path, 0o1777);
+}
+
+fn mkdir_mode(path: &Path, mode: u32) {
     fs::DirBuilder::new()
         .recursive(true)
-        .mode(0o755)
+        .mode(mode & 0o777)
         .create(path)
         .unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755))
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
 }
 
