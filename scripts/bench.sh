@@ -64,37 +64,42 @@ user=""
 [ "$(id -u)" -eq 0 ] && { user="User www-data
 Group www-data"; chown www-data "$dir/logs"; }
 
-# Both Apaches (ours and the peers', the original's): one child of 64
-# threads, keep-alive without a limit, the same document root.
-server_conf="StartServers 1
-ServerLimit 1
-ThreadsPerChild 64
-MaxRequestWorkers 64
-KeepAliveTimeout 30
-MaxKeepAliveRequests 0
-DocumentRoot \"$dir/htdocs\"
-<Directory \"$dir/htdocs\">
-    Require all granted
-</Directory>"
-cat > "$dir/httpd.conf" <<CONF
-ServerRoot "$dir"
+# The start of both Apaches' configurations (ours and the peers', the
+# original's), given its ServerRoot and port: one child of 64 threads,
+# keep-alive without a limit, the same document root.
+server_conf() {
+    cat <<CONF
+ServerRoot "$1"
 ServerName 127.0.0.1
-Listen 127.0.0.1:$port
-PidFile "$dir/logs/httpd.pid"
-DefaultRuntimeDir "$dir/logs"
-ErrorLog "$dir/logs/error.log"
+Listen 127.0.0.1:$2
+PidFile "$1/logs/httpd.pid"
+DefaultRuntimeDir "$1/logs"
+ErrorLog "$1/logs/error.log"
 LogLevel warn
 $user
 LoadModule mpm_event_module $mods/mod_mpm_event.so
 LoadModule authz_core_module $mods/mod_authz_core.so
 LoadModule alias_module $mods/mod_alias.so
+StartServers 1
+ServerLimit 1
+ThreadsPerChild 64
+MaxRequestWorkers 64
+KeepAliveTimeout 30
+MaxKeepAliveRequests 0
+DocumentRoot "$dir/htdocs"
+<Directory "$dir/htdocs">
+    Require all granted
+</Directory>
+CONF
+}
+cat > "$dir/httpd.conf" <<CONF
+$(server_conf "$dir" "$port")
 LoadModule proxy_module $mods/mod_proxy.so
 LoadModule proxy_fcgi_module $mods/mod_proxy_fcgi.so
 LoadModule mime_module $mods/mod_mime.so
 TypesConfig /etc/mime.types
 LoadModule actions_module $mods/mod_actions.so
 LoadModule fastcgi_module $module
-$server_conf
 Alias /ours "$dir/htdocs/ours"
 FastCgiExternalServer "$dir/htdocs/ours" -socket "$dir/sock/ours.sock" ${OURS_OPTS:-}
 # Distinct worker names: mod_proxy keys workers by the fcgi:// URL, not the
@@ -147,19 +152,8 @@ if [ -n "$original" ]; then
     mkdir -p "$dir/original/logs"
     [ "$(id -u)" -eq 0 ] && chown www-data "$dir/original/logs"
     cat > "$dir/original/httpd.conf" <<CONF
-ServerRoot "$dir/original"
-ServerName 127.0.0.1
-Listen 127.0.0.1:$oport
-PidFile "$dir/original/logs/httpd.pid"
-DefaultRuntimeDir "$dir/original/logs"
-ErrorLog "$dir/original/logs/error.log"
-LogLevel warn
-$user
-LoadModule mpm_event_module $mods/mod_mpm_event.so
-LoadModule authz_core_module $mods/mod_authz_core.so
-LoadModule alias_module $mods/mod_alias.so
+$(server_conf "$dir/original" "$oport")
 LoadModule fastcgi_module $original
-$server_conf
 FastCgiIpcDir "$dir/original/ipc"
 Alias /ours "$dir/htdocs/ours"
 FastCgiExternalServer "$dir/htdocs/ours" -socket "$dir/sock/original.sock"
