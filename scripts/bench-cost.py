@@ -6,8 +6,9 @@ timers) in front of the same libfcgi backend (scripts/bench/app.c), once per
 gateway configuration:
 
   ours              FastCgiExternalServer, Unix socket
-  ours-keep         the same with -keep-conn always (libfcgi reports no
-                    capacity, so the default keeps no connection)
+  ours-keep         the same with -keep-conn always (reuse without the
+                    capacity rule; the default keeps connections too, to
+                    the 2 libfcgi processes the manager counts)
   static            FastCgiServer (our process manager starts the app)
   static-keep       the same with -keep-conn always
   proxy             mod_proxy_fcgi, Unix socket, ProxyPass (a URL prefix:
@@ -157,7 +158,7 @@ def configs(d, fcgid):
     c = {}
     for static in (False, True):
         for keep in (False, True):
-            # libfcgi reports no capacity: only `always` keeps connections.
+            # `always`: reuse without the capacity rule.
             opt = " -keep-conn always" if keep else ""
             name = ("static" if static else "ours") + ("-keep" if keep else "")
             if static:

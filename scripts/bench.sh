@@ -12,7 +12,11 @@
 # original mod_fastcgi (docs/development.md), a second Apache with the same
 # MPM settings serves the same backend through it (FastCgiExternalServer on
 # a Unix socket, as issue 25 measured it), and a table compares ours and
-# the original case by case, each pair measured back to back.
+# the original case by case. Each case's gateways are measured in turn,
+# BENCH_ROUNDS times over (3), BENCH_SECONDS each (5), and the medians
+# shown, with the CPU time per request of Apache and the application
+# (utime + stime from /proc); the wall clock of this shared machine drifts
+# 10-25 % from one run to the next.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 module="${FASTCGI_RS_MODULE:-$top/target/release/mod_fastcgi_rs.so}"
@@ -20,6 +24,7 @@ dir=$(mktemp -d /tmp/fcgi-bench.XXXXXX)
 chmod 755 "$dir"
 port="${PORT:-18080}"
 secs="${BENCH_SECONDS:-5}"
+rounds="${BENCH_ROUNDS:-3}"
 conns="${BENCH_CONNECTIONS:-16}"
 # One backend per gateway, same program, same process count: mod_proxy_fcgi
 # with enablereuse pins a backend process per pooled connection, so a shared
@@ -186,40 +191,97 @@ for p in theirs plain; do
     curl -fsS "http://127.0.0.1:$port/$p/small" | grep -q Hello || { echo "bench: mod_proxy_fcgi ($p) does not answer"; cat "$dir/logs/error.log"; exit 1; }
 done
 
-# wrk_run URL [script] -> "req/s p99"
+# cpu_ticks PID...: the CPU time (user + system, in clock ticks) the
+# processes PID and their children have used so far: an Apache and its
+# children, an application and the processes it forked.
+cpu_ticks() {
+    set +f
+    cat /proc/[0-9]*/stat 2>/dev/null | awk -v roots=" $* " '{
+        rest = substr($0, index($0, ") ") + 2); split(rest, f, " ")
+        if (index(roots, " " $1 " ") || index(roots, " " f[2] " ")) t += f[12] + f[13]
+    } END { print t + 0 }'
+}
+hz=$(getconf CLK_TCK)
+
+# wrk_run URL script [PID...] -> "req/s p99-in-ms cpu errors": one wrk run;
+# cpu is the CPU time the processes PID... and their children used per
+# request, in microseconds (0 without PIDs).
 wrk_run() {
-    out=$(wrk -t2 -c"$conns" -d"${secs}s" --latency ${2:+-s "$2"} "$1")
+    local url=$1 script=$2 before after out rps p99 n errs
+    shift 2
+    before=$(cpu_ticks "$@")
+    out=$(wrk -t2 -c"$conns" -d"${secs}s" --latency ${script:+-s "$script"} "$url")
+    after=$(cpu_ticks "$@")
     rps=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
-    p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+    p99=$(echo "$out" | awk '$1 == "99%" { v = $2 + 0; if ($2 ~ /us$/) v /= 1000; else if ($2 ~ /[^m]s$/) v *= 1000; print v }')
+    n=$(echo "$out" | awk '/requests in/ {print $1}')
     errs=$(echo "$out" | awk '/Non-2xx|Socket errors/ {print}' | tr '\n' ' ')
-    echo "$rps $p99 $errs"
+    echo "${rps:-0} ${p99:-0} $(awk -v t=$((after - before)) -v n="${n:-0}" -v hz="$hz" \
+        'BEGIN { printf "%.1f", (n > 0 && t > 0 ? t * 1e6 / hz / n : 0) }') $errs"
 }
 
-# ratio: ours / mod_proxy_fcgi with reuse, in req/s; p99 vs plain: ours
-# against mod_proxy_fcgi without reuse, in p99 latency (lower is better).
-printf '%-14s %11s %9s %11s %9s %11s %9s %7s %9s\n' case "ours req/s" "ours p99" "reuse req/s" "reuse p99" \
-    "plain req/s" "plain p99" ratio "p99/plain"
-# name:ours path:theirs path:wrk script. Paths with PATH_INFO cost us a
-# sub-request for PATH_TRANSLATED (as mod_cgi and the original compute it);
-# mod_proxy_fcgi computes none, so the query-string case compares like with like.
-ms() { awk -v t="$1" 'BEGIN { v = t + 0; if (t ~ /us$/) v /= 1000; else if (t ~ /ms$/) v = v; else if (t ~ /s$/) v *= 1000; print v }'; }
-# One row of the table: wrk on our, the reusing and the plain mod_proxy_fcgi
-# URL of a case, the ratio ours/reuse and the p99 against plain.
-row() {
-    local name=$1 ours=$2 reuse=$3 plain=$4 script=$5 o_rps o_p99 o_err t_rps t_p99 t_err p_rps p_p99 p_err ratio p99r
-    set -- $(wrk_run "http://127.0.0.1:$port$ours" "$script"); o_rps=$1; o_p99=$2; shift 2; o_err="$*"
-    set -- $(wrk_run "http://127.0.0.1:$port$reuse" "$script"); t_rps=$1; t_p99=$2; shift 2; t_err="$*"
-    set -- $(wrk_run "http://127.0.0.1:$port$plain" "$script"); p_rps=$1; p_p99=$2; shift 2; p_err="$*"
-    ratio=$(awk -v a="$o_rps" -v b="$t_rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-    p99r=$(awk -v a="$(ms "$o_p99")" -v b="$(ms "$p_p99")" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-    printf '%-14s %11s %9s %11s %9s %11s %9s %7s %9s\n' "$name" "$o_rps" "$o_p99" "$t_rps" "$t_p99" \
-        "$p_rps" "$p_p99" "$ratio" "$p99r"
-    if [ -n "$o_err$t_err$p_err" ]; then echo "   errors: ours: $o_err reuse: $t_err plain: $p_err"; fi
+# median N...
+median() {
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
+
+# compare [-s SCRIPT] PORTPATH:PID,... ...: each URL (127.0.0.1:PORTPATH)
+# measured in turn, $rounds times over, so that the machine's drift
+# touches each alike; sets m_rps_I, m_p99_I (ms) and m_cpu_I (CPU µs per
+# request of the PIDs and their children), I = 1, 2, ...: the medians;
+# and m_errs, what wrk reported beyond 2xx answers.
+compare() {
+    local script="" specs i r spec out
+    if [ "$1" = -s ]; then script=$2; shift 2; fi
+    set -f
+    specs="$*"
+    m_errs=""
+    i=0
+    for spec in $specs; do i=$((i + 1)); eval "all_rps_$i='' all_p99_$i='' all_cpu_$i=''"; done
+    for r in $(seq "$rounds"); do
+        i=0
+        for spec in $specs; do
+            i=$((i + 1))
+            out=$(wrk_run "http://127.0.0.1:${spec%%:*}" "$script" $(echo "${spec#*:}" | tr , ' '))
+            set -- $out
+            eval "all_rps_$i=\"\$all_rps_$i $1\" all_p99_$i=\"\$all_p99_$i $2\" all_cpu_$i=\"\$all_cpu_$i $3\""
+            shift 3
+            [ $# -eq 0 ] || m_errs="$m_errs [${spec%%:*}: $*]"
+        done
+    done
+    i=0
+    for spec in $specs; do
+        i=$((i + 1))
+        eval "m_rps_$i=\$(median \$all_rps_$i) m_p99_$i=\$(median \$all_p99_$i) m_cpu_$i=\$(median \$all_cpu_$i)"
+    done
+    set +f
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+
+# The table of a backend's cases: ours against mod_proxy_fcgi with reuse
+# (req/s ratio, CPU per request of Apache and the application) and
+# without (p99 latency ratio, lower is better).
+table() {
+    printf '%-14s %10s %8s %8s %10s %8s %8s %10s %8s %6s %6s %6s\n' "$1" "ours r/s" "p99 ms" "CPU µs" \
+        "reuse r/s" "p99 ms" "CPU µs" "plain r/s" "p99 ms" ratio CPU p99/pl
+}
+row() {
+    local name=$1 ours=$2 reuse=$3 plain=$4 script=$5
+    compare ${script:+-s "$script"} "$port$ours:$httpd,$6" "$port$reuse:$httpd,$7" "$port$plain:$httpd,$8"
+    printf '%-14s %10s %8s %8s %10s %8s %8s %10s %8s %6s %6s %6s\n' "$name" "$m_rps_1" "$m_p99_1" "$m_cpu_1" \
+        "$m_rps_2" "$m_p99_2" "$m_cpu_2" "$m_rps_3" "$m_p99_3" "$(ratio "$m_rps_1" "$m_rps_2")" \
+        "$(ratio "$m_cpu_1" "$m_cpu_2")" "$(ratio "$m_p99_1" "$m_p99_3")"
+    [ -z "$m_errs" ] || echo "   errors:$m_errs"
+}
+echo "median of $rounds rounds of ${secs} s, $conns connections; CPU: Apache and the application, per request"
+table case
+# Paths with PATH_INFO cost us a sub-request for PATH_TRANSLATED (as mod_cgi
+# and the original compute it); mod_proxy_fcgi computes none, so the
+# query-string case compares like with like.
 for case in "GET 13 B:/ours/small:/small:" "GET 13 B query:/ours?small:/?small:" "GET 64 KiB:/ours/mid:/mid:" \
             "GET 1 MiB:/ours/big:/big:" "POST 1 MiB:/ours/echo:/echo:$top/scripts/bench/post.lua"; do
     name=${case%%:*}; rest=${case#*:}; ours=${rest%%:*}; rest=${rest#*:}; theirs=${rest%%:*}; script=${rest#*:}
-    row "$name" "$ours" "/theirs$theirs" "/plain$theirs" "$script"
+    row "$name" "$ours" "/theirs$theirs" "/plain$theirs" "$script" "$app_ours" "$app_theirs" "$app_plain"
 done
 
 if [ -n "$original" ]; then
@@ -229,15 +291,15 @@ if [ -n "$original" ]; then
     done
     curl -fsS "http://127.0.0.1:$oport/ours/small" | grep -q Hello || { echo "bench: the original does not answer"; cat "$dir/original/logs/error.log"; exit 1; }
     echo
-    printf '%-14s %11s %9s %11s %9s %7s\n' "original case" "ours req/s" "ours p99" "orig req/s" "orig p99" ratio
+    printf '%-14s %10s %8s %8s %10s %8s %8s %6s %6s\n' "original case" "ours r/s" "p99 ms" "CPU µs" \
+        "orig r/s" "p99 ms" "CPU µs" ratio CPU
     for case in "GET 13 B:/ours/small:" "GET 13 B query:/ours?small:" "GET 64 KiB:/ours/mid:" \
                 "GET 1 MiB:/ours/big:" "POST 1 MiB:/ours/echo:$top/scripts/bench/post.lua"; do
         name=${case%%:*}; rest=${case#*:}; path=${rest%%:*}; script=${rest#*:}
-        set -- $(wrk_run "http://127.0.0.1:$port$path" "$script"); o_rps=$1; o_p99=$2; shift 2; o_err="$*"
-        set -- $(wrk_run "http://127.0.0.1:$oport$path" "$script"); g_rps=$1; g_p99=$2; shift 2; g_err="$*"
-        ratio=$(awk -v a="$o_rps" -v b="$g_rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-        printf '%-14s %11s %9s %11s %9s %7s\n' "$name" "$o_rps" "$o_p99" "$g_rps" "$g_p99" "$ratio"
-        if [ -n "$o_err$g_err" ]; then echo "   errors: ours: $o_err original: $g_err"; fi
+        compare ${script:+-s "$script"} "$port$path:$httpd,$app_ours" "$oport$path:$httpd_original,$app_original"
+        printf '%-14s %10s %8s %8s %10s %8s %8s %6s %6s\n' "$name" "$m_rps_1" "$m_p99_1" "$m_cpu_1" \
+            "$m_rps_2" "$m_p99_2" "$m_cpu_2" "$(ratio "$m_rps_1" "$m_rps_2")" "$(ratio "$m_cpu_1" "$m_cpu_2")"
+        [ -z "$m_errs" ] || echo "   errors:$m_errs"
     done
 fi
 
@@ -251,9 +313,8 @@ for p in ours theirs plain; do
     curl -fsS "http://127.0.0.1:$port/php-$p/small.php" | grep -q Hello || { echo "bench: php-fpm ($p) does not answer"; cat "$dir/logs/error.log"; exit 1; }
 done
 echo
-printf '%-14s %11s %9s %11s %9s %11s %9s %7s %9s\n' "php-fpm case" "ours req/s" "ours p99" "reuse req/s" "reuse p99" \
-    "plain req/s" "plain p99" ratio "p99/plain"
+table "php-fpm case"
 for case in "GET 13 B:small.php:" "GET 1 MiB:big.php:" "POST 1 MiB:echo.php:$top/scripts/bench/post.lua"; do
     name=${case%%:*}; rest=${case#*:}; file=${rest%%:*}; script=${rest#*:}
-    row "$name" "/php-ours/$file" "/php-theirs/$file" "/php-plain/$file" "$script"
+    row "$name" "/php-ours/$file" "/php-theirs/$file" "/php-plain/$file" "$script" "$fpm_ours" "$fpm_theirs" "$fpm_plain"
 done

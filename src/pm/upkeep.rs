@@ -16,17 +16,21 @@ use crate::log::Level;
 use crate::metrics::layout::endpoint::{CAPACITY_NONE, DOWN_SILENT, DOWN_UNREACHABLE};
 use crate::metrics::{now_ms, Board};
 use crate::protocol::{encode_get_values, ResponseDecoder, ResponseEvent};
-use crate::transport::{self, Endpoint};
+use crate::transport::{self, Conn, Endpoint};
 
 /// How long a probe waits for the connection and for the answer.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// The capacity assumed for an application that answers FCGI_GET_VALUES
 /// without FCGI_MAX_CONNS (php-fpm 8 answers FCGI_MPXS_CONNS only).
 pub const ANSWERED_CAPACITY: u64 = 4;
-/// How long the capacity question waits for its answer: a single-threaded
-/// application that does not answer GET_VALUES (libfcgi does not while it
-/// waits for a request) is held no longer than this, once.
+/// How long the capacity question waits for its first answer: an
+/// application that does not answer GET_VALUES is held no longer than
+/// this, once.
 const CAPACITY_TIMEOUT: Duration = Duration::from_millis(200);
+/// The least wait for each further answer of [`count_capacity`].
+const COUNT_STEP: Duration = Duration::from_millis(20);
+/// The most connections [`count_capacity`] holds at once.
+const COUNT_MAX: usize = 64;
 /// How often an endpoint that could not be reached is asked again.
 const CAPACITY_RETRY: Duration = Duration::from_secs(10);
 
@@ -189,7 +193,7 @@ fn learn_capacity(w: &mut Watched, board: &Board) {
             continue;
         }
         w.asked.insert(ep, Instant::now());
-        match probe(&e, CAPACITY_TIMEOUT) {
+        match count_capacity(&e) {
             Ok(Some(n)) => board.set_capacity(ep, n),
             Ok(None) => board.set_capacity(ep, CAPACITY_NONE),
             Err(_) => {}
@@ -202,9 +206,11 @@ fn check(w: &mut Watched, board: &Board, log: &dyn Fn(Level, &str)) {
     for (ep, e) in active(w, board) {
         let now = now_ms();
         let answered_before = !matches!(board.capacity(ep), 0 | CAPACITY_NONE);
-        match probe(&e, PROBE_TIMEOUT) {
+        match probe(&e) {
             Ok(answer) => {
-                if let Some(n) = answer {
+                // A capacity counted by learn_capacity stays: one
+                // process's answer does not speak for its pool.
+                if let Some(n) = answer.filter(|_| matches!(board.capacity(ep), 0 | CAPACITY_NONE)) {
                     board.set_capacity(ep, n);
                 }
                 if board.endpoint_down(ep) && board.endpoint_ok(ep, now) {
@@ -212,8 +218,8 @@ fn check(w: &mut Watched, board: &Board, log: &dyn Fn(Level, &str)) {
                 }
             }
             // Connected but silent: down if it answered before; an
-            // application that never answers GET_VALUES (libfcgi) is only
-            // known to accept: back up if it was down as unreachable.
+            // application that never answered GET_VALUES is only known to
+            // accept: back up if it was down as unreachable.
             Err(why) if why.starts_with("no answer") && !answered_before => {
                 if board.endpoint_down(ep) && board.down_reason(ep) == DOWN_UNREACHABLE && board.endpoint_ok(ep, now) {
                     log(Level::Warn, &format!("FastCGI: server \"{path}\" endpoint {e} is up again"));
@@ -229,23 +235,34 @@ fn check(w: &mut Watched, board: &Board, log: &dyn Fn(Level, &str)) {
     }
 }
 
-/// Asks `endpoint` for FCGI_MAX_CONNS: Ok(Some(n)) it answered with n,
-/// Ok(None) it answered without it (or closed the connection), Err why
-/// it is unreachable or silent.
-fn probe(endpoint: &Endpoint, wait: Duration) -> Result<Option<u64>, String> {
+/// What one FCGI_GET_VALUES question on a connection of its own got.
+enum Answer {
+    /// An answer with FCGI_MAX_CONNS = n (n > 0).
+    Stated(u64),
+    /// An answer without it (php-fpm 8 answers FCGI_MPXS_CONNS only).
+    Unstated,
+    /// The connection closed, or the application does not know the record.
+    Refused,
+    /// Nothing within the wait.
+    Silent,
+}
+
+/// Connects to `endpoint` and asks it FCGI_GET_VALUES, waiting `wait` for
+/// the answer; the connection is returned open, so that the application
+/// process that answered stays held by it ([`count_capacity`]). Err when
+/// the connection or its I/O fails.
+fn ask(endpoint: &Endpoint, wait: Duration) -> Result<(Conn, Answer), String> {
     let conn = transport::connect(endpoint, Some(PROBE_TIMEOUT)).map_err(|e| format!("connect() failed: {e}"))?;
     let mut out = Vec::new();
     encode_get_values(&mut out, &[b"FCGI_MAX_CONNS", b"FCGI_MAX_REQS", b"FCGI_MPXS_CONNS"]);
     let deadline = Instant::now() + wait;
     let mut written = 0;
-    let silent = || format!("no answer to FCGI_GET_VALUES within {} s", PROBE_TIMEOUT.as_secs());
     let mut decoder = ResponseDecoder::new(1);
     let mut buf = vec![0u8; 8192];
-    loop {
+    let answer = loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            // A capacity question unanswered: no capacity known, but alive.
-            return if wait < PROBE_TIMEOUT { Ok(None) } else { Err(silent()) };
+            break Answer::Silent;
         }
         let ready = conn.wait(written < out.len(), left).map_err(|e| format!("poll() failed: {e}"))?;
         if ready.writable && written < out.len() {
@@ -259,40 +276,86 @@ fn probe(endpoint: &Endpoint, wait: Duration) -> Result<Option<u64>, String> {
             continue;
         }
         let n = match conn.read(&mut buf) {
-            Ok(0) => return Ok(None),
+            Ok(0) => break Answer::Refused,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             // Closed on us after the question: it is there, just mute.
-            Err(_) => return Ok(None),
+            Err(_) => break Answer::Refused,
         };
-        let mut rest = &buf[..n];
-        while !rest.is_empty() {
-            let (used, event) = match decoder.decode(rest) {
-                Ok(r) => r,
-                Err(_) => return Ok(None),
-            };
-            rest = &rest[used..];
-            match event {
-                Some(ResponseEvent::GetValuesResult(pairs)) => {
-                    for (name, value) in pairs.flatten() {
-                        if name == b"FCGI_MAX_CONNS" {
-                            let n = std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<u64>().ok());
-                            if let Some(n) = n.filter(|&n| n > 0) {
-                                return Ok(Some(n));
-                            }
-                        }
-                    }
-                    // php-fpm answers with FCGI_MPXS_CONNS only: an
-                    // application that answers management records while
-                    // idle serves several connections.
-                    return Ok(Some(ANSWERED_CAPACITY));
-                }
-                Some(ResponseEvent::UnknownType(_)) => return Ok(None),
-                _ => {}
+        if let Some(answer) = decode_answer(&mut decoder, &buf[..n]) {
+            break answer;
+        }
+    };
+    Ok((conn, answer))
+}
+
+/// Feeds `bytes` to `decoder`; the answer once they complete one.
+fn decode_answer(decoder: &mut ResponseDecoder, mut bytes: &[u8]) -> Option<Answer> {
+    while !bytes.is_empty() {
+        let Ok((used, event)) = decoder.decode(bytes) else { return Some(Answer::Refused) };
+        bytes = &bytes[used..];
+        match event {
+            Some(ResponseEvent::GetValuesResult(pairs)) => {
+                let stated = pairs.flatten().find(|(name, _)| *name == b"FCGI_MAX_CONNS").and_then(|(_, value)| {
+                    std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<u64>().ok()).filter(|&n| n > 0)
+                });
+                return Some(stated.map_or(Answer::Unstated, Answer::Stated));
             }
-            if used == 0 {
-                break;
-            }
+            Some(ResponseEvent::UnknownType(_)) => return Some(Answer::Refused),
+            _ => {}
+        }
+        if used == 0 {
+            break;
         }
     }
+    None
+}
+
+/// The health check's question: Ok(Some(n)) it answered, with
+/// FCGI_MAX_CONNS n (or [`ANSWERED_CAPACITY`] without it), Ok(None) it
+/// closed the connection or did not know the question, Err why it is
+/// unreachable or silent.
+fn probe(endpoint: &Endpoint) -> Result<Option<u64>, String> {
+    match ask(endpoint, PROBE_TIMEOUT)?.1 {
+        Answer::Stated(n) => Ok(Some(n)),
+        Answer::Unstated => Ok(Some(ANSWERED_CAPACITY)),
+        Answer::Refused => Ok(None),
+        Answer::Silent => Err(format!("no answer to FCGI_GET_VALUES within {} s", PROBE_TIMEOUT.as_secs())),
+    }
+}
+
+/// How many connections `endpoint` serves at once: Ok(None) when it does
+/// not answer FCGI_GET_VALUES, Err when it cannot be reached.
+///
+/// An application that states FCGI_MAX_CONNS of 2 or more is taken at its
+/// word (the specification's number is for the whole application). One
+/// that states 1 speaks for the process that answered: libfcgi programs
+/// say 1, and a pool of them shares one listening socket. So are php-fpm
+/// workers, which do not state it (they count as at least
+/// [`ANSWERED_CAPACITY`]). For those the connections are counted: each
+/// answered question is held open, which holds the process that answered
+/// it, and another is asked, until one goes unanswered (every process is
+/// held) or [`COUNT_MAX`] answered. A process busy with a request does not
+/// answer in time, so the count never exceeds what the application can
+/// serve. Each wait after the first is a few times the first answer's
+/// time, at least [`COUNT_STEP`]; requests wait that long once for a free
+/// process while the count holds them all.
+fn count_capacity(endpoint: &Endpoint) -> Result<Option<u64>, String> {
+    let started = Instant::now();
+    let (first, answer) = ask(endpoint, CAPACITY_TIMEOUT)?;
+    let floor = match answer {
+        Answer::Stated(n) if n >= 2 => return Ok(Some(n)),
+        Answer::Stated(_) => 1,
+        Answer::Unstated => ANSWERED_CAPACITY,
+        Answer::Refused | Answer::Silent => return Ok(None),
+    };
+    let step = (started.elapsed() * 4).clamp(COUNT_STEP, CAPACITY_TIMEOUT);
+    let mut held = vec![first];
+    while held.len() < COUNT_MAX {
+        match ask(endpoint, step) {
+            Ok((conn, Answer::Stated(_) | Answer::Unstated)) => held.push(conn),
+            _ => break,
+        }
+    }
+    Ok(Some(floor.max(held.len() as u64)))
 }

@@ -197,9 +197,21 @@ impl ParamsWriter<'_> {
 /// variable names (e.g. FCGI_MAX_CONNS, FCGI_MAX_REQS, FCGI_MPXS_CONNS),
 /// empty values, so a server can learn an application's limits. Names that
 /// would not fit in one record are left out.
+///
+/// The record always ends with padding, 8 bytes when its content is
+/// already a multiple of 8: libfcgi acts on a management record only once
+/// it has read a byte past its content (it reads ahead for the next
+/// header), so a question without padding on an otherwise idle connection
+/// is never answered.
 pub fn encode_get_values(out: &mut Vec<u8>, names: &[&[u8]]) {
+    let start = out.len();
     let pairs = names.iter().map(|name| (*name, &[][..]));
     put_nv_record(out, RecordType::GetValues, pairs);
+    let padding = start + 6;
+    if out.get(padding) == Some(&0) {
+        out[padding] = 8;
+        out.extend_from_slice(&[0; 8]);
+    }
 }
 
 /// What a web server gets from the application's byte stream.

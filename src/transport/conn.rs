@@ -227,6 +227,16 @@ impl Conn {
         }
     }
 
+    /// Whether the socket has nothing to read and is not closed, looked at
+    /// without waiting: a pooled connection is checked so before reuse
+    /// (end of stream, an error or stray bytes would all show as readable).
+    pub fn quiet(&self) -> bool {
+        let mut pfd = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: pfd is one live pollfd; a zero timeout never blocks.
+        let rc = unsafe { libc::poll(&mut pfd, 1, 0) };
+        rc == 0
+    }
+
     /// Waits until the socket is readable (always asked) or, with
     /// `want_write`, writable. Returns `Ready::default()` when `timeout`
     /// passes first. Hang-ups and errors count as readable, so the next read

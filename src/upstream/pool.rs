@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::balance;
 use crate::config::Server;
@@ -16,19 +16,19 @@ use crate::transport::{Conn, Endpoint};
 
 /// Idle connections kept per endpoint.
 const MAX_IDLE: usize = 8;
-/// How long an idle connection is kept.
-const MAX_AGE: Duration = Duration::from_secs(10);
+/// How long an idle connection is kept, in milliseconds.
+const MAX_AGE_MS: u64 = 10_000;
 /// How long after a request waited behind idle connections to an endpoint
 /// no connection to it is pooled (in milliseconds): the pool gives way
 /// while the application is short of free processes.
 const STARVED_PAUSE_MS: u64 = 10_000;
 
-/// Idle connections by endpoint, each with the time it went idle (and the
-/// same as Unix milliseconds, to compare with the scoreboard's
+/// Idle connections by endpoint, each with the time it went idle in Unix
+/// milliseconds (as the scoreboard's
 /// [`Board::starved_at`](crate::metrics::Board::starved_at)): a list,
 /// searched in order (a child talks to a handful of endpoints; a hash of
 /// the endpoint would cost more than comparing a few).
-type Idle = Vec<(Endpoint, Vec<(Conn, Instant, u64)>)>;
+type Idle = Vec<(Endpoint, Vec<(Conn, u64)>)>;
 
 static IDLE: Mutex<Idle> = Mutex::new(Vec::new());
 
@@ -36,7 +36,9 @@ static IDLE: Mutex<Idle> = Mutex::new(Vec::new());
 /// a closed peer or stray bytes would show as readable), newest first, and
 /// pooled after `starved_at` (Unix ms: a request waited behind idle ones
 /// then); and how many connections left the pool (the one returned and the
-/// dead, expired or starving ones dropped), for the scoreboard's gauge.
+/// dead or starving ones dropped), for the scoreboard's gauge. Age is not
+/// looked at: a live connection is as good after 10 s as before, and
+/// [`checkin`] drops the expired ones without a clock read here.
 ///
 /// The lock is held only to take a connection out: the liveness check (a
 /// poll) and closing dead ones happen outside it, so that the worker
@@ -45,23 +47,23 @@ static IDLE: Mutex<Idle> = Mutex::new(Vec::new());
 fn checkout_counted(endpoint: &Endpoint, starved_at: u64) -> (Option<Conn>, usize) {
     let mut left = 0;
     loop {
-        let (conn, since) = {
+        let conn = {
             let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
             let Some((_, list)) = idle.iter_mut().find(|(e, _)| e == endpoint) else { return (None, left) };
             match list.pop() {
                 None => return (None, left),
                 // Pooled before a request waited behind it: the newest of
                 // them, so the older ones go too (closed once unlocked).
-                Some((_, _, at)) if at <= starved_at => {
+                Some((_, at)) if at <= starved_at => {
                     let stale = std::mem::take(list);
                     drop(idle);
                     return (None, left + 1 + stale.len());
                 }
-                Some((conn, since, _)) => (conn, since),
+                Some((conn, _)) => conn,
             }
         };
         left += 1;
-        if since.elapsed() < MAX_AGE && conn.wait(false, Duration::ZERO).is_ok_and(|r| !r.readable) {
+        if conn.quiet() {
             return (Some(conn), left);
         }
     }
@@ -87,7 +89,8 @@ fn evict(endpoint: &Endpoint) -> usize {
 /// and notes the time on the scoreboard, so that every child closes those
 /// it pooled before as soon as it uses its pool and, for a while, closes
 /// every connection when its request ends: the processes they held take
-/// the waiting connections. Returns how many were closed here, None when
+/// the waiting connections; within the capacity, the capacity is counted
+/// again. Returns how many were closed here, None when
 /// nothing points at kept connections (the application is just slow).
 pub fn starving(server: &Server, metrics: &Tracker, endpoint: &Endpoint) -> Option<usize> {
     let (board, ep) = metrics.current_endpoint()?;
@@ -95,6 +98,12 @@ pub fn starving(server: &Server, metrics: &Tracker, endpoint: &Endpoint) -> Opti
         return None;
     }
     board.set_starved_at(ep, now_ms());
+    if server.options.keep_conn_safe {
+        // Fewer processes are free than were counted (the application
+        // was restarted smaller, or long requests hold some): the manager
+        // counts them again, and until then nothing is kept.
+        board.set_capacity(ep, 0);
+    }
     let closed = evict(endpoint);
     board.pool_closed(ep, closed);
     Some(closed)
@@ -122,12 +131,12 @@ pub fn checkin(endpoint: &Endpoint, conn: Conn) -> usize {
         }
     };
     let list = &mut idle[at].1;
-    let now = Instant::now();
+    let now = now_ms();
     // The expired and the oldest beyond the bound, closed once unlocked.
-    let expired = list.iter().take_while(|(_, since, _)| now.duration_since(*since) >= MAX_AGE).count();
+    let expired = list.iter().take_while(|(_, since)| now.saturating_sub(*since) >= MAX_AGE_MS).count();
     let excess = (list.len() - expired + 1).saturating_sub(MAX_IDLE);
     let gone: Vec<_> = list.drain(..expired + excess).collect();
-    list.push((conn, now, now_ms()));
+    list.push((conn, now));
     drop(idle);
     gone.len()
 }

@@ -22,12 +22,17 @@
  *                 method=<REQUEST_METHOD>
  *
  * With $ECHO_NAME set, every response also carries "X-Echo-Name: <name>".
+ * With $ECHO_PROCS=N (N > 1) it forks N - 1 more processes after it listens,
+ * all accepting on the same socket, as a pool of libfcgi programs behind one
+ * FastCgiExternalServer is run (each one ends with its parent; /stats counts
+ * per process).
  * With $ECHO_STALL=1 it accepts connections and reads whatever arrives but
  * never answers (a host that is up but hung); connections stay open until the
  * peer closes them.
  */
 #include <fcgiapp.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +122,19 @@ int main(int argc, char **argv) {
         fprintf(stderr, "echo: stalling on %s\n", argc == 2 ? argv[1] : "fd 0");
         fflush(stderr);
         return stall(sock);
+    }
+    const char *procs_env = getenv("ECHO_PROCS");
+    long procs = procs_env ? strtol(procs_env, NULL, 10) : 1;
+    for (long i = 1; i < procs; i++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGTERM);
+            break;
+        }
+        if (pid < 0) {
+            perror("echo: fork");
+            return 1;
+        }
     }
     FCGX_Request req;
     if (FCGX_InitRequest(&req, sock, 0) != 0) {

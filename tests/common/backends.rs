@@ -134,6 +134,12 @@ impl CApp {
     }
 
     pub fn start(dir: &TestDir, addr: CAddr) -> CApp {
+        CApp::start_with(dir, addr, &[])
+    }
+
+    /// [`CApp::start`] with `env` added to its environment
+    /// (`ECHO_PROCS`, `ECHO_NAME`, ...: tests/apps/echo.c).
+    pub fn start_with(dir: &TestDir, addr: CAddr, env: &[(&str, &str)]) -> CApp {
         let bin = CApp::build(dir);
         let (arg, socket) = match &addr {
             CAddr::Unix(p) => {
@@ -146,7 +152,7 @@ impl CApp {
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let log = dir.join(&format!("logs/echo-{n}.log"));
         let mut cmd = Command::new(&bin);
-        cmd.arg(&arg);
+        cmd.arg(&arg).envs(env.iter().copied());
         let mut child = spawn(cmd, &log);
         match &addr {
             CAddr::Unix(p) => wait_ready(&mut child, "libfcgi echo app", &log, || unix_ready(p)),

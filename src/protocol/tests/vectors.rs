@@ -252,6 +252,15 @@ fn get_values_and_result() {
     want.extend_from_slice(&[0; 7]);
     assert_eq!(out, want);
     assert_eq!(req(&out), [Req::Values(pairs(&[(b"FCGI_MAX_CONNS", b""), (b"FCGI_MPXS_CONNS", b"")]))]);
+    // Content of 48 bytes, a multiple of 8: 8 bytes of padding, not none
+    // (libfcgi answers only once it reads past the content).
+    let mut out = Vec::new();
+    encode_get_values(&mut out, &[b"FCGI_MAX_CONNS", b"FCGI_MAX_REQS", b"FCGI_MPXS_CONNS"]);
+    assert_eq!((out[4], out[5], out[6], out.len()), (0, 48, 8, 8 + 48 + 8));
+    assert_eq!(
+        req(&out),
+        [Req::Values(pairs(&[(b"FCGI_MAX_CONNS", b""), (b"FCGI_MAX_REQS", b""), (b"FCGI_MPXS_CONNS", b"")]))]
+    );
 
     let mut out = Vec::new();
     encode_get_values_result(&mut out, &[(b"FCGI_MAX_REQS", b"10")]);
