@@ -8,7 +8,6 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::Ordering::*;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::layout::{app, endpoint};
 use super::Board;
@@ -20,9 +19,16 @@ pub const BACKOFF_MAX_MS: u64 = 60_000;
 /// How long an endpoint that came back gets a growing share of requests.
 pub const SLOW_START_MS: u64 = 5_000;
 
-/// Wall-clock milliseconds: the same clock in every process.
+/// Wall-clock milliseconds: the same clock in every process. Read from
+/// the coarse clock (the kernel's last tick, a few milliseconds behind at
+/// most, without reading the time-stamp counter): every use compares it at
+/// the scale of seconds, and the pool reads it for each connection it
+/// keeps.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a live timespec that clock_gettime fills in.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    u64::try_from(ts.tv_sec).unwrap_or(0).saturating_mul(1000) + u64::try_from(ts.tv_nsec).unwrap_or(0) / 1_000_000
 }
 
 /// The back-off after `failures` failed tries in a row (1 s, 2 s, ... 60 s).
