@@ -11,29 +11,46 @@ use super::{c_str, guard, state};
 use crate::config::DirConfig;
 use crate::gateway::{self, AuthPhase, AuthResult};
 
-/// Drops a section's DirConfig when its pool goes.
+/// Drops a DirConfig placed in a pool when the pool goes: its shared
+/// applications lose a reference, and nothing is freed (the pool's memory
+/// goes with the pool; see [`DirConfig`] for why).
 extern "C" fn drop_dir_config(data: *mut c_void) -> ffi::apr_status_t {
     guard(0, || {
-        // SAFETY: data came from Box::into_raw in fcgi_rs_create_dir_config and
-        // this cleanup runs once.
-        drop(unsafe { Box::from_raw(data as *mut DirConfig) });
+        // SAFETY: data was written by place_dir_config in memory of the
+        // pool this cleanup belongs to, and the cleanup runs once.
+        unsafe { std::ptr::drop_in_place(data as *mut DirConfig) };
         0
     })
+}
+
+// apr_palloc aligns to 8 bytes.
+const _: () = assert!(std::mem::align_of::<DirConfig>() <= 8);
+
+/// Puts `dir` in memory of `p`, dropped with it; NULL if `p` has no memory.
+fn place_dir_config(p: *mut apr_pool_t, dir: DirConfig) -> *mut c_void {
+    // SAFETY: p is a live pool; the block is fresh and at least as aligned
+    // as DirConfig (checked above).
+    let raw = unsafe { ffi::apr_palloc(p, std::mem::size_of::<DirConfig>()) }.cast::<DirConfig>();
+    if raw.is_null() {
+        return std::ptr::null_mut();
+    }
+    // SAFETY: raw is a fresh block of the right size and alignment; the
+    // cleanup drops the value once, when p goes.
+    unsafe {
+        raw.write(dir);
+        ffi::apr_pool_cleanup_register(p, raw.cast(), Some(drop_dir_config), Some(ffi::apr_pool_cleanup_null));
+    }
+    raw.cast()
 }
 
 /// httpd's create_dir_config: a default DirConfig owned by `p`.
 #[no_mangle]
 pub extern "C" fn fcgi_rs_create_dir_config(p: *mut apr_pool_t) -> *mut c_void {
-    guard(std::ptr::null_mut(), || {
-        let raw = Box::into_raw(Box::<DirConfig>::default()) as *mut c_void;
-        // SAFETY: p is the section's live pool; the cleanup frees raw with it.
-        unsafe { ffi::apr_pool_cleanup_register(p, raw, Some(drop_dir_config), Some(ffi::apr_pool_cleanup_null)) };
-        raw
-    })
+    guard(std::ptr::null_mut(), || place_dir_config(p, DirConfig::default()))
 }
 
 /// httpd's merge_dir_config: `add` over `base` ([`DirConfig::merge`]),
-/// owned by `p`.
+/// owned by `p`; it allocates nothing but the pool's memory.
 #[no_mangle]
 pub extern "C" fn fcgi_rs_merge_dir_config(p: *mut apr_pool_t, base: *mut c_void, add: *mut c_void) -> *mut c_void {
     guard(std::ptr::null_mut(), || {
@@ -45,10 +62,7 @@ pub extern "C" fn fcgi_rs_merge_dir_config(p: *mut apr_pool_t, base: *mut c_void
             (Some(one), None) | (None, Some(one)) => one.clone(),
             (None, None) => DirConfig::default(),
         };
-        let raw = Box::into_raw(Box::new(merged)) as *mut c_void;
-        // SAFETY: p is the live pool of the merged config; the cleanup frees raw with it.
-        unsafe { ffi::apr_pool_cleanup_register(p, raw, Some(drop_dir_config), Some(ffi::apr_pool_cleanup_null)) };
-        raw
+        place_dir_config(p, merged)
     })
 }
 

@@ -9,6 +9,7 @@ mod options;
 mod words;
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use options::{parse_options, OptionSet, Parsed};
 pub use options::{AppOptions, Balance, DynamicOptions, SpawnOptions};
@@ -187,12 +188,23 @@ pub struct AuthApp {
     pub compat: bool,
 }
 
+/// The authorizer applications of a section, indexed by phase:
+/// authenticator, authorizer, access checker.
+pub type AuthApps = [Option<AuthApp>; 3];
+
 /// What a directory (`<Directory>`, `<Location>`, `<Files>`) says about
 /// authorizers and request buffering.
+///
+/// httpd merges sections for every request, into the request's pool, and
+/// under prefork may destroy that pool from a signal handler (a hard
+/// restart's `just_die`), possibly in the middle of a `malloc`. So a merge
+/// allocates nothing: the applications are shared ([`Arc`]) with the
+/// sections they come from, which live in the configuration's pool, and
+/// the defaults share one set that is never freed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirConfig {
-    /// Indexed by phase: authenticator, authorizer, access checker.
-    pub apps: [Option<AuthApp>; 3],
+    /// The section's authorizer applications, shared.
+    pub apps: Arc<AuthApps>,
     /// `...Authoritative`: a denial is final (On, the default) or lets other
     /// modules try (Off).
     pub authoritative: [bool; 3],
@@ -204,7 +216,9 @@ pub struct DirConfig {
 
 impl Default for DirConfig {
     fn default() -> Self {
-        DirConfig { apps: [None, None, None], authoritative: [true; 3], auth_set: false, request_buffering: None }
+        static NONE: OnceLock<Arc<AuthApps>> = OnceLock::new();
+        let apps = Arc::clone(NONE.get_or_init(|| Arc::new([None, None, None])));
+        DirConfig { apps, authoritative: [true; 3], auth_set: false, request_buffering: None }
     }
 }
 
@@ -216,7 +230,7 @@ impl DirConfig {
     pub fn merge(base: &DirConfig, add: &DirConfig) -> DirConfig {
         let auth = if add.auth_set { add } else { base };
         DirConfig {
-            apps: auth.apps.clone(),
+            apps: Arc::clone(&auth.apps),
             authoritative: auth.authoritative,
             auth_set: auth.auth_set,
             request_buffering: add.request_buffering.or(base.request_buffering),
@@ -433,7 +447,7 @@ impl Builder {
         if self.config.find(&path).is_none() {
             self.host.check_executable(&path).map_err(|why| format!("{directive}: \"{path}\" {why}"))?;
         }
-        if let Some(slot) = dir.apps.get_mut(phase) {
+        if let Some(slot) = Arc::make_mut(&mut dir.apps).get_mut(phase) {
             *slot = Some(AuthApp { path, compat });
         }
         dir.auth_set = true;

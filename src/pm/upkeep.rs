@@ -33,6 +33,10 @@ const COUNT_STEP: Duration = Duration::from_millis(20);
 const COUNT_MAX: usize = 64;
 /// How often an endpoint that could not be reached is asked again.
 const CAPACITY_RETRY: Duration = Duration::from_secs(10);
+/// How often one that did not answer is asked again: it may have been
+/// busy with requests in every process (each time one of its processes
+/// is held for up to [`CAPACITY_TIMEOUT`]).
+const SILENT_RETRY: Duration = Duration::from_secs(300);
 
 /// Forks the upkeep process when some server needs it; its pid.
 pub fn start(config: &Config, log: &dyn Fn(Level, &str)) -> Option<libc::pid_t> {
@@ -185,11 +189,12 @@ fn active(w: &Watched, board: &Board) -> Vec<(usize, Endpoint)> {
 
 fn learn_capacity(w: &mut Watched, board: &Board) {
     for (ep, e) in active(w, board) {
-        let cap = board.capacity(ep);
-        if cap != 0 {
-            continue;
-        }
-        if w.asked.get(&ep).is_some_and(|t| t.elapsed() < CAPACITY_RETRY) {
+        let retry = match board.capacity(ep) {
+            0 => CAPACITY_RETRY,
+            CAPACITY_NONE => SILENT_RETRY,
+            _ => continue,
+        };
+        if w.asked.get(&ep).is_some_and(|t| t.elapsed() < retry) {
             continue;
         }
         w.asked.insert(ep, Instant::now());
@@ -208,9 +213,10 @@ fn check(w: &mut Watched, board: &Board, log: &dyn Fn(Level, &str)) {
         let answered_before = !matches!(board.capacity(ep), 0 | CAPACITY_NONE);
         match probe(&e) {
             Ok(answer) => {
-                // A capacity counted by learn_capacity stays: one
-                // process's answer does not speak for its pool.
-                if let Some(n) = answer.filter(|_| matches!(board.capacity(ep), 0 | CAPACITY_NONE)) {
+                // Where reuse follows the capacity, learn_capacity counts
+                // it: one process's answer does not speak for its pool.
+                let unknown = matches!(board.capacity(ep), 0 | CAPACITY_NONE);
+                if let Some(n) = answer.filter(|_| unknown && !w.server.options.keep_conn_safe) {
                     board.set_capacity(ep, n);
                 }
                 if board.endpoint_down(ep) && board.endpoint_ok(ep, now) {
