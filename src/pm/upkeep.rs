@@ -215,8 +215,7 @@ fn check(w: &mut Watched, board: &Board, log: &dyn Fn(Level, &str)) {
             Ok(answer) => {
                 // Where reuse follows the capacity, learn_capacity counts
                 // it: one process's answer does not speak for its pool.
-                let unknown = matches!(board.capacity(ep), 0 | CAPACITY_NONE);
-                if let Some(n) = answer.filter(|_| unknown && !w.server.options.keep_conn_safe) {
+                if let Some(n) = answer.filter(|_| !answered_before && !w.server.options.keep_conn_safe) {
                     board.set_capacity(ep, n);
                 }
                 if board.endpoint_down(ep) && board.endpoint_ok(ep, now) {

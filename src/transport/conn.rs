@@ -231,10 +231,7 @@ impl Conn {
     /// without waiting: a pooled connection is checked so before reuse
     /// (end of stream, an error or stray bytes would all show as readable).
     pub fn quiet(&self) -> bool {
-        let mut pfd = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: pfd is one live pollfd; a zero timeout never blocks.
-        let rc = unsafe { libc::poll(&mut pfd, 1, 0) };
-        rc == 0
+        revents_now(self.fd.as_raw_fd(), libc::POLLIN) == Some(0)
     }
 
     /// Waits until the socket is readable (always asked) or, with
@@ -291,19 +288,22 @@ impl Conn {
 /// Whether `fd` (a client's socket) can take more data right now; a
 /// closed or failed socket counts as writable, so the write reports it.
 pub fn writable_now(fd: RawFd) -> bool {
-    let mut pfd = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
-    // SAFETY: pfd is one live pollfd; a zero timeout never blocks.
-    let rc = unsafe { libc::poll(&mut pfd, 1, 0) };
-    rc != 0
+    revents_now(fd, libc::POLLOUT) != Some(0)
 }
 
 /// Whether the peer of socket `fd` has closed or reset its side (bytes it
 /// sent and not yet read do not count), without blocking.
 pub fn peer_closed(fd: RawFd) -> bool {
-    let mut pfd = libc::pollfd { fd, events: libc::POLLRDHUP, revents: 0 };
+    revents_now(fd, libc::POLLRDHUP).is_some_and(|r| r & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0)
+}
+
+/// What `fd` reports for `events` (and hang-ups, errors) right now,
+/// without waiting; None when poll itself fails.
+fn revents_now(fd: RawFd, events: libc::c_short) -> Option<libc::c_short> {
+    let mut pfd = libc::pollfd { fd, events, revents: 0 };
     // SAFETY: pfd is one live pollfd; a zero timeout never blocks.
     let rc = unsafe { libc::poll(&mut pfd, 1, 0) };
-    rc > 0 && pfd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
+    (rc >= 0).then_some(pfd.revents)
 }
 
 #[cfg(test)]
@@ -314,8 +314,7 @@ mod tests {
 
     #[test]
     fn unix_round_trip_and_idle_wait() {
-        let dir = std::env::temp_dir().join(format!("fcgi-conn-{}", std::process::id()));
-        let _ = std::fs::create_dir_all(&dir);
+        let dir = crate::fresh_test_dir("conn");
         let path = dir.join("s");
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).unwrap();
