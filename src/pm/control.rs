@@ -360,8 +360,7 @@ mod tests {
 
     #[test]
     fn ask_and_answer_over_a_real_socket() {
-        let dir = std::env::temp_dir().join(format!("fcgi-control-{}", std::process::id()));
-        let _ = std::fs::create_dir_all(&dir);
+        let dir = crate::fresh_test_dir("control");
         let path = dir.join(CONTROL_NAME);
         let opened = super::super::dirs::open(&dir, None, false, true, &mut Vec::new()).unwrap();
         let (listener, _) = opened.listen(CONTROL_NAME.as_ref(), 128, super::super::dirs::SocketKind::Control).unwrap();

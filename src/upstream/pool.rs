@@ -235,8 +235,7 @@ mod tests {
 
     #[test]
     fn pooled_connections_are_checked_for_life() {
-        let dir = std::env::temp_dir().join(format!("fcgi-pool-{}", std::process::id()));
-        let _ = std::fs::create_dir_all(&dir);
+        let dir = crate::fresh_test_dir("pool");
         let path = dir.join("s");
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).unwrap();
