@@ -360,7 +360,7 @@ mod tests {
 
     #[test]
     fn ask_and_answer_over_a_real_socket() {
-        let dir = crate::fresh_test_dir("control");
+        let dir = crate::transport::fresh_test_dir("control");
         let path = dir.join(CONTROL_NAME);
         let opened = super::super::dirs::open(&dir, None, false, true, &mut Vec::new()).unwrap();
         let (listener, _) = opened.listen(CONTROL_NAME.as_ref(), 128, super::super::dirs::SocketKind::Control).unwrap();

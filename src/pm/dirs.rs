@@ -482,7 +482,7 @@ mod tests {
 
     fn scratch(name: &str) -> PathBuf {
         // 0755 whatever the umask: the checks under test look at modes.
-        let dir = crate::fresh_test_dir(&format!("dirs-{name}"));
+        let dir = crate::transport::fresh_test_dir(&format!("dirs-{name}"));
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         dir
     }

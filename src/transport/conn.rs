@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn unix_round_trip_and_idle_wait() {
-        let dir = crate::fresh_test_dir("conn");
+        let dir = crate::transport::fresh_test_dir("conn");
         let path = dir.join("s");
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).unwrap();

@@ -7,3 +7,26 @@ mod endpoint;
 
 pub use conn::{connect, peer_closed, unix_sockaddr, writable_now, Conn, Ready};
 pub use endpoint::{hashed_name, is_literal, resolve, split_host_port, Endpoint, EndpointError};
+
+/// A new directory of a unit test's own under the temporary directory: made
+/// by one `mkdir` under a name nobody can guess, which fails rather than
+/// take over a name another user put in the world-writable `/tmp` first (a
+/// directory, or a link to one). Paths under it are the test's alone, even
+/// when the tests run as root. In `transport`, which the rooms whose tests
+/// need one may import: they bind Unix sockets in it.
+#[cfg(test)]
+pub(crate) fn fresh_test_dir(tag: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::DirBuilderExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    loop {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("fcgi-{tag}-{}-{n}-{nanos:x}", std::process::id()));
+        match std::fs::DirBuilder::new().mode(0o755).create(&dir) {
+            Ok(()) => return dir,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => panic!("mkdir {}: {e}", dir.display()),
+        }
+    }
+}

@@ -235,7 +235,7 @@ mod tests {
 
     #[test]
     fn pooled_connections_are_checked_for_life() {
-        let dir = crate::fresh_test_dir("pool");
+        let dir = crate::transport::fresh_test_dir("pool");
         let path = dir.join("s");
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).unwrap();
