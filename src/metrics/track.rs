@@ -56,44 +56,25 @@ impl Tracker {
             b.app_word(slot, app::REQUESTS).fetch_add(1, Relaxed);
             b.app_word(slot, app::IN_FLIGHT).fetch_add(1, Relaxed);
         }
-        Tracker {
-            start: on.map(|_| Instant::now()),
-            on,
-            first_byte: Cell::new(None),
-            cause: Cell::new(None),
-            endpoint: Cell::new(None),
-            chose_down: Cell::new(false),
-            standing: Cell::new(Standing::default()),
-            connecting: Cell::new(None),
-            connected_at: Cell::new(None),
-            done: Cell::new(None),
-            finished: false,
-        }
+        Tracker::with(on, on.map(|_| Instant::now()), false)
     }
 
     /// A request already counted in `slot` of `board` (tests).
     #[cfg(test)]
     pub(super) fn on_board(board: &'static Board, slot: usize) -> Tracker {
-        Tracker {
-            on: Some((board, slot)),
-            start: Some(Instant::now()),
-            first_byte: Cell::new(None),
-            cause: Cell::new(None),
-            endpoint: Cell::new(None),
-            chose_down: Cell::new(false),
-            standing: Cell::new(Standing::default()),
-            connecting: Cell::new(None),
-            connected_at: Cell::new(None),
-            done: Cell::new(None),
-            finished: false,
-        }
+        Tracker::with(Some((board, slot)), Some(Instant::now()), false)
     }
 
     /// No accounting at all (authorizer phases).
     pub fn off() -> Tracker {
+        Tracker::with(None, None, true)
+    }
+
+    /// The one place a tracker is put together.
+    fn with(on: Option<(&'static Board, usize)>, start: Option<Instant>, finished: bool) -> Tracker {
         Tracker {
-            on: None,
-            start: None,
+            on,
+            start,
             first_byte: Cell::new(None),
             cause: Cell::new(None),
             endpoint: Cell::new(None),
@@ -102,7 +83,7 @@ impl Tracker {
             connecting: Cell::new(None),
             connected_at: Cell::new(None),
             done: Cell::new(None),
-            finished: true,
+            finished,
         }
     }
 
