@@ -71,7 +71,10 @@ Group www-data"; chown www-data "$dir/logs"; }
 
 # The start of both Apaches' configurations (ours and the peers', the
 # original's), given its ServerRoot and port: one child of 64 threads,
-# keep-alive without a limit, the same document root.
+# keep-alive without a limit, the same document root; the root directory
+# as Debian's apache2.conf sets it (without `AllowOverride None` httpd
+# looks for an .htaccess in every directory of a mapped path, four failed
+# opens per request here, which mod_proxy_fcgi's ProxyPass never walks).
 server_conf() {
     cat <<CONF
 ServerRoot "$1"
@@ -92,6 +95,11 @@ MaxRequestWorkers 64
 KeepAliveTimeout 30
 MaxKeepAliveRequests 0
 DocumentRoot "$dir/htdocs"
+<Directory />
+    Options FollowSymLinks
+    AllowOverride None
+    Require all denied
+</Directory>
 <Directory "$dir/htdocs">
     Require all granted
 </Directory>
