@@ -1,6 +1,8 @@
 //! One connection to an application: connect with an optional timeout, then
-//! non-blocking reads and writes driven by [`Conn::wait`].
+//! non-blocking reads and writes driven by [`Conn::wait`], or a read that
+//! waits itself ([`Conn::read_within`]) when only the answer is awaited.
 
+use std::cell::Cell;
 use std::io;
 use std::mem;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -17,6 +19,9 @@ use super::Endpoint;
 #[derive(Debug)]
 pub struct Conn {
     fd: OwnedFd,
+    /// The receive timeout set on the socket for [`Conn::read_within`]
+    /// (zero: none set, the kernel's default).
+    read_timeout: Cell<Duration>,
 }
 
 /// What [`Conn::wait`] found.
@@ -143,17 +148,22 @@ fn connect_raw(
             _ => return Err(err),
         }
     }
-    Ok(Conn { fd })
+    Ok(Conn { fd, read_timeout: Cell::new(Duration::ZERO) })
 }
 
 fn set_send_timeout(fd: RawFd, t: Duration) -> io::Result<()> {
+    set_timeout(fd, libc::SO_SNDTIMEO, t)
+}
+
+/// Sets SO_SNDTIMEO or SO_RCVTIMEO (`which`) of socket `fd` to `t`.
+fn set_timeout(fd: RawFd, which: libc::c_int, t: Duration) -> io::Result<()> {
     let tv = libc::timeval { tv_sec: t.as_secs() as libc::time_t, tv_usec: t.subsec_micros() as libc::suseconds_t };
     // SAFETY: valid fd; the option value points to a live timeval of the given size.
     let rc = unsafe {
         libc::setsockopt(
             fd,
             libc::SOL_SOCKET,
-            libc::SO_SNDTIMEO,
+            which,
             &tv as *const _ as *const libc::c_void,
             mem::size_of::<libc::timeval>() as libc::socklen_t,
         )
@@ -171,6 +181,36 @@ impl Conn {
         loop {
             // SAFETY: buf is a live, writable region of buf.len() bytes.
             let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+
+    /// Reads what arrives within `timeout`, waiting in the read itself
+    /// (SO_RCVTIMEO) instead of in a poll before it: one system call, not
+    /// two, when nothing but the application's answer is awaited. The
+    /// timeout goes to the socket only when it differs from the one set
+    /// last (a kept connection keeps its idle timeout from request to
+    /// request). `WouldBlock` when nothing came in time, `Ok(0)` at end of
+    /// stream; under a millisecond it does not wait.
+    pub fn read_within(&self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
+        if timeout < Duration::from_millis(1) {
+            return self.read(buf);
+        }
+        // SO_RCVTIMEO keeps microseconds; zero would mean no timeout.
+        let timeout = Duration::from_micros(timeout.as_micros().min(u128::from(u64::MAX)) as u64);
+        if self.read_timeout.get() != timeout {
+            set_timeout(self.fd.as_raw_fd(), libc::SO_RCVTIMEO, timeout)?;
+            self.read_timeout.set(timeout);
+        }
+        loop {
+            // SAFETY: buf is a live, writable region of buf.len() bytes.
+            let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
             if n >= 0 {
                 return Ok(n as usize);
             }
@@ -338,6 +378,38 @@ mod tests {
         assert_eq!(conn.read(&mut buf).unwrap_err().kind(), io::ErrorKind::WouldBlock);
         drop(peer);
         assert_eq!(conn.read(&mut buf).unwrap(), 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_read_that_waits() {
+        let dir = crate::transport::fresh_test_dir("conn-wait");
+        let path = dir.join("s");
+        let listener = UnixListener::bind(&path).unwrap();
+        let conn = connect(&Endpoint::Unix(path.clone()), None).unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 16];
+        // Nothing comes: WouldBlock once the time is up, not before.
+        let began = Instant::now();
+        assert_eq!(
+            conn.read_within(&mut buf, Duration::from_millis(60)).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        assert!(began.elapsed() >= Duration::from_millis(50), "{:?}", began.elapsed());
+        // Under a millisecond: no wait at all.
+        assert_eq!(conn.read_within(&mut buf, Duration::ZERO).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        // What arrives while it waits is read by the same call.
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            peer.write_all(b"late").unwrap();
+            peer
+        });
+        assert_eq!(conn.read_within(&mut buf, Duration::from_secs(5)).unwrap(), 4);
+        assert_eq!(&buf[..4], b"late");
+        // The non-waiting read is unchanged by the timeout on the socket.
+        assert_eq!(conn.read(&mut buf).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        drop(writer.join().unwrap());
+        assert_eq!(conn.read_within(&mut buf, Duration::from_secs(5)).unwrap(), 0);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

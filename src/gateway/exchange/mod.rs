@@ -20,7 +20,7 @@ use crate::config::Server;
 use crate::log::Level;
 use crate::metrics::{Outcome as Cause, Tracker};
 use crate::protocol::{ProtocolError, ResponseDecoder, ResponseEvent, CANT_MPX_CONN, OVERLOADED, REQUEST_COMPLETE};
-use crate::transport::{Conn, Endpoint};
+use crate::transport::{Conn, Endpoint, Ready};
 use crate::upstream::{self, OnDemand};
 
 /// Longest stderr line logged as one message: longer ones are logged in
@@ -382,6 +382,8 @@ impl<'c> Exchange<'c> {
         // When the application last made progress: read from the clock
         // only when about to wait (None: progress since the last wait).
         let mut last_io: Option<Instant> = None;
+        // What a read that waited brought (`Conn::read_within`).
+        let mut read_now = None;
         loop {
             if self.backlog.as_ref().is_some_and(|b| b.unread() >= self.hold_max) {
                 self.pace(held)?;
@@ -448,8 +450,18 @@ impl<'c> Exchange<'c> {
                 // Output waiting for a slow client goes on as it takes it.
                 let watch = self.backlog.as_ref().is_some_and(|b| b.unread() > 0 || self.client.holding());
                 let other = if watch { self.client.socket() } else { None };
-                let ready =
-                    conn.wait_with(want_write, other, slice, now).map_err(|e| self.comm_failed("poll() failed", &e))?;
+                let ready = if want_write || other.is_some() {
+                    conn.wait_with(want_write, other, slice, now).map_err(|e| self.comm_failed("poll() failed", &e))?
+                } else {
+                    // Only the answer is awaited: the read itself waits.
+                    match conn.read_within(input, slice) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ready::default(),
+                        got => {
+                            read_now = Some(got);
+                            Ready { readable: true, ..Ready::default() }
+                        }
+                    }
+                };
                 if ready.other_writable {
                     self.feed(held)?;
                 }
@@ -490,7 +502,7 @@ impl<'c> Exchange<'c> {
                     continue;
                 }
             }
-            let n = match conn.read(input) {
+            let n = match read_now.take().unwrap_or_else(|| conn.read(input)) {
                 Ok(0) if decoder.in_record() => {
                     let msg = format!(
                         "FastCGI: comm with server \"{}\" aborted: the connection closed in the middle of a record",
