@@ -220,7 +220,7 @@ fn defined_slots_by_index_check_the_path() {
 fn a_replayed_request_is_in_flight_once() {
     let b: &'static Board = Box::leak(Box::new(board()));
     let t = track(b, "/srv/b", false);
-    t.reused(0);
+    t.took_from_pool(0, 0, true);
     t.connected(1, 0);
     assert_eq!(app(&b.snapshot(), "/srv/b").endpoints.iter().map(|e| e.in_flight).sum::<u64>(), 1);
     t.finish(200, 0, 0);

@@ -261,10 +261,15 @@ impl Tracker {
     /// Connected to the application's `order`-th endpoint, after `failed`
     /// others could not be reached.
     pub fn connected(&self, order: usize, failed: usize) {
+        if let Some((b, ep)) = self.ep(order) {
+            self.connected_to(b, ep, failed);
+        }
+    }
+
+    fn connected_to(&self, b: &Board, ep: usize, failed: usize) {
         if self.connected_at.get().is_none() && self.connecting.get().is_some() {
             self.connected_at.set(Some(Instant::now()));
         }
-        let Some((b, ep)) = self.ep(order) else { return };
         // A pooled connection that turned out closed: the request moves on.
         if let Some(before) = self.endpoint.take() {
             b.ep_word(before, endpoint::IN_FLIGHT).fetch_sub(1, Relaxed);
@@ -281,19 +286,18 @@ impl Tracker {
         self.endpoint.set(Some(ep));
     }
 
-    /// A pooled connection to the `order`-th endpoint was reused.
-    pub fn reused(&self, order: usize) {
-        if let Some((b, ep)) = self.ep(order) {
-            b.ep_word(ep, endpoint::POOL_REUSED).fetch_add(1, Relaxed);
+    /// `left` connections to the `order`-th endpoint left this child's
+    /// pool (the dead and expired ones, and with `reused` the one the
+    /// request goes on: it is connected). One look-up of the endpoint for
+    /// the pool's whole share of a request.
+    pub fn took_from_pool(&self, order: usize, left: usize, reused: bool) {
+        let Some((b, ep)) = self.ep(order).filter(|_| left > 0 || reused) else { return };
+        if left > 0 {
+            b.ep_word(ep, endpoint::POOL_IDLE).fetch_sub(left as u64, Relaxed);
         }
-        self.connected(order, 0);
-    }
-
-    /// `n` pooled connections to the `order`-th endpoint left this child's
-    /// pool (one reused, the others dead or expired).
-    pub fn left_pool(&self, order: usize, n: usize) {
-        if let Some((b, ep)) = self.ep(order).filter(|_| n > 0) {
-            b.ep_word(ep, endpoint::POOL_IDLE).fetch_sub(n as u64, Relaxed);
+        if reused {
+            b.ep_word(ep, endpoint::POOL_REUSED).fetch_add(1, Relaxed);
+            self.connected_to(b, ep, 0);
         }
     }
 

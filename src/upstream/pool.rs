@@ -135,7 +135,8 @@ pub fn checkin(endpoint: &Endpoint, conn: Conn) -> usize {
     // The expired and the oldest beyond the bound, closed once unlocked.
     let expired = list.iter().take_while(|(_, since)| now.saturating_sub(*since) >= MAX_AGE_MS).count();
     let excess = (list.len() - expired + 1).saturating_sub(MAX_IDLE);
-    let gone: Vec<_> = list.drain(..expired + excess).collect();
+    // Mostly nothing: then no vector is made.
+    let gone: Vec<_> = if expired + excess > 0 { list.drain(..expired + excess).collect() } else { Vec::new() };
     list.push((conn, now));
     drop(idle);
     gone.len()
@@ -167,18 +168,14 @@ pub fn checkout<'s>(server: &'s Server, metrics: &Tracker) -> Option<(Conn, Cow<
         let first = balance::candidates(server, Some(metrics), false).into_iter().next()?;
         let starved_at = metrics.endpoint_of(first.order).map_or(0, |(b, ep)| b.starved_at(ep));
         let (conn, left) = checkout_counted(&first.endpoint, starved_at);
-        metrics.left_pool(first.order, left);
-        let conn = conn?;
-        metrics.reused(first.order);
-        return Some((conn, first.endpoint));
+        metrics.took_from_pool(first.order, left, conn.is_some());
+        return Some((conn?, first.endpoint));
     }
     // Not balanced: the server's one endpoint.
     let starved_at = metrics.endpoint_of(0).map_or(0, |(b, ep)| b.starved_at(ep));
     let (conn, left) = checkout_counted(&server.endpoint, starved_at);
-    metrics.left_pool(0, left);
-    let conn = conn?;
-    metrics.reused(0);
-    Some((conn, Cow::Borrowed(&server.endpoint)))
+    metrics.took_from_pool(0, left, conn.is_some());
+    Some((conn?, Cow::Borrowed(&server.endpoint)))
 }
 
 /// Whether a request to `server` asks the application to keep its
@@ -191,13 +188,16 @@ pub fn may_keep(server: &Server, metrics: &Tracker) -> bool {
     if !server.options.keep_conn {
         return false;
     }
-    if !server.options.keep_conn_safe || balance::balanced(server, Some(metrics)) {
+    if !server.options.keep_conn_safe {
         return true;
     }
-    metrics.endpoint_of(0).is_some_and(|(board, ep)| {
+    // The counted capacity first: mostly there, and then the balancing
+    // question (which gives the same answer) is not asked.
+    let counted = metrics.endpoint_of(0).is_some_and(|(board, ep)| {
         let capacity = board.capacity(ep);
         capacity >= 2 && capacity != crate::metrics::layout::endpoint::CAPACITY_NONE
-    })
+    });
+    counted || balance::balanced(server, Some(metrics))
 }
 
 /// Whether a connection that ended its request cleanly may wait in the
