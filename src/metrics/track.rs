@@ -301,12 +301,14 @@ impl Tracker {
         }
     }
 
-    /// The request's connection went back to the pool, which dropped
-    /// `dropped` older ones.
-    pub fn pooled(&self, dropped: usize) {
+    /// The request's connection went back to the pool (`kept`; else it was
+    /// closed), which closed `dropped` older ones.
+    pub fn pooled(&self, kept: bool, dropped: usize) {
         if let (Some((b, _)), Some(ep)) = (self.on, self.endpoint.get()) {
             let idle = b.ep_word(ep, endpoint::POOL_IDLE);
-            idle.fetch_add(1, Relaxed);
+            if kept {
+                idle.fetch_add(1, Relaxed);
+            }
             if dropped > 0 {
                 idle.fetch_sub(dropped as u64, Relaxed);
             }

@@ -5,7 +5,7 @@
 use std::cell::Cell;
 use std::io;
 use std::mem;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::Endpoint;
@@ -189,6 +189,22 @@ impl Conn {
                 return Err(err);
             }
         }
+    }
+
+    /// The descriptor, given up, with the receive timeout set on it (for
+    /// [`Conn::from_raw`]): a pool keeps an idle connection as one word.
+    pub fn into_raw(self) -> (RawFd, Duration) {
+        (self.fd.into_raw_fd(), self.read_timeout.get())
+    }
+
+    /// The connection [`Conn::into_raw`] gave up.
+    ///
+    /// # Safety
+    /// `fd` must come from `into_raw` and be owned by the caller alone: the
+    /// connection closes it when dropped.
+    pub unsafe fn from_raw(fd: RawFd, read_timeout: Duration) -> Conn {
+        // SAFETY: the caller owns fd, an open socket (see above).
+        Conn { fd: unsafe { OwnedFd::from_raw_fd(fd) }, read_timeout: Cell::new(read_timeout) }
     }
 
     /// Reads what arrives within `timeout`, waiting in the read itself

@@ -346,8 +346,8 @@ impl<'c> Exchange<'c> {
         let Scratch { input, body, held } = &mut *scratch;
         let ended = self.records(&conn, input, body, held);
         if self.reusable && upstream::may_pool(self.server, self.metrics) {
-            let dropped = upstream::pool::checkin(&self.endpoint, conn);
-            self.metrics.inspect(|m| m.pooled(dropped));
+            let (kept, closed) = upstream::pool::checkin(&self.endpoint, conn);
+            self.metrics.inspect(|m| m.pooled(kept, closed));
         } else {
             drop(conn);
         }
