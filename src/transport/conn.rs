@@ -200,8 +200,8 @@ impl Conn {
     /// The connection [`Conn::into_raw`] gave up.
     ///
     /// # Safety
-    /// `fd` must come from `into_raw` and be owned by the caller alone: the
-    /// connection closes it when dropped.
+    /// SAFETY: the caller guarantees `fd` came from `into_raw` and is owned
+    /// by it alone: the connection closes it when dropped.
     pub unsafe fn from_raw(fd: RawFd, read_timeout: Duration) -> Conn {
         // SAFETY: the caller owns fd, an open socket (see above).
         Conn { fd: unsafe { OwnedFd::from_raw_fd(fd) }, read_timeout: Cell::new(read_timeout) }

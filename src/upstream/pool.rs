@@ -82,8 +82,8 @@ impl Slot {
     /// The connection in `word`, taken out of its slot by the caller.
     ///
     /// # Safety
-    /// `word` must be a nonzero slot word the caller swapped out of its
-    /// slot (so that it owns the descriptor alone).
+    /// SAFETY: the caller guarantees `word` is a nonzero slot word it
+    /// swapped out of its slot (so that it owns the descriptor alone).
     unsafe fn unpack(word: u64) -> Conn {
         let fd = ((word >> 44) - 1) as i32;
         let timeout = Duration::from_secs(word >> 32 & 0xfff);
