@@ -353,4 +353,55 @@ mod tests {
         assert!(checkout_counted(&ep, 0).0.is_none());
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn threads_never_share_a_pooled_connection() {
+        let dir = crate::transport::fresh_test_dir("pool-threads");
+        let path = dir.join("s");
+        let listener = UnixListener::bind(&path).unwrap();
+        let ep = Endpoint::Unix(path.clone());
+        let mut peers = Vec::new();
+        for _ in 0..MAX_IDLE {
+            let conn = crate::transport::connect(&ep, None).unwrap();
+            peers.push(listener.accept().unwrap().0);
+            assert!(checkin(&ep, conn).0);
+        }
+        // Descriptors out of the pool right now: each at most once.
+        let out = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (ep, out) = (ep.clone(), out.clone());
+                std::thread::spawn(move || {
+                    let (mut taken, mut closed) = (0, 0);
+                    for _ in 0..2_000 {
+                        let Some(conn) = checkout_counted(&ep, 0).0 else { continue };
+                        let (fd, timeout) = conn.into_raw();
+                        assert!(out.lock().unwrap().insert(fd), "descriptor {fd} taken twice");
+                        taken += 1;
+                        std::thread::yield_now();
+                        assert!(out.lock().unwrap().remove(&fd));
+                        // SAFETY: fd came from into_raw just above and is ours alone.
+                        let conn = unsafe { Conn::from_raw(fd, timeout) };
+                        // Mostly back in a free slot; when another thread
+                        // filled the one this pass found free, the oldest
+                        // makes room (closed): counted.
+                        let (kept, dropped) = checkin(&ep, conn);
+                        closed += dropped + usize::from(!kept);
+                    }
+                    (taken, closed)
+                })
+            })
+            .collect();
+        let (mut taken, mut closed) = (0, 0);
+        for t in threads {
+            let (t, c) = t.join().unwrap();
+            taken += t;
+            closed += c;
+        }
+        assert!(taken > 1_000, "{taken}");
+        // Every connection is back or was closed once: none lost.
+        assert_eq!(evict(&ep) + closed, MAX_IDLE);
+        drop(peers);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
