@@ -131,7 +131,7 @@ fn connect_raw(
     // SAFETY: raw is a fresh descriptor that nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     if let Some(t) = timeout {
-        set_send_timeout(raw, t)?;
+        set_timeout(raw, libc::SO_SNDTIMEO, t)?;
     }
     loop {
         // SAFETY: addr points to a sockaddr of `len` bytes that outlives the call.
@@ -149,10 +149,6 @@ fn connect_raw(
         }
     }
     Ok(Conn { fd, read_timeout: Cell::new(Duration::ZERO) })
-}
-
-fn set_send_timeout(fd: RawFd, t: Duration) -> io::Result<()> {
-    set_timeout(fd, libc::SO_SNDTIMEO, t)
 }
 
 /// Sets SO_SNDTIMEO or SO_RCVTIMEO (`which`) of socket `fd` to `t`.
@@ -178,9 +174,14 @@ impl Conn {
     /// Reads what is available; `WouldBlock` when nothing is, `Ok(0)` at end
     /// of stream.
     pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.recv(buf, libc::MSG_DONTWAIT)
+    }
+
+    /// recv(2) with `flags`, again after a signal.
+    fn recv(&self, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
         loop {
             // SAFETY: buf is a live, writable region of buf.len() bytes.
-            let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+            let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) };
             if n >= 0 {
                 return Ok(n as usize);
             }
@@ -224,17 +225,7 @@ impl Conn {
             set_timeout(self.fd.as_raw_fd(), libc::SO_RCVTIMEO, timeout)?;
             self.read_timeout.set(timeout);
         }
-        loop {
-            // SAFETY: buf is a live, writable region of buf.len() bytes.
-            let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if n >= 0 {
-                return Ok(n as usize);
-            }
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(err);
-            }
-        }
+        self.recv(buf, 0)
     }
 
     /// Writes what fits without blocking; never raises SIGPIPE.
@@ -366,15 +357,11 @@ fn revents_now(fd: RawFd, events: libc::c_short) -> Option<libc::c_short> {
 mod tests {
     use super::*;
     use std::io::{Read, Write};
-    use std::os::unix::net::UnixListener;
 
     #[test]
     fn unix_round_trip_and_idle_wait() {
-        let dir = crate::transport::fresh_test_dir("conn");
-        let path = dir.join("s");
-        let _ = std::fs::remove_file(&path);
-        let listener = UnixListener::bind(&path).unwrap();
-        let conn = connect(&Endpoint::Unix(path.clone()), Some(Duration::from_secs(2))).unwrap();
+        let (dir, listener, ep) = crate::transport::test_socket("conn");
+        let conn = connect(&ep, Some(Duration::from_secs(2))).unwrap();
         let (mut peer, _) = listener.accept().unwrap();
         assert_eq!(conn.wait(false, Duration::from_millis(50)).unwrap(), Ready::default());
         assert_eq!(conn.write(b"ping").unwrap(), 4);
@@ -399,10 +386,8 @@ mod tests {
 
     #[test]
     fn a_read_that_waits() {
-        let dir = crate::transport::fresh_test_dir("conn-wait");
-        let path = dir.join("s");
-        let listener = UnixListener::bind(&path).unwrap();
-        let conn = connect(&Endpoint::Unix(path.clone()), None).unwrap();
+        let (dir, listener, ep) = crate::transport::test_socket("conn-wait");
+        let conn = connect(&ep, None).unwrap();
         let (mut peer, _) = listener.accept().unwrap();
         let mut buf = [0u8; 16];
         // Nothing comes: WouldBlock once the time is up, not before.

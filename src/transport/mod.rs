@@ -8,6 +8,16 @@ mod endpoint;
 pub use conn::{connect, peer_closed, unix_sockaddr, writable_now, Conn, Ready};
 pub use endpoint::{hashed_name, is_literal, resolve, split_host_port, Endpoint, EndpointError};
 
+/// A unit test's Unix socket: listening at `s` in a [`fresh_test_dir`],
+/// with the directory (to remove at the end) and the endpoint to connect to.
+#[cfg(test)]
+pub(crate) fn test_socket(tag: &str) -> (std::path::PathBuf, std::os::unix::net::UnixListener, Endpoint) {
+    let dir = fresh_test_dir(tag);
+    let path = dir.join("s");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    (dir, listener, Endpoint::Unix(path))
+}
+
 /// A new directory of a unit test's own under the temporary directory: made
 /// by one `mkdir` under a name nobody can guess, which fails rather than
 /// take over a name another user put in the world-writable `/tmp` first (a

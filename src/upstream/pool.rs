@@ -310,15 +310,10 @@ pub fn may_pool(server: &Server, metrics: Option<&Tracker>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::net::UnixListener;
 
     #[test]
     fn pooled_connections_are_checked_for_life() {
-        let dir = crate::transport::fresh_test_dir("pool");
-        let path = dir.join("s");
-        let _ = std::fs::remove_file(&path);
-        let listener = UnixListener::bind(&path).unwrap();
-        let ep = Endpoint::Unix(path.clone());
+        let (dir, listener, ep) = crate::transport::test_socket("pool");
         assert!(checkout_counted(&ep, 0).0.is_none());
         let a = crate::transport::connect(&ep, None).unwrap();
         let (peer_a, _) = listener.accept().unwrap();
@@ -356,10 +351,7 @@ mod tests {
 
     #[test]
     fn threads_never_share_a_pooled_connection() {
-        let dir = crate::transport::fresh_test_dir("pool-threads");
-        let path = dir.join("s");
-        let listener = UnixListener::bind(&path).unwrap();
-        let ep = Endpoint::Unix(path.clone());
+        let (dir, listener, ep) = crate::transport::test_socket("pool-threads");
         let mut peers = Vec::new();
         for _ in 0..MAX_IDLE {
             let conn = crate::transport::connect(&ep, None).unwrap();
