@@ -97,7 +97,6 @@ impl Request {
         let started = Instant::now();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-        let connecting = started.elapsed();
         s.set_read_timeout(Some(self.timeout))?;
         s.set_write_timeout(Some(self.timeout))?;
         let _ = s.set_nodelay(true);
@@ -110,7 +109,6 @@ impl Request {
         match resp {
             Some(mut r) => {
                 r.elapsed = started.elapsed();
-                r.connecting = connecting;
                 r.write_error = write_result.err().map(|e| e.to_string());
                 Ok(r)
             }
@@ -190,10 +188,6 @@ pub struct Response {
     /// A read timed out before the body was complete.
     pub timed_out: bool,
     pub elapsed: Duration,
-    /// The part of `elapsed` spent in `connect`: the kernel's handshake,
-    /// which under a flood of short connections includes SYN retransmits
-    /// (a reused port meeting its own TIME_WAIT), not the server's work.
-    pub connecting: Duration,
     /// Writing the request failed (the server answered early).
     pub write_error: Option<String>,
     /// Bytes the server sent after the end of the message, before closing
@@ -335,7 +329,6 @@ impl Reader {
                 complete: false,
                 timed_out: false,
                 elapsed: Duration::ZERO,
-                connecting: Duration::ZERO,
                 write_error: None,
                 extra: Vec::new(),
                 raw_head: std::mem::take(&mut self.head),
