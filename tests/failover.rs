@@ -141,10 +141,12 @@ fn a_removed_endpoint_is_drained_by_a_graceful_restart() {
     let text = std::fs::read_to_string(&conf).unwrap();
     let only_b = line(&format!("-socket {}", b.path().display()));
     std::fs::write(&conf, text.replace(&both, &only_b)).unwrap();
+    let old = apache.workers();
     apache.restart(libc::SIGUSR1);
     for s in slow {
         assert_eq!(s.join().unwrap().ok(), Some(200), "a request in flight did not finish\n{}", apache.error_log());
     }
+    assert!(apache.wait_gone(&old, Duration::from_secs(15)), "children {old:?} of the old generation still run");
     let on_a = a.requests().len();
     for _ in 0..10 {
         assert_eq!(apache.get("/fault/ok").status, 200);

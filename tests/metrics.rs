@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{procs, util, Apache, FaultServer, Mpm, Request, TestDir};
+use common::{util, Apache, FaultServer, Mpm, Request, TestDir};
 
 // ---- a small JSON reader (the page's whole document) ----
 
@@ -489,15 +489,9 @@ fn counters_are_exact(mpm: Mpm, name: &str) {
     let mut text = std::fs::read_to_string(&conf).unwrap();
     text.push_str(&format!("FastCgiExternalServer {h}/new -socket {}\n", s._fault.path().display()));
     std::fs::write(&conf, text).unwrap();
-    // A child of the old generation may still take a connection or two
-    // before it notices the restart: ask only once they are gone.
-    let parent = apache.pid().expect("Apache runs") as i32;
-    let old: Vec<i32> = procs::children_of(parent).into_iter().filter(|p| p.comm != "fcgi-pm").map(|p| p.pid).collect();
+    let old = apache.workers();
     apache.restart(libc::SIGUSR1);
-    let gone = util::wait_until(Duration::from_secs(15), || {
-        old.iter().all(|&pid| procs::info(pid).is_none_or(|p| p.ppid != parent || p.state == 'Z'))
-    });
-    assert!(gone, "children {old:?} of the old generation still run");
+    assert!(apache.wait_gone(&old, Duration::from_secs(15)), "children {old:?} of the old generation still run");
     let doc = status_json(apache);
     assert_eq!(app(&doc, &ok_path).int("requests"), 0);
     assert_eq!(doc.get("scoreboard").int("restarts"), 0);

@@ -378,6 +378,24 @@ impl Apache {
         self.child.as_ref().map(|c| c.id())
     }
 
+    /// The children that serve requests now (the process manager left
+    /// out): after a graceful restart, the old generation's.
+    pub fn workers(&self) -> Vec<i32> {
+        let Some(parent) = self.pid() else { return Vec::new() };
+        super::procs::children_of(parent as i32).into_iter().filter(|p| p.comm != "fcgi-pm").map(|p| p.pid).collect()
+    }
+
+    /// Waits up to `timeout` until none of `old` (from [`Apache::workers`])
+    /// runs any more; true when they are gone. A child of the old
+    /// generation may take a connection or two after a graceful restart,
+    /// before it notices: a test of the new configuration waits for this.
+    pub fn wait_gone(&self, old: &[i32], timeout: Duration) -> bool {
+        let parent = self.pid().map_or(0, |p| p as i32);
+        util::wait_until(timeout, || {
+            old.iter().all(|&pid| super::procs::info(pid).is_none_or(|p| p.ppid != parent || p.state == 'Z'))
+        })
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
