@@ -111,7 +111,7 @@ fn receive(
         }
         let parts = [&bufs[0][..lens[0]], &bufs[1][..lens[1]], &bufs[2][..lens[2]]];
         let parts = &parts[..lens.iter().filter(|&&n| n > 0).count()];
-        if let Err(e) = spool.write_parts(parts).and_then(|()| if ended { spool.seal() } else { Ok(()) }) {
+        if let Err(e) = spool.write_parts(parts) {
             if let Some(o) = over_budget(&e) {
                 if o.first {
                     client.log(

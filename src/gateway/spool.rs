@@ -28,8 +28,6 @@ pub struct Spool {
     file: Option<File>,
     /// Where the file is made (`FastCgiTempDir`); None: the system's.
     dir: Option<Arc<Path>>,
-    /// The file's bytes mapped for reading, once the spool is sealed.
-    mapped: Option<Mapping>,
     /// Bytes taken from the server-wide budget of temporary files
     /// (`FastCgiSpoolBudget`), given back on reset and drop.
     charged: u64,
@@ -55,7 +53,6 @@ impl Spool {
             memory_limit,
             file: None,
             dir: None,
-            mapped: None,
             charged: 0,
             file_written: 0,
             file_read: 0,
@@ -155,63 +152,6 @@ impl Spool {
         Ok(())
     }
 
-    /// Done writing: the file's bytes are mapped (a window of
-    /// [`MAP_WINDOW`] at a time) so that [`Spool::peek`] hands them out
-    /// without a copy or a read per piece.
-    pub fn seal(&mut self) -> io::Result<()> {
-        self.map_at_read()
-    }
-
-    /// Maps the window that holds the next unread file byte, unless it is
-    /// mapped already.
-    fn map_at_read(&mut self) -> io::Result<()> {
-        let Some(file) = &self.file else { return Ok(()) };
-        if self.file_read >= self.file_written {
-            return Ok(());
-        }
-        if self.mapped.as_ref().is_some_and(|m| m.holds(self.file_read)) {
-            return Ok(());
-        }
-        self.mapped = None;
-        let start = self.file_read - self.file_read % MAP_WINDOW;
-        let len = (self.file_written - start).min(MAP_WINDOW);
-        self.mapped = Some(Mapping::of(file, start, len)?);
-        Ok(())
-    }
-
-    /// Up to `max` of the oldest unread bytes, in place (a sealed spool:
-    /// Err while file bytes are not mapped); [`Spool::advance`] passes them.
-    pub fn peek(&self, max: usize) -> io::Result<&[u8]> {
-        let rest = &self.memory[self.memory_read..];
-        if !rest.is_empty() {
-            return Ok(&rest[..rest.len().min(max)]);
-        }
-        if self.file_written == self.file_read {
-            return Ok(&[]);
-        }
-        let Some(map) = self.mapped.as_ref().filter(|m| m.holds(self.file_read)) else {
-            return Err(io::Error::other("the spool's file is not mapped"));
-        };
-        let rest = map.bytes().get((self.file_read - map.offset) as usize..).unwrap_or(&[]);
-        Ok(&rest[..rest.len().min(max)])
-    }
-
-    /// Passes `n` bytes that [`Spool::peek`] gave (mapping the next window
-    /// of the file when they end one).
-    pub fn advance(&mut self, n: usize) -> io::Result<()> {
-        let in_memory = self.memory.len() - self.memory_read;
-        if n <= in_memory {
-            self.memory_read += n;
-        } else {
-            self.memory_read = self.memory.len();
-            self.file_read = (self.file_read + (n - in_memory) as u64).min(self.file_written);
-        }
-        if self.mapped.is_some() {
-            self.map_at_read()?;
-        }
-        Ok(())
-    }
-
     /// Reads the oldest unread bytes; `Ok(0)` when all was read.
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let rest = &self.memory[self.memory_read..];
@@ -261,16 +201,12 @@ impl Spool {
     pub fn rewind(&mut self) -> io::Result<()> {
         self.memory_read = 0;
         self.file_read = 0;
-        if self.mapped.is_some() {
-            self.map_at_read()?;
-        }
         Ok(())
     }
 
     /// Empty again: memory reused, the file truncated and its budget given
     /// back.
     fn reset(&mut self) -> io::Result<()> {
-        self.mapped = None;
         crate::metrics::spool_release(std::mem::take(&mut self.charged));
         self.memory.clear();
         self.memory_read = 0;
@@ -354,67 +290,6 @@ fn write_all_parts_at(file: &File, parts: &[&[u8]], mut offset: u64) -> io::Resu
     Ok(())
 }
 
-/// How much of a spool's file is mapped at a time: a 64 MiB body going to
-/// the application adds at most this much to the process's resident memory.
-const MAP_WINDOW: u64 = 4 << 20;
-
-/// A read-only private mapping of part of a spool's file, unmapped on drop.
-#[derive(Debug)]
-struct Mapping {
-    ptr: *mut libc::c_void,
-    len: usize,
-    /// The file offset of its first byte.
-    offset: u64,
-}
-
-// SAFETY: the mapping is read-only memory owned by this value; nothing
-// else writes it, so it may move to and be read from another thread.
-unsafe impl Send for Mapping {}
-
-impl Mapping {
-    /// `len` bytes of `file` from `offset` (a multiple of the page size),
-    /// populated at once (one fault-free pass when the body goes out).
-    fn of(file: &File, offset: u64, len: u64) -> io::Result<Mapping> {
-        use std::os::fd::AsRawFd;
-        let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
-        let at = libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: a new private read-only mapping of an open file; the
-        // kernel picks the address; the result is checked below.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_PRIVATE | libc::MAP_POPULATE,
-                file.as_raw_fd(),
-                at,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Mapping { ptr, len, offset })
-    }
-
-    /// Whether file offset `at` is inside the mapping.
-    fn holds(&self, at: u64) -> bool {
-        at >= self.offset && at < self.offset + self.len as u64
-    }
-
-    fn bytes(&self) -> &[u8] {
-        // SAFETY: ptr maps len readable bytes until drop; the file is never
-        // written again once sealed, and is not truncated while mapped.
-        unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: ptr/len are this mapping's, unmapped once here.
-        unsafe { libc::munmap(self.ptr, self.len) };
-    }
-}
-
 /// An anonymous file in `dir` or the system temp dir (O_TMPFILE: never
 /// visible, gone when closed).
 fn temp_file(dir: Option<&Path>) -> io::Result<File> {
@@ -451,32 +326,6 @@ mod tests {
             got.extend_from_slice(&buf[..n]);
         }
         assert_eq!(got, expect);
-    }
-
-    /// A sealed spool hands out its bytes in place, window after window,
-    /// and again from the start after a rewind.
-    #[test]
-    fn sealed_spools_map_their_file_a_window_at_a_time() {
-        let mut spool = Spool::new(1000);
-        let data: Vec<u8> = (0..(MAP_WINDOW as usize * 2 + 12_345)).map(|i| (i % 251) as u8).collect();
-        for chunk in data.chunks(192 * 1024) {
-            spool.write_parts(&[chunk, &[]][..1]).unwrap();
-        }
-        spool.seal().unwrap();
-        for _ in 0..2 {
-            let mut got = Vec::new();
-            loop {
-                let piece = spool.peek(65528).unwrap().to_vec();
-                if piece.is_empty() {
-                    break;
-                }
-                got.extend_from_slice(&piece);
-                spool.advance(piece.len()).unwrap();
-            }
-            assert!(got == data, "{} of {} bytes came back", got.len(), data.len());
-            assert!(spool.mapped.as_ref().map_or(0, |m| m.len) as u64 <= MAP_WINDOW);
-            spool.rewind().unwrap();
-        }
     }
 
     #[test]

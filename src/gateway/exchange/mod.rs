@@ -156,9 +156,6 @@ pub(super) struct Exchange<'c> {
     out: Vec<u8>,
     out_pos: usize,
     body_len: usize,
-    /// The `body_len` bytes are the spool's next ones, in place (not in
-    /// the body buffer).
-    body_in_spool: bool,
     tail: Vec<u8>,
     stdin_done: bool,
     /// The application stopped reading (it answered without the whole body).
@@ -226,7 +223,6 @@ impl<'c> Exchange<'c> {
             out,
             out_pos: 0,
             body_len: 0,
-            body_in_spool: false,
             tail: Spare::Tail.take(),
             stdin_done: false,
             write_closed: false,
@@ -401,11 +397,7 @@ impl<'c> Exchange<'c> {
             }
             let want_write = self.out_pos < self.out_len() && !self.write_closed;
             if want_write && may_write {
-                let piece = match &self.body {
-                    Body::Spooled(spool) if self.body_in_spool => spool.peek(self.body_len).unwrap_or_default(),
-                    _ => &body[..self.body_len],
-                };
-                let parts = [&self.out[..], piece, &self.tail[..]];
+                let parts = [&self.out[..], &body[..self.body_len], &self.tail[..]];
                 match conn.write_parts(&parts, self.out_pos) {
                     Ok(n) => {
                         self.out_pos += n;

@@ -1,7 +1,7 @@
 //! What goes to the application: BEGIN_REQUEST and PARAMS (encoded once
 //! per request, before the exchange), then the request body as STDIN
-//! records built around the body buffer, so that the body is never copied,
-//! and the end of STDIN.
+//! records built around the body buffer, so that the body is not copied
+//! again in Apache, and the end of STDIN.
 
 use super::{Exchange, Stop};
 use crate::gateway::body::{fill_from_client, Body, STDIN_PIECE};
@@ -22,16 +22,6 @@ impl Exchange<'_> {
     /// end of the body goes in the same write when it has come.
     pub(super) fn refill_stdin(&mut self, buf: &mut [u8]) -> Result<(), Stop> {
         if self.out_pos == self.out_len() {
-            if std::mem::take(&mut self.body_in_spool) {
-                if let Body::Spooled(spool) = &mut self.body {
-                    if let Err(e) = spool.advance(self.body_len) {
-                        let msg = "FastCGI: reading the received request body failed";
-                        self.log(Level::Error, e.raw_os_error().unwrap_or(0), msg);
-                        self.note(Cause::GatewayError);
-                        return Err(Stop::Failed(500));
-                    }
-                }
-            }
             self.out.clear();
             self.tail.clear();
             self.body_len = 0;
@@ -40,35 +30,39 @@ impl Exchange<'_> {
         let piece = STDIN_PIECE.min(buf.len());
         let buf = &mut buf[..piece];
         let (n, end) = match &mut self.body {
-            Body::None => Ok((0, true)),
+            Body::None => (0, true),
             Body::Streamed => {
                 self.body_read = true;
-                fill_from_client(&mut *self.client, buf)
+                fill_from_client(&mut *self.client, buf).map_err(|e| {
+                    self.log(
+                        Level::Info,
+                        e.raw_os_error().unwrap_or(0),
+                        "FastCGI: client stopped connection before send body completed",
+                    );
+                    self.note(Cause::ClientGone);
+                    Stop::Failed(400)
+                })?
             }
             // A spooled body can be read again, but what went out may have
-            // been acted on: it counts as sent unless the method is idempotent.
-            // Its bytes go out from the spool in place; the end of STDIN goes
-            // with the last piece.
-            Body::Spooled(spool) => spool.peek(piece).map(|next| {
-                let n = next.len();
-                if n > 0 {
-                    self.body_in_spool = true;
-                    if !self.client.idempotent() {
+            // been acted on: it counts as sent unless the method is
+            // idempotent. Read a piece at a time into the thread's buffer,
+            // it costs no memory of its own however many requests wait
+            // with a received body.
+            Body::Spooled(spool) => match spool.read(buf) {
+                Ok(n) => {
+                    if n > 0 && !self.client.idempotent() {
                         self.body_read = true;
                     }
+                    (n, spool.unread() == 0)
                 }
-                (n, spool.unread() == n as u64)
-            }),
-        }
-        .map_err(|e| {
-            self.log(
-                Level::Info,
-                e.raw_os_error().unwrap_or(0),
-                "FastCGI: client stopped connection before send body completed",
-            );
-            self.note(Cause::ClientGone);
-            Stop::Failed(400)
-        })?;
+                Err(e) => {
+                    let msg = "FastCGI: reading the received request body failed";
+                    self.log(Level::Error, e.raw_os_error().unwrap_or(0), msg);
+                    self.note(Cause::GatewayError);
+                    return Err(Stop::Failed(500));
+                }
+            },
+        };
         // The record's header ends `out`, its content stays in `buf`, and
         // its padding (and the end of STDIN) follow in `tail`.
         let enc = RequestEncoder::new(self.request_id);
