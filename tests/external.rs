@@ -4,10 +4,11 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use common::backends::CAddr;
-use common::fault::{big_body, BIG_LEN};
+use common::fault::{big_body, FaultSite, BIG_LEN};
 use common::sha256::{fnv1a64_hex, pattern, sha256_hex};
 use common::util::{free_port, write_file};
 use common::{json, Apache, Body, CApp, FaultServer, FlupApp, Request, Response, TestDir};
@@ -799,4 +800,98 @@ fn flush_option_streams_each_chunk() {
     let _ = c.read_to_end(&mut rest);
     got.extend_from_slice(&rest);
     assert!(String::from_utf8_lossy(&got).contains("second"));
+}
+
+/// A site whose fault backend is `/plain` (as FaultSite maps it) and
+/// `/kept` (`-keep-conn always`, `-idle-timeout 30`): a read that waited
+/// for its low-water mark and then timed out would show as 30 s.
+fn announced_site(name: &str) -> FaultSite {
+    FaultSite::start(
+        name,
+        &["plain"],
+        |t| {
+            format!(
+                "FastCgiExternalServer {} -socket {} -keep-conn always -idle-timeout 30\n",
+                t.htdocs().join("kept").display(),
+                t.sock("fault.sock").display()
+            )
+        },
+        "info",
+    )
+}
+
+/// A body the application announces (Content-Length) is read a buffer at
+/// a time while that much is still owed; it arrives whole, from records of
+/// 8 KiB (libfcgi's) or of 1,000 bytes, on new and on kept connections.
+#[test]
+fn an_announced_body_arrives_whole() {
+    let s = announced_site("announced");
+    for path in ["/plain/announced?len=3000000", "/kept/announced?len=3000000&piece=1000", "/kept/announced?len=65537"]
+    {
+        for _ in 0..2 {
+            let r = s.apache.request(Request::get(path).timeout(Duration::from_secs(30)));
+            assert_eq!(r.status, 200, "{path}");
+            assert!(r.complete, "{path}: {:?} after {} bytes", r.framing, r.body.len());
+            let len: usize = path.split("len=").nth(1).and_then(|v| v.split('&').next()?.parse().ok()).unwrap();
+            assert_eq!(r.body.len(), len, "{path}");
+            assert_eq!(sha256_hex(&r.body), sha256_hex(&big_body()[..len]), "{path}");
+        }
+    }
+    assert!(s.fault.requests().iter().any(|r| r.keep_conn), "no request asked to keep its connection");
+    s.apache.assert_alive();
+}
+
+/// An application that sends less than it announced, on a kept
+/// connection: the read that waited for more takes what came after a
+/// short wait, so the response ends (truncated, as the application left
+/// it) within a second, not after `-idle-timeout` (30 s); the connection
+/// goes back to the pool reading as a fresh one, and the next small
+/// answer on it comes at once.
+#[test]
+fn a_body_shorter_than_announced_ends_at_once() {
+    let s = announced_site("announced_short");
+    let began = std::time::Instant::now();
+    let r = s.apache.request(Request::get("/kept/announced?len=1000000&send=300000").timeout(Duration::from_secs(60)));
+    let took = began.elapsed();
+    assert_eq!(r.status, 200);
+    assert!(!r.complete, "a response 700,000 bytes short looked complete: {:?}", r.framing);
+    assert_eq!(r.body.len(), 300_000);
+    assert!(took < Duration::from_secs(3), "the short response took {took:?}");
+    for _ in 0..5 {
+        let began = std::time::Instant::now();
+        let r = s.apache.get("/kept/ok");
+        assert_eq!((r.status, r.text().as_str()), (200, "fault-backend ok\n"));
+        assert!(began.elapsed() < Duration::from_secs(2), "a small answer after it took {:?}", began.elapsed());
+    }
+    assert!(s.fault.connections() < s.fault.requests().len(), "no connection was reused");
+    s.apache.assert_alive();
+}
+
+/// A slow application that announced its length: each piece reaches the
+/// client within the low-water wait (0.1 s) of its arrival, not once a
+/// buffer's worth (64 KiB, here 2 s later) has come.
+#[test]
+fn an_announced_body_that_comes_slowly_is_not_held_back() {
+    let s = announced_site("announced_slow");
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", s.apache.port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let began = std::time::Instant::now();
+    c.write_all(b"GET /kept/announced?len=400000&piece=20000&ms=500 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    // The head and the first piece, then the second piece (sent 0.5 s in).
+    let second = loop {
+        let n = c.read(&mut buf).unwrap();
+        assert!(n > 0, "closed after {} bytes", got.len());
+        got.extend_from_slice(&buf[..n]);
+        let body = got.windows(4).position(|w| w == b"\r\n\r\n").map_or(0, |at| got.len() - at - 4);
+        if body > 20_000 {
+            break began.elapsed();
+        }
+    };
+    assert!(second < Duration::from_millis(1400), "the second piece reached the client after {second:?}");
+    c.read_to_end(&mut got).unwrap();
+    let at = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(sha256_hex(&got[at..]), sha256_hex(&big_body()[..400_000]));
 }

@@ -119,9 +119,16 @@ impl ApacheRequest {
     }
 }
 
-/// A decimal number of ASCII digits, None when it overflows.
+/// A decimal number of ASCII digits; None when empty, when another byte
+/// is in it, or when it overflows.
 fn parse_decimal(digits: &[u8]) -> Option<u64> {
-    digits.iter().try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        let d = if d.is_ascii_digit() { d - b'0' } else { return None };
+        n.checked_mul(10)?.checked_add(u64::from(d))
+    })
 }
 
 /// Apache's own TZ, read once: httpd does not change its process
@@ -382,6 +389,18 @@ impl Client for ApacheRequest {
         HeaderVerdict::Body
     }
 
+    fn announced_length(&self) -> Option<u64> {
+        // SAFETY: r is live.
+        let r = unsafe { &*self.r };
+        match r.status {
+            204 | 205 => None,
+            // SAFETY: headers_out is the live request's table; the key is a C literal.
+            200..=299 => unsafe { c_bytes(ffi::apr_table_get(r.headers_out, c"Content-Length".as_ptr())) }
+                .and_then(parse_decimal),
+            _ => None,
+        }
+    }
+
     fn set_content_type(&mut self, content_type: &str) {
         let ct = self.pool_cstr(content_type.as_bytes());
         // SAFETY: r is live; ct lives in its pool.
@@ -401,7 +420,7 @@ impl Client for ApacheRequest {
         let given = unsafe { c_bytes(ffi::apr_table_get((*self.r).headers_out, c"Content-Length".as_ptr())) };
         // The application's own header, when right, is left as it is: the
         // usual case costs a look-up, not a number written out.
-        if given.is_some_and(|v| !v.is_empty() && v.iter().all(u8::is_ascii_digit) && parse_decimal(v) == Some(len)) {
+        if given.and_then(parse_decimal) == Some(len) {
             return;
         }
         let Ok(len) = ffi::apr_off_t::try_from(len) else { return };

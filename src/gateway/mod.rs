@@ -106,6 +106,9 @@ pub trait Client {
     /// For `-nph`: the output is a whole HTTP response; bypass httpd's
     /// protocol filters.
     fn start_nph(&mut self);
+    /// The length of the body the application's headers announced (a
+    /// Content-Length httpd's scanner took), when the status has a body.
+    fn announced_length(&self) -> Option<u64>;
     /// Sets the response's Content-Length to `len` (the whole body, known
     /// before the head goes out), as httpd's content-length filter does
     /// when it sees a whole response; unchanged when it says so already.

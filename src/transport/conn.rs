@@ -22,6 +22,9 @@ pub struct Conn {
     /// The receive timeout set on the socket for [`Conn::read_within`]
     /// (zero: none set, the kernel's default).
     read_timeout: Cell<Duration>,
+    /// The receive low-water mark set on the socket (1: the kernel's
+    /// default); see [`Conn::set_low_water`].
+    low_water: Cell<usize>,
 }
 
 /// What [`Conn::wait`] found.
@@ -52,17 +55,9 @@ pub fn connect(endpoint: &Endpoint, timeout: Option<Duration>) -> io::Result<Con
                 let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
                 match connect_raw(family, &storage as *const _ as *const libc::sockaddr, len, timeout) {
                     Ok(conn) => {
-                        let one: libc::c_int = 1;
-                        // SAFETY: valid fd, option value points to a live c_int of the given size.
-                        unsafe {
-                            libc::setsockopt(
-                                conn.fd.as_raw_fd(),
-                                libc::IPPROTO_TCP,
-                                libc::TCP_NODELAY,
-                                &one as *const _ as *const libc::c_void,
-                                mem::size_of::<libc::c_int>() as libc::socklen_t,
-                            );
-                        }
+                        // Records go out as written; a failure only costs latency.
+                        let _ =
+                            set_option(conn.fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, &(1 as libc::c_int));
                         return Ok(conn);
                     }
                     Err(e) => last = e,
@@ -148,26 +143,32 @@ fn connect_raw(
             _ => return Err(err),
         }
     }
-    Ok(Conn { fd, read_timeout: Cell::new(Duration::ZERO) })
+    Ok(Conn { fd, read_timeout: Cell::new(Duration::ZERO), low_water: Cell::new(1) })
 }
 
-/// Sets SO_SNDTIMEO or SO_RCVTIMEO (`which`) of socket `fd` to `t`.
-fn set_timeout(fd: RawFd, which: libc::c_int, t: Duration) -> io::Result<()> {
-    let tv = libc::timeval { tv_sec: t.as_secs() as libc::time_t, tv_usec: t.subsec_micros() as libc::suseconds_t };
-    // SAFETY: valid fd; the option value points to a live timeval of the given size.
+/// Sets option `name` at `level` of socket `fd` to `value` (a plain C
+/// value: an int, a timeval).
+fn set_option<T: Copy>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
+    // SAFETY: valid fd; the option value points to a live T of the given size.
     let rc = unsafe {
         libc::setsockopt(
             fd,
-            libc::SOL_SOCKET,
-            which,
-            &tv as *const _ as *const libc::c_void,
-            mem::size_of::<libc::timeval>() as libc::socklen_t,
+            level,
+            name,
+            (value as *const T).cast::<libc::c_void>(),
+            mem::size_of::<T>() as libc::socklen_t,
         )
     };
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Sets SO_SNDTIMEO or SO_RCVTIMEO (`which`) of socket `fd` to `t`.
+fn set_timeout(fd: RawFd, which: libc::c_int, t: Duration) -> io::Result<()> {
+    let tv = libc::timeval { tv_sec: t.as_secs() as libc::time_t, tv_usec: t.subsec_micros() as libc::suseconds_t };
+    set_option(fd, libc::SOL_SOCKET, which, &tv)
 }
 
 impl Conn {
@@ -194,6 +195,7 @@ impl Conn {
 
     /// The descriptor, given up, with the receive timeout set on it (for
     /// [`Conn::from_raw`]): a pool keeps an idle connection as one word.
+    /// Its low-water mark must be the default (1) by then.
     pub fn into_raw(self) -> (RawFd, Duration) {
         (self.fd.into_raw_fd(), self.read_timeout.get())
     }
@@ -205,7 +207,26 @@ impl Conn {
     /// by it alone: the connection closes it when dropped.
     pub unsafe fn from_raw(fd: RawFd, read_timeout: Duration) -> Conn {
         // SAFETY: the caller owns fd, an open socket (see above).
-        Conn { fd: unsafe { OwnedFd::from_raw_fd(fd) }, read_timeout: Cell::new(read_timeout) }
+        Conn { fd: unsafe { OwnedFd::from_raw_fd(fd) }, read_timeout: Cell::new(read_timeout), low_water: Cell::new(1) }
+    }
+
+    /// Makes a read wait until `bytes` have arrived (SO_RCVLOWAT), or its
+    /// timeout has passed, when it returns what came: for a caller that
+    /// knows that many are on their way. A large response then comes in
+    /// reads that fill the buffer, not one read (and one write to the
+    /// client, and one wake-up of the client) per record the application
+    /// wrote: libfcgi writes 8 KiB at a time, and under load a reader that
+    /// keeps up takes each as it comes. Set on the socket only when it
+    /// changes; 1 is the kernel's default, which a connection must have
+    /// again before it is pooled ([`Conn::into_raw`] does not keep it).
+    pub fn set_low_water(&self, bytes: usize) -> io::Result<()> {
+        let bytes = bytes.clamp(1, libc::c_int::MAX as usize);
+        if self.low_water.get() == bytes {
+            return Ok(());
+        }
+        set_option(self.fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVLOWAT, &(bytes as libc::c_int))?;
+        self.low_water.set(bytes);
+        Ok(())
     }
 
     /// Reads what arrives within `timeout`, waiting in the read itself
@@ -213,8 +234,9 @@ impl Conn {
     /// two, when nothing but the application's answer is awaited. The
     /// timeout goes to the socket only when it differs from the one set
     /// last (a kept connection keeps its idle timeout from request to
-    /// request). `WouldBlock` when nothing came in time, `Ok(0)` at end of
-    /// stream; under a millisecond it does not wait.
+    /// request). `WouldBlock` when nothing came in time (below a low-water
+    /// mark, [`Conn::set_low_water`], what came by then), `Ok(0)` at end
+    /// of stream; under a millisecond it does not wait.
     pub fn read_within(&self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
         if timeout < Duration::from_millis(1) {
             return self.read(buf);

@@ -70,6 +70,11 @@ impl Slot {
     /// `conn` as a word, or the connection back when its descriptor does
     /// not fit.
     fn pack(conn: Conn, now: u64) -> Result<u64, Conn> {
+        // The next request's reads must not wait for this one's low-water
+        // mark (a word does not keep it).
+        if conn.set_low_water(1).is_err() {
+            return Err(conn);
+        }
         let (fd, timeout) = conn.into_raw();
         if !(0..Self::FD_LIMIT).contains(&fd) {
             // SAFETY: fd came from into_raw just above and is ours alone.
@@ -346,6 +351,26 @@ mod tests {
         }
         assert_eq!(evict(&ep), MAX_IDLE);
         assert!(checkout_counted(&ep, 0).0.is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A connection pooled after a read waited for a low-water mark reads
+    /// as a fresh one: the next request's small answer comes at once, not
+    /// when the read's timeout ends.
+    #[test]
+    fn a_pooled_connection_forgets_its_low_water_mark() {
+        use std::io::Write;
+        let (dir, listener, ep) = crate::transport::test_socket("pool-lowat");
+        let conn = crate::transport::connect(&ep, None).unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        conn.set_low_water(65536).unwrap();
+        assert_eq!(checkin(&ep, conn), (true, 0));
+        let conn = checkout_counted(&ep, 0).0.expect("the pooled connection");
+        peer.write_all(b"0123456789").unwrap();
+        let began = std::time::Instant::now();
+        let mut buf = [0u8; 65536];
+        assert_eq!(conn.read_within(&mut buf, Duration::from_secs(5)).unwrap(), 10);
+        assert!(began.elapsed() < Duration::from_secs(2), "the read waited {:?}", began.elapsed());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

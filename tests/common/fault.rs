@@ -631,6 +631,33 @@ fn respond(rec: &Recorded, id: u16, late: &mut Option<Vec<u8>>, stream: &mut Uni
             }
             finish(&mut out);
         }
+        // A body announced with `Content-Length: len`, of which `send`
+        // bytes (of `big_body`) come, in records of `piece` bytes, each
+        // its own write, `ms` apart; the connection kept if asked.
+        "/announced" => {
+            let arg = |key: &str, default: usize| {
+                query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(default)
+            };
+            let (len, piece, ms) = (arg("len", 1 << 20), arg("piece", 8192).clamp(1, 65535), arg("ms", 0));
+            let sent = arg("send", len).min(BIG_LEN);
+            enc.stdout(
+                &mut out,
+                format!("Content-Type: application/octet-stream\r\nContent-Length: {len}\r\n\r\n").as_bytes(),
+            );
+            for chunk in big_body()[..sent].chunks(piece) {
+                enc.stdout(&mut out, chunk);
+                if !send(stream, &out) {
+                    return Next::Close;
+                }
+                out.clear();
+                std::thread::sleep(Duration::from_millis(ms as u64));
+            }
+            finish(&mut out);
+        }
         "/late" => {
             enc.stdout(&mut out, format!("Content-Type: text/plain\r\n\r\ntoken={query}\n").as_bytes());
             finish(&mut out);

@@ -38,6 +38,13 @@ pub(super) fn next_request_id() -> u16 {
     (NEXT.fetch_add(1, Relaxed) % u32::from(u16::MAX)) as u16 + 1
 }
 
+/// The longest a read waits for its low-water mark
+/// ([`Exchange::low_water`]) before it takes what came: an application
+/// that sends less than the Content-Length it announced, and keeps its
+/// connection, has its response with the client this late, not after
+/// `-idle-timeout`; one that streams slowly, each piece within it.
+const LOW_WATER_PATIENCE: Duration = Duration::from_millis(100);
+
 /// A response that held this much gives its memory back when it ends.
 const GIVE_BACK_AFTER: u64 = 256 * 1024;
 
@@ -190,6 +197,11 @@ pub(super) struct Exchange<'c> {
     held_in_file: u64,
     /// The backlog reached `hold_max` (logged once).
     paced: bool,
+    /// Response body bytes the application sent so far, and the length it
+    /// announced (Content-Length), asked once a read is about to wait for
+    /// more of a body (so never for a response that comes in one read).
+    body_seen: u64,
+    announced: Option<Option<u64>>,
     stderr: Vec<u8>,
 }
 
@@ -239,6 +251,8 @@ impl<'c> Exchange<'c> {
             held: 0,
             held_in_file: 0,
             paced: false,
+            body_seen: 0,
+            announced: None,
             stderr: Vec::new(),
         }
     }
@@ -380,6 +394,8 @@ impl<'c> Exchange<'c> {
         let mut last_io: Option<Instant> = None;
         // What a read that waited brought (`Conn::read_within`).
         let mut read_now = None;
+        // The last read filled the buffer.
+        let mut full = false;
         loop {
             if self.backlog.as_ref().is_some_and(|b| b.unread() >= self.hold_max) {
                 self.pace(held)?;
@@ -415,8 +431,12 @@ impl<'c> Exchange<'c> {
             }
             if !may_read {
                 // About to wait: the application paused, so what it sent
-                // so far goes to the client now.
-                self.flush()?;
+                // so far goes to the client now. Not after a full buffer
+                // whose next one the read waits for: the application did
+                // not pause, and httpd writes a buffer's worth at once.
+                if !(full && self.low_water(input.len()) > 1) {
+                    self.flush()?;
+                }
                 let want_write = self.out_pos < self.out_len() && !self.write_closed;
                 let now = Instant::now();
                 let left = match last_io {
@@ -442,7 +462,15 @@ impl<'c> Exchange<'c> {
                 // Output waiting for a slow client goes on as it takes it.
                 let watch = self.backlog.as_ref().is_some_and(|b| b.unread() > 0 || self.client.holding());
                 let other = if watch { self.client.socket() } else { None };
-                let ready = if want_write || other.is_some() {
+                let polled = want_write || other.is_some();
+                // A read that waits itself may wait for a full buffer; a
+                // poll would not see what came below the mark (TCP).
+                let low = if polled { 1 } else { self.low_water(input.len()) };
+                conn.set_low_water(low).map_err(|e| self.comm_failed("setsockopt() failed", &e))?;
+                if low > 1 {
+                    slice = slice.min(LOW_WATER_PATIENCE);
+                }
+                let ready = if polled {
                     conn.wait_with(want_write, other, slice, now).map_err(|e| self.comm_failed("poll() failed", &e))?
                 } else {
                     // Only the answer is awaited: the read itself waits.
@@ -463,6 +491,11 @@ impl<'c> Exchange<'c> {
                     }
                     if starve_at.is_some_and(|at| Instant::now() >= at) {
                         self.check_starving();
+                        continue;
+                    }
+                    if low > 1 && last_io.is_some_and(|t| t.elapsed() < idle) {
+                        // The application paused: flushed before the next wait.
+                        full = false;
                         continue;
                     }
                     if let Some(d) = self.dynamic.filter(|_| last_io.is_some_and(|t| t.elapsed() < idle)) {
@@ -515,7 +548,10 @@ impl<'c> Exchange<'c> {
                         });
                     }
                     self.answered = true;
-                    may_read = n == input.len();
+                    // A full buffer: more is likely waiting, unless the
+                    // next read waits for a full buffer anyway.
+                    full = n == input.len();
+                    may_read = full && self.low_water(input.len()) == 1;
                     n
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -645,6 +681,22 @@ impl<'c> Exchange<'c> {
         );
         self.note(Cause::ProtocolError);
         Stop::Failed(502)
+    }
+
+    /// How many bytes the next read from the application waits for: a
+    /// buffer's worth while the body it announced still owes at least
+    /// that much (fewer, fuller reads, each one write to the client), else
+    /// whatever has come. Not under `-flush`, which sends each piece on at
+    /// once.
+    fn low_water(&mut self, buffer: usize) -> usize {
+        if !matches!(self.phase, Phase::Body) || self.server.options.flush {
+            return 1;
+        }
+        let announced = *self.announced.get_or_insert_with(|| self.client.announced_length());
+        match announced {
+            Some(len) if len.saturating_sub(self.body_seen) >= buffer as u64 => buffer,
+            _ => 1,
+        }
     }
 
     fn comm_failed(&self, what: &str, e: &io::Error) -> Stop {

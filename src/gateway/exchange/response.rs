@@ -170,7 +170,10 @@ impl Exchange<'_> {
                 output.extend_from_slice(data);
                 Ok(())
             }
-            Phase::Body => self.deliver(data),
+            Phase::Body => {
+                self.body_seen += data.len() as u64;
+                self.deliver(data)
+            }
             Phase::Discard(_) => Ok(()),
             Phase::Nph => {
                 if !self.sent {
@@ -196,6 +199,7 @@ impl Exchange<'_> {
                 let applied = match self.client.apply_headers(head) {
                     HeaderVerdict::Body => {
                         self.phase = Phase::Body;
+                        self.body_seen = rest.len() as u64;
                         // `rest` lives in the block, not in the read buffer:
                         // the block is kept until the pass at the end of
                         // this read hands it on (moving the Vec leaves its
