@@ -549,9 +549,10 @@ impl<'c> Exchange<'c> {
                     }
                     self.answered = true;
                     // A full buffer: more is likely waiting, unless the
-                    // next read waits for a full buffer anyway.
+                    // next read waits for a full buffer anyway (once the
+                    // request is written: until then the wait is a poll).
                     full = n == input.len();
-                    may_read = full && self.low_water(input.len()) == 1;
+                    may_read = full && (!self.stdin_done || self.low_water(input.len()) == 1);
                     n
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
