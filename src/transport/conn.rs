@@ -195,9 +195,14 @@ impl Conn {
 
     /// The descriptor, given up, with the receive timeout set on it (for
     /// [`Conn::from_raw`]): a pool keeps an idle connection as one word.
-    /// Its low-water mark must be the default (1) by then.
-    pub fn into_raw(self) -> (RawFd, Duration) {
-        (self.fd.into_raw_fd(), self.read_timeout.get())
+    /// Its low-water mark goes back to the kernel's default first, since a
+    /// raw descriptor does not carry it: the next request's reads must not
+    /// wait for this one's. The connection back if that fails.
+    pub fn into_raw(self) -> Result<(RawFd, Duration), Conn> {
+        if self.set_low_water(1).is_err() {
+            return Err(self);
+        }
+        Ok((self.fd.into_raw_fd(), self.read_timeout.get()))
     }
 
     /// The connection [`Conn::into_raw`] gave up.
@@ -217,8 +222,7 @@ impl Conn {
     /// client, and one wake-up of the client) per record the application
     /// wrote: libfcgi writes 8 KiB at a time, and under load a reader that
     /// keeps up takes each as it comes. Set on the socket only when it
-    /// changes; 1 is the kernel's default, which a connection must have
-    /// again before it is pooled ([`Conn::into_raw`] does not keep it).
+    /// changes; 1 is the kernel's default.
     pub fn set_low_water(&self, bytes: usize) -> io::Result<()> {
         let bytes = bytes.clamp(1, libc::c_int::MAX as usize);
         if self.low_water.get() == bytes {

@@ -67,15 +67,10 @@ struct Slot;
 impl Slot {
     const FD_LIMIT: i32 = (1 << 20) - 1;
 
-    /// `conn` as a word, or the connection back when its descriptor does
-    /// not fit.
+    /// `conn` as a word, or the connection back when it cannot be one
+    /// (its descriptor does not fit, or [`Conn::into_raw`] refused).
     fn pack(conn: Conn, now: u64) -> Result<u64, Conn> {
-        // The next request's reads must not wait for this one's low-water
-        // mark (a word does not keep it).
-        if conn.set_low_water(1).is_err() {
-            return Err(conn);
-        }
-        let (fd, timeout) = conn.into_raw();
+        let (fd, timeout) = conn.into_raw()?;
         if !(0..Self::FD_LIMIT).contains(&fd) {
             // SAFETY: fd came from into_raw just above and is ours alone.
             return Err(unsafe { Conn::from_raw(fd, timeout) });
@@ -392,7 +387,7 @@ mod tests {
                     let (mut taken, mut closed) = (0, 0);
                     for _ in 0..2_000 {
                         let Some(conn) = checkout_counted(&ep, 0).0 else { continue };
-                        let (fd, timeout) = conn.into_raw();
+                        let (fd, timeout) = conn.into_raw().expect("a connection to pool");
                         assert!(out.lock().unwrap().insert(fd), "descriptor {fd} taken twice");
                         taken += 1;
                         std::thread::yield_now();

@@ -394,8 +394,10 @@ impl<'c> Exchange<'c> {
         let mut last_io: Option<Instant> = None;
         // What a read that waited brought (`Conn::read_within`).
         let mut read_now = None;
-        // The last read filled the buffer.
-        let mut full = false;
+        // The last read filled the buffer and the next one waits for the
+        // next full buffer of an announced body: the application did not
+        // pause, so no flush before that wait.
+        let mut batching = false;
         loop {
             if self.backlog.as_ref().is_some_and(|b| b.unread() >= self.hold_max) {
                 self.pace(held)?;
@@ -431,10 +433,9 @@ impl<'c> Exchange<'c> {
             }
             if !may_read {
                 // About to wait: the application paused, so what it sent
-                // so far goes to the client now. Not after a full buffer
-                // whose next one the read waits for: the application did
-                // not pause, and httpd writes a buffer's worth at once.
-                if !(full && self.low_water(input.len()) > 1) {
+                // so far goes to the client now (when batching, httpd
+                // wrote the buffer's worth it was given at once).
+                if !batching {
                     self.flush()?;
                 }
                 let want_write = self.out_pos < self.out_len() && !self.write_closed;
@@ -495,7 +496,7 @@ impl<'c> Exchange<'c> {
                     }
                     if low > 1 && last_io.is_some_and(|t| t.elapsed() < idle) {
                         // The application paused: flushed before the next wait.
-                        full = false;
+                        batching = false;
                         continue;
                     }
                     if let Some(d) = self.dynamic.filter(|_| last_io.is_some_and(|t| t.elapsed() < idle)) {
@@ -551,12 +552,14 @@ impl<'c> Exchange<'c> {
                     // A full buffer: more is likely waiting, unless the
                     // next read waits for a full buffer anyway (once the
                     // request is written: until then the wait is a poll).
-                    full = n == input.len();
-                    may_read = full && (!self.stdin_done || self.low_water(input.len()) == 1);
+                    let full = n == input.len();
+                    batching = full && self.stdin_done && self.low_water(input.len()) > 1;
+                    may_read = full && !batching;
                     n
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     may_read = false;
+                    batching = false;
                     continue;
                 }
                 Err(_) if self.replayable() => return Err(Stop::Stale),
