@@ -25,7 +25,7 @@ const PORT: u16 = 9000;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+    util::one_at_a_time(&SERIAL)
 }
 
 fn server(t: &TestDir, name: &str, hosts: &[String], opts: &str) -> String {

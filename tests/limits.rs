@@ -21,6 +21,16 @@ use common::{procs, util, Apache, Mpm, TestDir};
 /// The hanging application's cap in these tests.
 const CAP: u64 = 6;
 
+/// The two floods run one at a time: each alone keeps both cores busy.
+static ONE_FLOOD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A flood client's pause after each answer. Unpaced, the two floods made
+/// some 28,000 connections a second; each closed one keeps its port in
+/// TIME_WAIT, so the loopback's 28,000 ephemeral ports ran out and every
+/// connect (the probes' too) waited on the kernel's port search. Paced,
+/// the clients still outnumber the workers two to one and more.
+const FLOOD_PACE: Duration = Duration::from_millis(10);
+
 /// A number in the status page's JSON: the first `"key":N` after `after`
 /// (the application's path) and after `"limit":`.
 fn limit_field(json: &str, app: &str, key: &str) -> Option<u64> {
@@ -128,6 +138,7 @@ fn flood(port: u16, clients: usize, hang_ms: u64, stop: Arc<AtomicBool>) -> Vec<
                         Ok(r) => res.other.push(r.status),
                         Err(_) => res.other.push(0),
                     }
+                    std::thread::sleep(FLOOD_PACE);
                 }
                 res
             })
@@ -138,6 +149,7 @@ fn flood(port: u16, clients: usize, hang_ms: u64, stop: Arc<AtomicBool>) -> Vec<
 /// The scenario of the issue: a flood of requests to an application whose
 /// requests all hang, many more clients than Apache has workers.
 fn flood_leaves_the_rest_up(mpm: Mpm, mpm_conf: &str, clients: usize) {
+    let _turn = util::one_at_a_time(&ONE_FLOOD);
     let site = Site::start(&format!("limits-flood-{mpm:?}"), mpm, mpm_conf, &format!("-max-in-flight {CAP}"));
     let port = site.apache.port;
     assert_eq!(Request::get("/other/sleep?ms=1").send(port).map(|r| r.status).unwrap_or(0), 200);

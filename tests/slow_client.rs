@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::backends::compile_fcgi_app;
 use common::http::Request;
-use common::{Apache, Mpm, TestDir};
+use common::{util, Apache, Mpm, TestDir};
 
 const MIB: u64 = 1 << 20;
 
@@ -28,7 +28,7 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// An Apache with one instance of the libfcgi app at `/echo.fcgi`; holds
 /// [`ONE_AT_A_TIME`] while it lives.
 fn site(name: &str, mpm: Mpm, server_opts: &str, extra: &str) -> (std::sync::MutexGuard<'static, ()>, Apache, TestDir) {
-    let turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let turn = util::one_at_a_time(&ONE_AT_A_TIME);
     let t = TestDir::new(name);
     let app = t.htdocs().join("echo.fcgi");
     compile_fcgi_app("echo.c", &app);
