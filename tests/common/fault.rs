@@ -25,6 +25,7 @@
 //! | `/stream-forever`      | 16 KiB of body every 5 ms until the server closes the connection |
 //! | `/nph`                 | a whole HTTP response (status line included), for `-nph` |
 //! | `/big?rec=N`           | [`big_body`] (10 MB) in STDOUT records of N bytes (default 1000) |
+//! | `/announced?len=L&send=S&piece=P&ms=M` | `Content-Length: L` (default 1 MiB), then the first S bytes (default L) of [`big_body`] in records of P bytes (default 8192), each its own write, M ms apart |
 //! | `/hdr?CASE`            | the header block [`header_case`] gives for CASE, then `hdr body\n` |
 //! | `/stderr-long?N`       | one stderr line of N bytes (`0123456789` repeated), then a normal response |
 //! | `/late?TOKEN`          | `token=TOKEN`, then (a buggy app) a second whole response `token=LATE-TOKEN` for the same request id, written on the kept connection just before the answer to the next request on it |
@@ -479,6 +480,15 @@ pub fn header_case(case: &str) -> Option<Vec<u8>> {
     })
 }
 
+/// The number after `key=` in a route's query (`a=1&b=2`), or `default`.
+fn query_arg(query: &str, key: &str, default: usize) -> usize {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn respond(rec: &Recorded, id: u16, late: &mut Option<Vec<u8>>, stream: &mut UnixStream, shared: &Shared) -> Next {
     let enc = ResponseEncoder::new(id);
     let path = rec.param("PATH_INFO").unwrap_or_default();
@@ -552,7 +562,7 @@ fn respond(rec: &Recorded, id: u16, late: &mut Option<Vec<u8>>, stream: &mut Uni
             return Next::Close;
         }
         "/sleep" => {
-            let ms = query.strip_prefix("ms=").and_then(|n| n.parse().ok()).unwrap_or(200);
+            let ms = query_arg(&query, "ms", 200) as u64;
             std::thread::sleep(Duration::from_millis(ms));
             enc.stdout(&mut out, b"Content-Type: text/plain\r\n\r\nslept\n");
             finish(&mut out);
@@ -613,12 +623,7 @@ fn respond(rec: &Recorded, id: u16, late: &mut Option<Vec<u8>>, stream: &mut Uni
             return Next::Close;
         }
         "/big" => {
-            let rec_len: usize = query
-                .split('&')
-                .find_map(|kv| kv.strip_prefix("rec="))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(1000)
-                .clamp(1, 65535);
+            let rec_len = query_arg(&query, "rec", 1000).clamp(1, 65535);
             enc.stdout(&mut out, b"Content-Type: application/octet-stream\r\n\r\n");
             for piece in big_body().chunks(rec_len) {
                 enc.stdout(&mut out, piece);
@@ -635,13 +640,7 @@ fn respond(rec: &Recorded, id: u16, late: &mut Option<Vec<u8>>, stream: &mut Uni
         // bytes (of `big_body`) come, in records of `piece` bytes, each
         // its own write, `ms` apart; the connection kept if asked.
         "/announced" => {
-            let arg = |key: &str, default: usize| {
-                query
-                    .split('&')
-                    .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(default)
-            };
+            let arg = |key: &str, default: usize| query_arg(&query, key, default);
             let (len, piece, ms) = (arg("len", 1 << 20), arg("piece", 8192).clamp(1, 65535), arg("ms", 0));
             let sent = arg("send", len).min(BIG_LEN);
             enc.stdout(
